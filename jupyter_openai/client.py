@@ -1,0 +1,280 @@
+"""The HTTP client: models, completions and chat over ``requests``, with retries and streaming.
+
+Knows nothing of IPython. One :class:`OpenAIClient` keeps one connection pool. Behaviour
+follows the official SDK where users rely on it: 2 retries on 408/409/429/5xx, connection
+errors and timeouts, exponential backoff with jitter, ``retry-after-ms`` / ``Retry-After``
+/ ``x-should-retry`` honoured; a stream is never retried once bytes were read.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import requests
+
+from . import __version__
+from .config import Settings
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    ConfigurationError,
+    RateLimitError,
+    status_error,
+)
+from .params import CHAT, COMPLETIONS, check_params
+from .results import CHAT_KIND, COMPLETIONS_KIND, Completion, Stream
+
+USER_AGENT = f"jupyter-openai/{__version__} python-requests/{requests.__version__}"
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+MAX_RETRY_AFTER = 60.0
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+ERROR_BODY_LIMIT = 64 * 1024
+
+Sleep = Callable[[float], None]
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asks us to wait, from ``retry-after-ms`` or ``Retry-After``."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return float(value) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        return email.utils.mktime_tz(parsed) - time.time()
+
+
+def backoff_delay(attempt: int, rng: Callable[[], float] = random.random) -> float:
+    """Delay before retry number ``attempt`` (0-based): min(0.5·2^n, 8) s times 0.75–1.0."""
+    return min(INITIAL_RETRY_DELAY * 2**attempt, MAX_RETRY_DELAY) * (1 - 0.25 * rng())
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost readable cause of a requests/urllib3 exception, in a few words."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    text = str(exc)
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        if current.args and isinstance(current.args[0], BaseException):
+            current = current.args[0]
+            continue
+        current = current.__cause__ or current.__context__
+    if "Read timed out" in text:
+        return "read timed out"
+    if "timed out" in text:
+        return "timed out"
+    if "Connection broken" in text or "IncompleteRead" in text or "InvalidChunkLength" in text:
+        return "connection dropped before the answer was complete"
+    return text.split(": ")[-1][:200]
+
+
+class OpenAIClient:
+    """A small client for OpenAI-compatible APIs.
+
+    ``OpenAIClient()`` reads ``OPENAI_API_KEY``, ``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID`` and
+    ``OPENAI_BASE_URL``; keyword arguments (``api_key=``, ``base_url=``, ``read_timeout=`` …)
+    or a :class:`~jupyter_openai.config.Settings` take precedence.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        session: requests.Session | None = None,
+        sleep: Sleep = time.sleep,
+        **overrides: Any,
+    ) -> None:
+        self.settings = Settings.from_env(**overrides) if settings is None else settings.with_overrides(**overrides)
+        self._session = session or requests.Session()
+        self._sleep = sleep
+        self._skip_stream_options = False
+
+    def __repr__(self) -> str:
+        return f"OpenAIClient({self.settings!r})"
+
+    # -- endpoints -----------------------------------------------------------------
+    def list_models(self) -> list[dict[str, Any]]:
+        """The models the server offers (the ``data`` list of ``GET /models``)."""
+        body = self._request_json("GET", "/models")
+        data = body.get("data") if isinstance(body, dict) else body
+        return list(data or [])
+
+    def retrieve_model(self, model: str) -> dict[str, Any]:
+        """One model's description (``GET /models/{id}``)."""
+        if not model:
+            raise ConfigurationError("model id must not be empty")
+        return self._request_json("GET", f"/models/{requests.utils.quote(model, safe='')}")
+
+    def completion(self, model: str, prompt: str | Sequence[str], *, stream: bool = False,
+                   extra_body: Mapping[str, Any] | None = None, **params: Any) -> Completion | Stream:
+        """``POST /completions``; a :class:`Stream` when ``stream=True``."""
+        if prompt is None or prompt == "" or prompt == []:
+            raise ConfigurationError("prompt must not be empty")
+        body = {"model": self._model(model), "prompt": prompt, **check_params(COMPLETIONS, params)}
+        return self._create("/completions", COMPLETIONS_KIND, body, stream, extra_body)
+
+    def chat(self, model: str, messages: Sequence[Mapping[str, Any]], *, stream: bool = False,
+             extra_body: Mapping[str, Any] | None = None, **params: Any) -> Completion | Stream:
+        """``POST /chat/completions``; a :class:`Stream` when ``stream=True``."""
+        if not messages:
+            raise ConfigurationError("messages must hold at least one message")
+        for message in messages:
+            if not isinstance(message, Mapping) or "role" not in message:
+                raise ConfigurationError(f"each message needs a role, got {message!r}")
+        body = {"model": self._model(model), "messages": list(messages), **check_params(CHAT, params)}
+        return self._create("/chat/completions", CHAT_KIND, body, stream, extra_body)
+
+    # -- plumbing ------------------------------------------------------------------
+    @staticmethod
+    def _model(model: str) -> str:
+        if not isinstance(model, str) or not model.strip():
+            raise ConfigurationError("model must be a non-empty string")
+        return model.strip()
+
+    def _create(self, path: str, kind: str, body: dict[str, Any], stream: bool,
+                extra_body: Mapping[str, Any] | None) -> Completion | Stream:
+        if extra_body:
+            body.update(extra_body)
+        if not stream:
+            started = time.monotonic()
+            response = self._send("POST", path, body, stream=False)
+            return Completion(self._json(response), kind, response.headers.get("x-request-id"), time.monotonic() - started)
+        body["stream"] = True
+        asked_usage = "stream_options" not in body and not self._skip_stream_options
+        if asked_usage:
+            body["stream_options"] = {"include_usage": True}
+        started = time.monotonic()
+        try:
+            response = self._send("POST", path, body, stream=True)
+        except APIStatusError as exc:
+            if not (asked_usage and exc.status in (400, 422) and self._mentions_stream_options(exc)):
+                raise
+            self._skip_stream_options = True
+            body.pop("stream_options")
+            response = self._send("POST", path, body, stream=True)
+        return Stream(response, kind, started=started, secrets=self._secrets, on_read_error=self._read_error)
+
+    @staticmethod
+    def _mentions_stream_options(exc: APIStatusError) -> bool:
+        return exc.param == "stream_options" or "stream_options" in exc.message
+
+    @property
+    def _secrets(self) -> tuple[str, ...]:
+        return (self.settings.api_key,) if self.settings.api_key else ()
+
+    def _request_json(self, method: str, path: str) -> Any:
+        return self._json(self._send(method, path, None, stream=False))
+
+    def _json(self, response: requests.Response) -> Any:
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            snippet = response.content[:120].decode("utf-8", "replace")
+            raise APIConnectionError(f"the server's answer is not JSON: {snippet!r}", url=response.url) from None
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool) -> requests.Response:
+        """Send with retries; return a response with status < 400 or raise."""
+        settings = self.settings
+        settings.require_key()
+        url = settings.base_url + path
+        headers = settings.headers(USER_AGENT)
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body).encode()
+        if stream:
+            headers["Accept"] = "text/event-stream"
+        timeout = (settings.connect_timeout, settings.read_timeout)
+        attempt = 0
+        while True:
+            try:
+                response = self._session.request(method, url, data=data, headers=headers, timeout=timeout, stream=stream)
+            except requests.exceptions.RequestException as exc:
+                error = self._transport_error(exc, url)
+                if attempt < settings.max_retries:
+                    self._sleep(backoff_delay(attempt))
+                    attempt += 1
+                    continue
+                raise error from None
+            if response.status_code < 400:
+                return response
+            error = self._status_error(response, streamed=stream)
+            delay = self._retry_delay(response, error, attempt)
+            if delay is None:
+                raise error
+            self._sleep(delay)
+            attempt += 1
+
+    def _status_error(self, response: requests.Response, *, streamed: bool) -> APIStatusError:
+        try:
+            body = response.raw.read(ERROR_BODY_LIMIT, decode_content=True) if streamed else response.content
+        except Exception:  # noqa: BLE001 - a broken error body still gives a status error
+            body = b""
+        finally:
+            response.close()
+        return status_error(
+            response.status_code,
+            body or b"",
+            content_type=response.headers.get("content-type", ""),
+            request_id=response.headers.get("x-request-id"),
+            retry_after=_retry_after(response.headers),
+            secrets=self._secrets,
+        )
+
+    def _retry_delay(self, response: requests.Response, error: APIStatusError, attempt: int) -> float | None:
+        """How long to wait before retrying, or None to give up now."""
+        should = response.headers.get("x-should-retry", "").lower()
+        retryable = should == "true" or (should != "false" and (error.status in RETRYABLE_STATUSES or error.status >= 500))
+        if not retryable or attempt >= self.settings.max_retries:
+            return None
+        wait = error.retry_after
+        if wait is not None and wait > MAX_RETRY_AFTER:
+            if isinstance(error, RateLimitError) or error.status == 429:
+                error.message += f" (the server asks to wait {wait:.0f} s before retrying)"
+            else:
+                error.message += f" (retry after {wait:.0f} s)"
+            return None
+        return wait if wait is not None and wait >= 0 else backoff_delay(attempt)
+
+    def _transport_error(self, exc: requests.exceptions.RequestException, url: str) -> APIConnectionError:
+        host = requests.utils.urlparse(url).netloc
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return APITimeoutError(f"Timed out connecting to {host} after {self.settings.connect_timeout:g} s", url=url)
+        if isinstance(exc, requests.exceptions.Timeout):
+            return APITimeoutError(f"No answer from {host} within {self.settings.read_timeout:g} s", url=url)
+        return APIConnectionError(f"Could not connect to {host}: {_reason(exc)}", url=url)
+
+    def _read_error(self, exc: BaseException) -> APIConnectionError:
+        reason = _reason(exc)
+        if "timed out" in reason:
+            return APITimeoutError(f"The stream stalled: no data for {self.settings.read_timeout:g} s")
+        return APIConnectionError(f"The stream was cut off: {reason}")
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._session.close()
+
+    def __enter__(self) -> OpenAIClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
