@@ -1,0 +1,149 @@
+"""The session log: one flat record per call, thread-safe, ready for ``pandas.DataFrame(log)``.
+
+A record is a flat dict whose columns are :data:`COLUMNS` (scalars only; the parameters
+sent and the texts of extra choices are JSON strings). Token counts are ``None`` when the
+server sent none, never a made-up 0. The key is never part of a record. With ``path``
+set, each record is also appended to a JSONL file as soon as it is made, so a crash loses
+at most the call in flight.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from typing import Any, overload
+
+COLUMNS: tuple[str, ...] = (
+    "id",
+    "timestamp",
+    "source",
+    "execution_count",
+    "model",
+    "endpoint",
+    "host",
+    "prompt",
+    "system",
+    "completion",
+    "completions",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "latency",
+    "time_to_first_token",
+    "status",
+    "error",
+    "request_id",
+    "params",
+)
+STATUSES = ("ok", "error", "interrupted", "truncated")
+
+
+def utc_now() -> str:
+    """The current UTC time in ISO 8601 with milliseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SessionLog(Sequence):
+    """A list-like, thread-safe log of calls. ``pandas.DataFrame(log)`` takes it as is."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self._records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self.path = path
+
+    @property
+    def path(self) -> str | None:
+        """The JSONL file each new record is appended to (None: memory only)."""
+        return self._path
+
+    @path.setter
+    def path(self, value: str | os.PathLike[str] | None) -> None:
+        self._path = os.fspath(os.path.expanduser(value)) if value else None
+
+    def append(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Add a record (missing columns become None); return the stored copy."""
+        unknown = set(record) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown log column(s): {', '.join(sorted(unknown))}")
+        with self._lock:
+            row = {column: record.get(column) for column in COLUMNS}
+            row["id"] = row["id"] or next(self._ids)
+            row["timestamp"] = row["timestamp"] or utc_now()
+            self._records.append(row)
+            if self._path:
+                with open(self._path, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return row
+
+    # -- list-like -----------------------------------------------------------------
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        with self._lock:
+            return self._records[index]
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            snapshot = list(self._records)
+        return iter(snapshot)
+
+    def tail(self, count: int = 10) -> list[dict[str, Any]]:
+        """The last ``count`` records, oldest first."""
+        with self._lock:
+            return list(self._records[-count:]) if count > 0 else []
+
+    def clear(self) -> None:
+        """Forget every record kept in memory (the JSONL file, if any, is left as is)."""
+        with self._lock:
+            self._records.clear()
+
+    def __repr__(self) -> str:
+        return f"<SessionLog: {len(self)} call(s){', file ' + self._path if self._path else ''}>"
+
+    # -- export --------------------------------------------------------------------
+    def to_dataframe(self) -> Any:
+        """A pandas DataFrame with one row per call (needs pandas)."""
+        import pandas as pd
+
+        records = list(self)
+        return pd.DataFrame({column: [r[column] for r in records] for column in COLUMNS}, columns=list(COLUMNS))
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The records as one JSON array; written to ``path`` when given."""
+        return _write(path, json.dumps(list(self), ensure_ascii=False, indent=1))
+
+    def to_jsonl(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The records as JSON Lines; written to ``path`` when given."""
+        return _write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self))
+
+    def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The records as CSV with a header row; written to ``path`` when given."""
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self)
+        return _write(path, buffer.getvalue())
+
+
+def _write(path: str | os.PathLike[str] | None, text: str) -> str:
+    if path is not None:
+        with open(os.path.expanduser(path), "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    return text
+
+
+#: The log shared by the magic and the form within one kernel.
+session_log = SessionLog()

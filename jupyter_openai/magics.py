@@ -1,0 +1,310 @@
+"""The IPython magics: ``%%complete``, ``%complete``, ``%complete_log`` and ``%complete_models``.
+
+They parse options, delegate to :mod:`jupyter_openai.call` and display. Settings are
+traits of :class:`CompleteMagics` (``%config CompleteMagics``, ``ipython_config.py``),
+re-read on every call. The HTTP stack is imported on first use, not at load time.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, CaselessStrEnum, Float, Int, TraitType, Unicode
+
+from .config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_READ_TIMEOUT, SecretStr, Settings
+from .errors import ConfigurationError
+from .log import session_log
+
+ENDPOINT_CHOICES = ("auto", "chat", "completions")
+FORMATS = ("text", "markdown")
+LOG_COLUMNS = ("id", "timestamp", "source", "model", "status", "prompt_tokens", "completion_tokens", "latency", "prompt", "completion")
+
+
+class Secret(TraitType):
+    """A string trait whose value prints masked (``%config`` output included)."""
+
+    default_value = None
+    allow_none = True
+    info_text = "a secret string"
+
+    def validate(self, obj: Any, value: Any) -> SecretStr | None:
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            return value if isinstance(value, SecretStr) else SecretStr(value)
+        self.error(obj, value)
+
+
+def _unescape(text: str) -> str:
+    """Turn ``\\n`` and ``\\t`` typed on the magic line into the characters."""
+    return re.sub(r"\\([nt\\])", lambda m: {"n": "\n", "t": "\t", "\\": "\\"}[m.group(1)], text)
+
+
+def interpolate(prompt: str, namespace: Mapping[str, Any]) -> str:
+    """Fill ``{name}`` from the namespace; ``{{`` and ``}}`` stay literal braces."""
+
+    class Strict(dict):
+        def __missing__(self, key: str) -> Any:
+            if key in namespace:
+                return namespace[key]
+            raise UsageError(f"--interpolate: name {key!r} is not defined (write {{{{ and }}}} for literal braces)")
+
+    try:
+        return string.Formatter().vformat(prompt, (), Strict())
+    except UsageError:
+        raise
+    except (IndexError, ValueError, AttributeError, KeyError) as exc:
+        raise UsageError(f"--interpolate: cannot fill the prompt: {exc}") from None
+
+
+_TOKEN = re.compile(r"""(?:"(?:\\.|[^"\\])*"|'[^']*'|\S)+""")
+
+
+@magics_class
+class CompleteMagics(Magics):
+    """Send prompts to an OpenAI-compatible server and stream the answers into the cell."""
+
+    api_key = Secret(help="API key. Prefer the OPENAI_API_KEY environment variable; never paste it into a notebook.").tag(config=True)
+    organization = Unicode(None, allow_none=True, help="Organization id (OpenAI-Organization header); else $OPENAI_ORG_ID.").tag(config=True)
+    project = Unicode(None, allow_none=True, help="Project id (OpenAI-Project header); else $OPENAI_PROJECT_ID.").tag(config=True)
+    base_url = Unicode(None, allow_none=True, help="Server URL ending in /v1; else $OPENAI_BASE_URL, else OpenAI.").tag(config=True)
+    model = Unicode("gpt-4o-mini", help="Default model.").tag(config=True)
+    endpoint = CaselessStrEnum(ENDPOINT_CHOICES, default_value="auto",
+                               help="chat, completions, or auto: completions for instruct/legacy models, chat otherwise.").tag(config=True)
+    system = Unicode(None, allow_none=True, help="Default system message (chat).").tag(config=True)
+    temperature = Float(None, allow_none=True, help="Default temperature, 0 to 2 (None: the server's).").tag(config=True)
+    top_p = Float(None, allow_none=True, help="Default top_p, 0 to 1 (None: the server's).").tag(config=True)
+    max_tokens = Int(256, allow_none=True, help="Default largest number of tokens to generate.").tag(config=True)
+    stream = Bool(True, help="Stream answers into the cell as they arrive.").tag(config=True)
+    timeout = Float(DEFAULT_READ_TIMEOUT, help="Read timeout in seconds: longest wait for the next byte.").tag(config=True)
+    connect_timeout = Float(DEFAULT_CONNECT_TIMEOUT, help="Connect timeout in seconds.").tag(config=True)
+    max_retries = Int(DEFAULT_MAX_RETRIES, help="Retries on 408/409/429/5xx and connection errors.").tag(config=True)
+    output_format = CaselessStrEnum(FORMATS, default_value="text", help="text, or markdown (rendered at the end).").tag(config=True)
+    interpolate = Bool(False, help="Fill {name} in prompts from the notebook's variables ({{ }} escape).").tag(config=True)
+    log_file = Unicode(None, allow_none=True, help="Append every call to this JSONL file as it happens.").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self._client: Any = None
+        self._client_settings: Settings | None = None
+
+    # -- settings and client -------------------------------------------------------
+    def settings(self) -> Settings:
+        """Settings from traits over the environment (traits win)."""
+        try:
+            return Settings.from_env(
+                api_key=self.api_key, organization=self.organization, project=self.project, base_url=self.base_url,
+                read_timeout=self.timeout, connect_timeout=self.connect_timeout, max_retries=self.max_retries,
+            )
+        except ConfigurationError as exc:
+            raise UsageError(str(exc)) from None
+
+    def client(self) -> Any:
+        """The client for the current settings (kept while they do not change)."""
+        from .client import OpenAIClient
+
+        settings = self.settings()
+        if self._client is None or self._client_settings != settings:
+            if self._client is not None:
+                self._client.close()
+            self._client, self._client_settings = OpenAIClient(settings), settings
+        return self._client
+
+    # -- %%complete ----------------------------------------------------------------
+    @magic_arguments()
+    @argument("-m", "--model", help="Model id (default: the model trait).")
+    @argument("-e", "--endpoint", choices=ENDPOINT_CHOICES, help="chat, completions or auto.")
+    @argument("-s", "--system", help="System message (chat).")
+    @argument("-t", "--temperature", type=float, help="Sampling temperature, 0 to 2.")
+    @argument("--max-tokens", type=int, help="Largest number of tokens to generate (>= 1).")
+    @argument("--top-p", type=float, help="Nucleus sampling mass, 0 to 1.")
+    @argument("-n", type=int, help="Number of choices to generate (>= 1).")
+    @argument("--stop", action="append", help=r"Stop sequence; repeat for up to 4. \n means newline.")
+    @argument("--echo", action="store_true", default=None, help="Completions: include the prompt in the answer.")
+    @argument("--suffix", help="Completions: text that follows the insertion.")
+    @argument("--presence-penalty", type=float, help="Presence penalty, -2 to 2.")
+    @argument("--frequency-penalty", type=float, help="Frequency penalty, -2 to 2.")
+    @argument("--seed", type=int, help="Seed for repeatable sampling.")
+    @argument("--logprobs", type=int, help="Log probabilities of the top N tokens (completions 0-5; chat: top_logprobs).")
+    @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
+    @argument("-o", "--out", help="Store the answer text in this variable.")
+    @argument("-f", "--format", choices=FORMATS, help="text, or markdown (rendered at the end).")
+    @argument("-q", "--quiet", action="store_true", help="Show nothing but errors (use with --out).")
+    @argument("-i", "--interpolate", action="store_true", default=None, help="Fill {name} from notebook variables.")
+    @argument("prompt", nargs="*", help="Line form only: the prompt.")
+    @line_cell_magic
+    def complete(self, line: str, cell: str | None = None) -> None:
+        """Send the cell (or the rest of the line) as a prompt and stream the answer.
+
+        Examples::
+
+            %%complete --model gpt-4o-mini -t 0.2 --max-tokens 100
+            Write a haiku about notebooks.
+
+            %complete -m gpt-3.5-turbo-instruct Say hello
+        """
+        options, rest = self._split_line(line)
+        args = parse_argstring(self.complete, options)
+        if cell is None:
+            prompt = rest
+        elif rest:
+            raise UsageError(f"unexpected text on the %%complete line: {rest!r} (options start with -; the prompt goes in the cell)")
+        else:
+            prompt = cell
+        self._run(args, prompt)
+
+    def _split_line(self, line: str) -> tuple[str, str]:
+        """Split ``-opt value … prompt words`` into the options and the verbatim rest."""
+        parser = self.complete.parser
+        end, expect_value = 0, False
+        for match in _TOKEN.finditer(line):
+            token = match.group(0)
+            if expect_value:
+                expect_value, end = False, match.end()
+                continue
+            if not token.startswith("-") or token == "-":
+                break
+            action = parser._option_string_actions.get(token.split("=", 1)[0])
+            if action is None:
+                raise UsageError(f"unknown option {token!r}; see %%complete?")
+            expect_value = action.nargs != 0 and "=" not in token
+            end = match.end()
+        return line[:end], line[end:].strip()
+
+    def _request(self, args: Any, prompt: str) -> Any:
+        from .call import CallRequest, choose_endpoint
+
+        if not prompt.strip():
+            raise UsageError("the prompt is empty: write it in the cell below %%complete")
+        if args.interpolate or (args.interpolate is None and self.interpolate):
+            prompt = interpolate(prompt, self.shell.user_ns)
+        model = args.model or self.model
+        endpoint = args.endpoint or self.endpoint
+        try:
+            endpoint = choose_endpoint(model, endpoint)
+        except ConfigurationError as exc:
+            raise UsageError(str(exc)) from None
+        if args.max_tokens is not None and args.max_tokens < 1:
+            raise UsageError(f"--max-tokens must be at least 1, got {args.max_tokens}")
+        params: dict[str, Any] = {
+            "temperature": args.temperature if args.temperature is not None else self.temperature,
+            "top_p": args.top_p if args.top_p is not None else self.top_p,
+            "max_tokens": args.max_tokens if args.max_tokens is not None else self.max_tokens,
+            "n": args.n,
+            "stop": [_unescape(s) for s in args.stop] if args.stop else None,
+            "presence_penalty": args.presence_penalty,
+            "frequency_penalty": args.frequency_penalty,
+            "seed": args.seed,
+        }
+        if endpoint == "completions":
+            params.update(echo=args.echo, suffix=args.suffix, logprobs=args.logprobs)
+        elif args.echo or args.suffix is not None:
+            raise UsageError("--echo and --suffix work with the completions endpoint only (add -e completions)")
+        elif args.logprobs is not None:
+            params.update(logprobs=True, top_logprobs=args.logprobs)
+        system = args.system if args.system is not None else self.system
+        if system and endpoint == "completions":
+            raise UsageError("--system works with the chat endpoint only")
+        request = CallRequest(prompt, model, endpoint, system, stream=self.stream and not args.no_stream, params=params)
+        self._validate(request, endpoint)
+        return request
+
+    @staticmethod
+    def _validate(request: Any, endpoint: str) -> None:
+        from .params import check_params
+
+        if request.params.get("n") is not None and request.params["n"] < 1:
+            raise UsageError(f"-n must be at least 1, got {request.params['n']}")
+        try:
+            check_params(endpoint, request.params)
+        except ConfigurationError as exc:
+            raise UsageError(str(exc)) from None
+
+    def _run(self, args: Any, prompt: str) -> None:
+        from .call import run_call
+        from .display import CellView, error_line, status_line
+
+        request = self._request(args, prompt)
+        client = self.client()
+        session_log.path = self.log_file
+        quiet = args.quiet
+        view = CellView(self.shell, n=request.params.get("n") or 1,
+                        markdown=(args.format or self.output_format) == "markdown")
+        try:
+            outcome = run_call(client, request, on_update=None if quiet else view.update, source="magic",
+                               execution_count=getattr(self.shell, "execution_count", None))
+        except ConfigurationError as exc:
+            raise UsageError(str(exc)) from None
+        if not quiet:
+            view.finish(outcome.texts)
+        if args.out:
+            self.shell.user_ns[args.out] = outcome.texts if len(outcome.texts) > 1 else outcome.text
+        if outcome.error is not None:
+            kept = f" (partial text kept: {len(outcome.text)} chars)" if outcome.text else ""
+            error_line(f"{outcome.error}{kept}")
+        elif outcome.status == "interrupted":
+            error_line(f"Interrupted: the request was stopped (partial text kept: {len(outcome.text)} chars)")
+        elif outcome.status == "truncated":
+            error_line("Warning: the server closed the stream without [DONE]; the answer may be incomplete")
+        if not quiet:
+            print(status_line(outcome.model, outcome.usage, outcome.latency, outcome.time_to_first_token,
+                              outcome.finish_reasons[0] if outcome.finish_reasons else None, outcome.status))
+
+    # -- %complete_log -------------------------------------------------------------
+    @magic_arguments()
+    @argument("-n", "--last", type=int, default=10, help="How many of the latest calls to show.")
+    @argument("--clear", action="store_true", help="Forget the calls logged so far.")
+    @argument("--save", metavar="PATH", help="Export the whole log to PATH (.json, .jsonl or .csv).")
+    @line_magic
+    def complete_log(self, line: str) -> Any:
+        """Show the latest calls of the session log as a table (``jupyter_openai.log`` for all)."""
+        from .display import Table
+
+        args = parse_argstring(self.complete_log, line)
+        if args.clear:
+            session_log.clear()
+            print("Session log cleared.")
+            return None
+        if args.save:
+            writers = {".json": session_log.to_json, ".jsonl": session_log.to_jsonl, ".csv": session_log.to_csv}
+            suffix = next((s for s in writers if args.save.lower().endswith(s)), None)
+            if suffix is None:
+                raise UsageError("--save needs a file name ending in .json, .jsonl or .csv")
+            writers[suffix](args.save)
+            print(f"Saved {len(session_log)} call(s) to {args.save}")
+            return None
+        return Table(session_log.tail(args.last), LOG_COLUMNS)
+
+    # -- %complete_models ----------------------------------------------------------
+    @magic_arguments()
+    @argument("model_id", nargs="?", help="Describe this model instead of listing all.")
+    @line_magic
+    def complete_models(self, line: str) -> Any:
+        """List the server's models, or describe one: ``%complete_models [ID]``."""
+        from datetime import datetime, timezone
+
+        from .display import Table, error_line
+        from .errors import OpenAIError
+
+        args = parse_argstring(self.complete_models, line)
+        try:
+            client = self.client()
+            models = [client.retrieve_model(args.model_id)] if args.model_id else client.list_models()
+        except ConfigurationError as exc:
+            raise UsageError(str(exc)) from None
+        except OpenAIError as exc:
+            error_line(str(exc))
+            return None
+        rows = []
+        for model in sorted(models, key=lambda m: str(m.get("id"))):
+            created = model.get("created")
+            when = datetime.fromtimestamp(created, timezone.utc).strftime("%Y-%m-%d") if isinstance(created, (int, float)) else None
+            rows.append({**model, "created": when})
+        columns = ["id", "owned_by", "created"] + sorted({k for m in rows for k in m} - {"id", "owned_by", "created", "object"})
+        return Table(rows, columns if args.model_id else ["id", "owned_by", "created"])
