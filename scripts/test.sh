@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs on a fresh Debian machine, then run it all.
+# Used verbatim by the README and by .ci/run. Re-running is cheap: each step skips what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+
+# A real browser for the widget test (Debian's chromium; Playwright uses it, downloads none).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing chromium (Debian package)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "== chromium not found and cannot be installed here: the browser test will be skipped"
+  fi
+fi
+
+# The package with its test extra, in a virtual environment of its own.
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  "$PY" -m venv .venv
+fi
+# The offline model's llama.cpp compiles once (4-8 min), portable flags; pip caches the wheel after that.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
+echo "== installing jupyter-openai[test,local]"
+.venv/bin/python -m pip install -q -e ".[test,local]"
+
+echo "== running the tests"
+.venv/bin/python -m pytest tests
+echo "== setup and tests took $(( $(date +%s) - start )) s"
