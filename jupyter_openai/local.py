@@ -129,11 +129,13 @@ class LocalServer:
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         request = urllib.request.Request(self.base_url + "/models", headers={"Authorization": "Bearer " + self.api_key})
+        # Straight to 127.0.0.1: an HTTP_PROXY without NO_PROXY would otherwise carry the probe to the proxy.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         while time.monotonic() < deadline:
             if self._process is None or self._process.poll() is not None:
                 raise LocalServerError(f"The local model server exited at start-up. Log tail:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(request, timeout=2) as answer:
+                with opener.open(request, timeout=2) as answer:
                     json.load(answer)
                     return
             except (urllib.error.URLError, OSError, ValueError):
