@@ -1,0 +1,263 @@
+"""The form in a real browser: JupyterLab in headless Chromium, driven by Python Playwright.
+
+A notebook written into the test's temporary folder points the extension at the project's
+test server (running in this process; the kernel reaches it by URL), shows
+``%complete_form`` and records, kernel side, when each output update was sent. The test
+types a prompt, sets the temperature through the slider's readout, submits, watches the
+text grow, then stops a slow stream. Screenshots go to the temporary folder; with
+``UPDATE_SCREENSHOT=1`` the finished form is also copied to ``docs/form.png`` (the README's
+picture). Every process started here is ended, whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from fakeserver import TEST_KEY, FakeOpenAIServer
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+PROMPT = "one two three four five six seven eight nine ten eleven twelve"
+ANSWER = "Echo: " + " ".join(PROMPT.split()[::-1])
+
+
+def _missing() -> str | None:
+    if not os.path.exists(CHROMIUM):
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    for module in ("playwright.sync_api", "jupyterlab", "jupyterlab_widgets", "nbformat"):
+        try:
+            __import__(module)
+        except ImportError:
+            return f"{module.split('.')[0]} is not installed"
+    return None
+
+
+if _missing():
+    pytest.skip(_missing(), allow_module_level=True)
+
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (kernels run in sessions of their own, so killpg misses them)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, stack = [], [pid]
+    while stack:
+        for child in parents.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def _write_notebook(path: Path, server_url: str, trace: Path) -> None:
+    import nbformat
+
+    cells = [
+        f"import os\nos.environ['OPENAI_BASE_URL'] = {server_url!r}\nos.environ['OPENAI_API_KEY'] = {TEST_KEY!r}",
+        "%load_ext jupyter_openai",
+        # Kernel side of the latency measurement: when the text reached the form (just before it
+        # goes into the Output widget), and how long it was.
+        "import json, time\n"
+        "form = %complete_form -m fake-chat\n"
+        f"_trace = open({str(trace)!r}, 'a', buffering=1)\n"
+        "_render = form._render\n"
+        "def _traced(texts):\n"
+        "    _trace.write(json.dumps({'t': time.time(), 'chars': sum(map(len, texts))}) + '\\n')\n"
+        "    _render(texts)\n"
+        "form._render = _traced\n"
+        "form",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(notebook, path)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    """A JupyterLab server on a free port with every Jupyter/IPython folder under tmp_path."""
+    root, token, port = tmp_path / "root", secrets.token_hex(16), _free_port()
+    settings = tmp_path / "config" / "lab" / "user-settings" / "@jupyterlab"
+    for plugin, values in (("docmanager-extension/plugin", {"autosave": False}),
+                           ("apputils-extension/notification", {"fetchNews": "false", "checkForUpdates": False})):
+        (settings / plugin).parent.mkdir(parents=True, exist_ok=True)
+        (settings / plugin).with_suffix(".jupyterlab-settings").write_text(json.dumps(values))
+    root.mkdir()
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_DATA_DIR": str(tmp_path / "data"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "IPYTHONDIR": str(tmp_path / "ipython"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    log = open(tmp_path / "jupyterlab.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--ServerApp.token={token}",
+         "--ip", "127.0.0.1", "--port", str(port), "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    children: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "jupyterlab.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "JupyterLab did not start in 60 s"
+            try:
+                if requests.get(f"{base}/api/status", params={"token": token}, timeout=1).ok:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        yield base, token, root
+    finally:
+        children.update(_descendants(proc.pid))  # the kernel, whose session differs from the server's
+        try:
+            requests.post(f"{base}/api/shutdown", params={"token": token}, timeout=5)
+            proc.wait(10)
+        except (requests.RequestException, subprocess.TimeoutExpired):
+            pass
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        log.close()
+
+
+def _output_length(page: Page) -> int:
+    return page.eval_on_selector(".jupyter-openai-form .jo-output", "el => el.textContent.length")
+
+
+def test_form_in_jupyterlab(fake: FakeOpenAIServer, lab: tuple[str, str, Path], tmp_path: Path) -> None:
+    base, token, root = lab
+    trace = tmp_path / "updates.jsonl"
+    _write_notebook(root / "form.ipynb", fake.url, trace)
+    started = time.monotonic()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1200})
+            page.goto(f"{base}/lab/tree/form.ipynb?token={token}")
+            page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-Cell').length >= 3 && "
+                                   "(document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",
+                                   timeout=60_000)
+            page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+            page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+            form = page.locator(".jupyter-openai-form")
+            expect(form).to_be_visible(timeout=60_000)
+            expect(form.locator(".jo-model select")).to_have_value("fake-chat")
+            page.screenshot(path=tmp_path / "1-opened.png", full_page=True)
+
+            # Type a prompt; set the temperature through the slider's readout.
+            form.locator(".jo-prompt textarea").fill(PROMPT)
+            readout = form.locator(".jo-temperature .widget-readout")
+            readout.click()
+            page.keyboard.press("Control+A")
+            page.keyboard.type("0.3")
+            page.keyboard.press("Enter")
+            expect(readout).to_have_text("0.30")
+            expect(form.locator(".jo-preview input")).to_have_value("%%complete -m fake-chat -t 0.3")
+
+            # Submit a slow stream and watch it grow, in the page and by sampling.
+            fake.add_fault(path="/chat", chunk_delay=0.15)
+            page.eval_on_selector(".jupyter-openai-form .jo-output", """el => {
+                window.__seen = [];
+                const note = () => window.__seen.push([Date.now(), el.textContent.length]);
+                new MutationObserver(note).observe(el, {subtree: true, childList: true, characterData: true});
+            }""")
+            form.locator("button.jo-submit").click()
+            expect(form.locator("button.jo-submit")).to_be_disabled()
+            samples: list[int] = []
+            deadline = time.monotonic() + 20
+            while "finish:" not in form.locator(".jo-status").inner_text() and time.monotonic() < deadline:
+                samples.append(_output_length(page))
+                time.sleep(0.05)
+            expect(form.locator(".jo-status")).to_contain_text("finish: stop")
+            expect(form.locator(".jo-output")).to_have_text(ANSWER)
+            intermediate = sorted({n for n in samples if 0 < n < len(ANSWER)})
+            assert len(intermediate) >= 3, f"the text did not grow in pieces: sampled lengths {sorted(set(samples))}"
+            assert fake.requests[-1].body["temperature"] == 0.3
+            expect(form.locator("button.jo-submit")).to_be_enabled()
+            form.screenshot(path=tmp_path / "2-finished-form.png")
+            page.screenshot(path=tmp_path / "2-finished-page.png", full_page=True)
+            if os.environ.get("UPDATE_SCREENSHOT") == "1":
+                (ROOT / "docs").mkdir(exist_ok=True)
+                shutil.copyfile(tmp_path / "2-finished-form.png", ROOT / "docs" / "form.png")
+            _report_latency(trace, page.evaluate("window.__seen"))
+
+            # Stop a slow stream: the partial text stays, the status says interrupted.
+            fake.add_fault(path="/chat", chunks=3000, chunk_delay=0.02)
+            form.locator("button.jo-submit").click()
+            page.wait_for_function("() => { const text = document.querySelector('.jupyter-openai-form .jo-output').textContent;"
+                                   " return text.startsWith('w0') && text.length > 40; }", timeout=10_000)
+            form.locator("button.jo-stop").click()
+            expect(form.locator(".jo-status")).to_contain_text("interrupted", timeout=5_000)
+            kept = _output_length(page)
+            time.sleep(0.5)
+            assert kept > 40 and _output_length(page) == kept, "the partial text must stay, and stop growing"
+            assert form.locator(".jo-output").inner_text().startswith("w0 w1 w2")
+            expect(form.locator("button.jo-submit")).to_be_enabled()
+            expect(form.locator("button.jo-stop")).to_be_disabled()
+            form.screenshot(path=tmp_path / "3-stopped-form.png")
+        except Exception:
+            page.screenshot(path=tmp_path / "failure.png", full_page=True)
+            raise
+        finally:
+            browser.close()
+    print(f"browser test: {time.monotonic() - started:.1f} s from page load; screenshots in {tmp_path}")
+
+
+def _report_latency(trace: Path, seen: list[list[float]]) -> None:
+    """Print how long text took from reaching the form in the kernel to being visible; no assertion."""
+    sent = [json.loads(line) for line in trace.read_text().splitlines() if line.strip()]
+    sent = [s for s in sent if s["chars"] > 0]
+    delays = []
+    for update in sent:
+        shown = next((t / 1000 for t, n in seen if n >= update["chars"]), None)
+        if shown is not None:
+            delays.append(shown - update["t"])
+    if not delays:
+        print("display latency: no matching updates seen")
+        return
+    print(f"display latency (text reaches the form in the kernel -> visible in the page), {len(delays)} updates: "
+          f"first {delays[0] * 1000:.1f} ms, median {statistics.median(delays) * 1000:.1f} ms, "
+          f"max {max(delays) * 1000:.1f} ms")

@@ -1,0 +1,384 @@
+"""The widget form without a browser: widgets work in plain pytest (no kernel), so the tests
+set values, click buttons, wait for the worker thread and read the widgets' state."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+
+import ipywidgets as W
+import pytest
+from conftest import CANARY_KEY
+from fakeserver import DEFAULT_MODELS, TEST_KEY, closed_port
+from fakeserver_payloads import numbered_pieces
+
+import jupyter_openai
+from jupyter_openai.client import OpenAIClient
+from jupyter_openai.log import SessionLog, session_log
+from jupyter_openai.widgets import CompletionForm
+
+#: What %%complete uses for unset options, fixed so no loaded extension changes the tests.
+DEFAULTS = {"model": "fake-chat", "endpoint": "auto", "system": None, "temperature": None, "top_p": None,
+            "max_tokens": 256, "stream": True}
+PROMPT = "one two three"
+ANSWER = "Echo: three two one"
+
+
+@pytest.fixture
+def log() -> SessionLog:
+    return SessionLog()
+
+
+@pytest.fixture
+def make_form(client: OpenAIClient, log: SessionLog) -> Callable[..., CompletionForm]:
+    forms: list[CompletionForm] = []
+
+    def make(**kwargs: object) -> CompletionForm:
+        kwargs = {"log": log, "defaults": DEFAULTS, "prompt": PROMPT, **kwargs}
+        form = CompletionForm(kwargs.pop("client", client), **kwargs)
+        forms.append(form)
+        return form
+
+    yield make
+    for form in forms:
+        form.close()
+
+
+def run(form: CompletionForm, timeout: float = 10) -> CompletionForm:
+    form._submit.click()
+    assert form.wait(timeout), "the call did not finish"
+    return form
+
+
+def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
+
+
+def all_widgets(root: W.Widget) -> list[W.Widget]:
+    """The form and every widget under it, with their layouts and styles."""
+    found, stack = [], [root]
+    while stack:
+        widget = stack.pop()
+        found.append(widget)
+        stack.extend(getattr(widget, "children", ()))
+        stack.extend(w for w in (getattr(widget, "layout", None), getattr(widget, "style", None)) if w is not None)
+    return found
+
+
+# ---------------------------------------------------------------- submit, output, status, log
+def test_submit_streams_into_output_writes_status_and_log(make_form, server, log):
+    form = make_form()
+    form._temperature.value = 0.3
+    run(form)
+    assert form.text == ANSWER and form.output_text == ANSWER
+    assert form._output.outputs == ({"output_type": "stream", "name": "stdout", "text": ANSWER},)
+    assert form.status_text.startswith("fake-chat · 3 in / 4 out tokens · ") and form.status_text.endswith("finish: stop")
+    assert form.error_text == "" and not form._submit.disabled and form._stop.disabled and not form.running
+    (record,) = list(log)
+    assert record["source"] == "form" and record["status"] == "ok" and record["completion"] == ANSWER
+    assert record["endpoint"] == "chat" and record["model"] == "fake-chat" and record["prompt"] == PROMPT
+    assert json.loads(record["params"]) == {"temperature": 0.3, "max_tokens": 256, "stream": True}
+    body = server.requests[-1].body
+    assert body["temperature"] == 0.3 and body["max_tokens"] == 256 and body["stream"] is True
+    assert form.outcome.status == "ok" and form.preview == "%%complete -t 0.3"
+
+
+def test_non_streamed_call_and_n_choices(make_form, server, log):
+    form = make_form(n=2)
+    form._stream.value = False
+    run(form)
+    assert "stream" not in server.requests[-1].body and server.requests[-1].body["n"] == 2
+    assert form.texts == [ANSWER, "Echo2: three two one"]
+    assert [o["text"] for o in form._output.outputs] == [f"[choice 0]\n{ANSWER}\n", "[choice 1]\nEcho2: three two one\n"]
+    assert form.preview == "%%complete -n 2 --no-stream"
+    assert json.loads(log[-1]["completions"]) == form.texts
+
+
+def test_completions_endpoint_with_system_disabled_and_echo(make_form, server, log):
+    form = make_form(model="fake-instruct", stop=["\n", "END"], seed=7)
+    assert form._endpoint.value == "completions" and form._system.disabled and not form._echo.disabled
+    form._echo.value = True
+    run(form)
+    body = server.requests[-1].body
+    assert server.requests[-1].path.endswith("/completions") and body["echo"] is True
+    assert body["stop"] == ["\n", "END"] and body["seed"] == 7 and body["prompt"] == PROMPT
+    assert form.text.startswith(PROMPT) and log[-1]["system"] is None
+    assert form.preview == r"%%complete -m fake-instruct --stop \n --stop END --echo --seed 7"
+
+
+# ---------------------------------------------------------------- the "as a magic" preview
+def test_preview_follows_every_change(make_form):
+    form = make_form()
+    seen: list[str] = []
+    form._preview.observe(lambda change: seen.append(change["new"]), names="value")
+    assert form.preview == "%%complete"
+    form._model.value = "fake-instruct"  # the endpoint follows the model (auto)...
+    assert form._endpoint.value == "completions" and form.preview == "%%complete -m fake-instruct"
+    form._endpoint.value = "chat"  # ...unless chosen
+    assert form.preview == "%%complete -m fake-instruct -e chat"
+    form._system.value = "Be brief."
+    form._temperature.value = 0.7
+    form._max_tokens.value = 64
+    form._top_p.value = 0.9
+    form._n.value = 3
+    form._stop_sequences.value = r"END, \n"
+    form._presence_penalty.value = 0.5
+    form._frequency_penalty.value = -1.0
+    form._seed.value = "42"
+    form._stream.value = False
+    assert form.preview == ('%%complete -m fake-instruct -e chat -s "Be brief." -t 0.7 --max-tokens 64 --top-p 0.9 -n 3 '
+                            r'--stop END --stop \n --presence-penalty 0.5 --frequency-penalty -1 --seed 42 --no-stream')
+    assert len(seen) >= 12  # one update per change
+    form._preview.value = "%%complete -m something-else"  # read-only: edits are undone
+    assert form.preview.startswith("%%complete -m fake-instruct -e chat")
+    form._temperature.value = 1.0  # back to the default: the option disappears
+    assert " -t " not in form.preview
+
+
+SETTINGS = {
+    "completions": {"_model": "fake-instruct", "_temperature": 0.25, "_max_tokens": 3, "_stop_sequences": "two",
+                    "_seed": "5", "_echo": True},
+    "chat": {"_system": 'Be "brief", it\'s fine.', "_top_p": 0.5, "_n": 2, "_stop_sequences": r"th ree, \n",
+             "_presence_penalty": 0.3, "_frequency_penalty": -0.2, "_stream": False},
+}
+
+
+@pytest.mark.parametrize("settings", list(SETTINGS))
+def test_preview_reproduces_the_request_through_the_magic(shell, server, settings):
+    magics = shell.magics_manager.registry["CompleteMagics"]
+    form = CompletionForm.from_magics(magics, prompt=PROMPT)
+    for name, value in SETTINGS[settings].items():
+        getattr(form, name).value = value
+    run(form)
+    shell.run_cell(form.preview + "\n" + PROMPT)
+    from_form, from_magic = session_log[-2], session_log[-1]
+    assert (from_form["source"], from_magic["source"]) == ("form", "magic")
+    for column in ("model", "endpoint", "system", "prompt", "params", "completion", "status"):
+        assert from_form[column] == from_magic[column], column
+    assert server.requests[-1].body == server.requests[-2].body
+    form._endpoint.value, form._system.value = "chat", 'say "hi"'
+    assert " -s 'say \"hi\"'" in form.preview
+    form.close()
+
+
+# ---------------------------------------------------------------- the model list
+def test_model_dropdown_lists_server_models_with_default_selected(make_form):
+    form = make_form()
+    assert isinstance(form._model, W.Dropdown) and form._model.value == "fake-chat"
+    assert set(DEFAULT_MODELS) <= set(form._model.options)
+    assert not any("Could not list" in getattr(w, "value", "") for w in all_widgets(form) if isinstance(w, W.Label))
+
+
+def test_model_falls_back_to_text_when_listing_fails(make_form, server, log):
+    server.add_fault(path="/models", status=500, times=3)  # the first try and both retries
+    form = make_form()
+    assert isinstance(form._model, W.Text) and form._model.value == "fake-chat"
+    notes = [w.value for w in all_widgets(form) if "jo-model-note" in getattr(w, "_dom_classes", ())]
+    assert len(notes) == 1 and "Could not list the server's models (500" in notes[0]
+    run(form)  # the server is fine again: the typed model works
+    assert form.text == ANSWER
+
+
+def test_closed_port_gives_text_field_and_one_red_line(make_form, log):
+    client = OpenAIClient(api_key=TEST_KEY, base_url=f"http://127.0.0.1:{closed_port()}/v1", max_retries=0)
+    form = make_form(client=client)
+    assert isinstance(form._model, W.Text)
+    run(form)
+    assert form.error_text.startswith("Could not connect to 127.0.0.1") and "\n" not in form.error_text
+    assert log[-1]["status"] == "error" and log[-1]["source"] == "form"
+
+
+# ---------------------------------------------------------------- Stop
+def test_stop_mid_stream_keeps_partial_text_and_closes_the_connection(make_form, server, log):
+    form = make_form()
+    run(form)
+    time.sleep(0.05)
+    baseline = len(server._connections)  # the model listing's idle keep-alive connection
+    server.add_fault(path="/chat", chunks=2000, chunk_delay=0.01)
+    form._submit.click()
+    assert form._submit.disabled and not form._stop.disabled and form.running
+    until(lambda: len(form.text) > 20)
+    assert len(server._connections) == baseline + 1
+    started = time.monotonic()
+    form._stop.click()
+    assert form.wait(2) and time.monotonic() - started < 0.5
+    assert "interrupted" in form.status_text and form.error_text == ""
+    assert 20 < len(form.text) < len(" w".join(numbered_pieces(2000))) and form.output_text == form.text
+    assert not form._submit.disabled and form._stop.disabled
+    record = log[-1]
+    assert record["status"] == "interrupted" and record["source"] == "form" and record["completion"] == form.text
+    until(lambda: len(server._connections) == baseline, timeout=2)  # the server saw the socket close
+    run(form)  # the form works again after Stop
+    assert form.text == ANSWER and log[-1]["status"] == "ok"
+
+
+def test_stop_ends_a_stalled_read_at_once(make_form, server, log):
+    form = make_form()
+    server.add_fault(path="/chat", stall_after=3, stall=10)
+    form._submit.click()
+    until(lambda: form.text.startswith("Echo:"))
+    time.sleep(0.2)  # the reader is now blocked in recv()
+    started = time.monotonic()
+    form._stop.click()
+    assert form.wait(2) and time.monotonic() - started < 0.5
+    assert form.text == "Echo: three" and "interrupted" in form.status_text
+    assert log[-1]["status"] == "interrupted" and log[-1]["completion"] == "Echo: three"
+
+
+def test_stop_before_the_server_answers_frees_the_form_and_logs_later(make_form, server, log):
+    form = make_form()
+    server.add_fault(path="/chat", delay=1.0)
+    form._submit.click()
+    time.sleep(0.1)
+    started = time.monotonic()
+    form._stop.click()
+    assert time.monotonic() - started < 0.6 and form.wait(0) and not form._submit.disabled
+    assert form.status_text.startswith("interrupted") and form.text == ""
+    until(lambda: len(log) == 1, timeout=3)  # the background request ends when the headers come
+    assert log[-1]["status"] == "interrupted" and log[-1]["source"] == "form"
+    run(form)
+    assert form.text == ANSWER
+
+
+# ---------------------------------------------------------------- concurrency and coalescing
+def test_two_forms_submitting_at_once_keep_their_own_text(make_form, server, log):
+    first = make_form(prompt="alpha beta gamma delta")
+    second = make_form(prompt="red green blue yellow")
+    server.add_fault(path="/chat", chunk_delay=0.03, times=2)
+    first._submit.click()
+    second._submit.click()
+    assert first.running and second.running
+    assert first.wait(5) and second.wait(5)
+    assert first.text == "Echo: delta gamma beta alpha" and first.output_text == first.text
+    assert second.text == "Echo: yellow blue green red" and second.output_text == second.text
+    assert sorted(r["completion"] for r in log) == sorted([first.text, second.text])
+    assert {r["source"] for r in log} == {"form"} and {r["status"] for r in log} == {"ok"}
+
+
+@pytest.mark.parametrize("spread", [0, 0.0002], ids=["burst", "one-event-per-write"])
+def test_fast_5000_chunk_stream_sends_a_bounded_number_of_output_updates(make_form, server, spread):
+    form = make_form()
+    updates: list[int] = []
+    form._output.observe(lambda change: updates.append(len(change["new"])), names="outputs")
+    server.add_fault(path="/chat", chunks=5000, chunk_delay=spread)
+    started = time.monotonic()
+    run(form)
+    elapsed = time.monotonic() - started
+    assert form.text == "".join(numbered_pieces(5000)) and form.output_text == form.text
+    assert len(updates) <= 25 * elapsed + 3, (len(updates), elapsed)
+    print(f"5000 chunks in {elapsed:.2f} s: {len(updates)} output updates")
+
+
+# ---------------------------------------------------------------- faults: one red line, logged
+FAULTS = {
+    "500 repeated": ({"status": 500, "times": 3}, "500 Server error", False),
+    "401": ({"status": 401}, "401 Authentication failed", False),
+    "dropped stream": ({"drop_after": 3}, "The stream was cut off", True),
+    "malformed chunk": ({"malformed_after": 3}, "malformed chunk", True),
+    "error chunk": ({"error_after": 3}, "the server sent an error mid-stream", True),
+    "HTML error page": ({"status": 502, "body_style": "html", "times": 3}, "502", False),
+}
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_faults_show_one_red_line_and_are_logged(make_form, server, log, name):
+    fault, message, partial = FAULTS[name]
+    form = make_form(prompt="one two three four five")
+    server.add_fault(path="/chat", **fault)
+    run(form)
+    assert message in form.error_text and "\n" not in form.error_text and "Traceback" not in form.error_text
+    assert form._error.style.text_color == "#c62828" and "error" in form.status_text
+    assert ("partial text kept" in form.error_text) == partial and bool(form.text) == partial
+    assert "Traceback" not in form.output_text
+    assert log[-1]["status"] == "error" and log[-1]["source"] == "form" and message in log[-1]["error"]
+    assert not form._submit.disabled
+
+
+def test_read_stall_times_out_with_partial_text(make_form, server, log):
+    client = OpenAIClient(api_key=TEST_KEY, base_url=server.url, read_timeout=0.3, max_retries=0)
+    form = make_form(client=client)
+    server.add_fault(path="/chat", stall_after=3, stall=2)
+    run(form)
+    assert form.text == "Echo: three" and form.error_text.startswith("The stream stalled")
+    assert log[-1]["status"] == "error"
+
+
+def test_stream_without_done_is_a_warning(make_form, server, log):
+    form = make_form()
+    server.add_fault(path="/chat", no_done=True)
+    run(form)
+    assert form.text == ANSWER and form.error_text.startswith("Warning") and log[-1]["status"] == "truncated"
+
+
+def test_bad_input_shows_an_error_without_calling(make_form, server, log):
+    form = make_form(prompt="  ")
+    run(form)
+    assert form.error_text.startswith("the prompt is empty") and len(log) == 0 and not server.requests[1:]
+    form._prompt.value = PROMPT
+    for field, value, message in ((form._seed, "abc", "seed must be a whole number"),
+                                  (form._stop_sequences, "a,b,c,d,e", "stop takes 1 to 4")):
+        field.value = value
+        run(form)
+        assert form.error_text.startswith(message) and len(log) == 0
+        field.value = ""
+
+
+# ---------------------------------------------------------------- secrets, magic, display
+def test_canary_key_in_no_widget_state_nor_output(canary_server, server, log):
+    forms = []
+    with OpenAIClient(api_key=CANARY_KEY, base_url=canary_server.url) as good, \
+            OpenAIClient(api_key=CANARY_KEY, base_url=server.url, max_retries=0) as rejected:
+        for client in (good, rejected):  # a working call, and a 401 (with a fallback model field)
+            form = CompletionForm(client, log=log, defaults=DEFAULTS, prompt=PROMPT)
+            run(form)
+            forms.append(form)
+    assert forms[0].text == ANSWER and forms[1].error_text.startswith("401")
+    for form in forms:
+        for widget in all_widgets(form):
+            assert CANARY_KEY not in json.dumps(widget.get_state(), default=str), widget
+        assert CANARY_KEY not in form.output_text + form.error_text + form.status_text + form.preview + repr(form)
+        form.close()
+    assert CANARY_KEY not in json.dumps(list(log))
+
+
+def test_complete_form_magic_returns_a_preset_form(shell, server):
+    form = shell.run_line_magic("complete_form", "-m fake-instruct")
+    assert isinstance(form, CompletionForm) and form._model.value == "fake-instruct"
+    assert form._endpoint.value == "completions" and form.preview == "%%complete -m fake-instruct"
+    form.close()
+    form = shell.run_line_magic("complete_form", "-t 0.5 --max-tokens 32 four five six")
+    assert form._prompt.value == "four five six" and form._model.value == "fake-chat"
+    assert form.preview == "%%complete -t 0.5 --max-tokens 32"
+    run(form)
+    assert form.text == "Echo: six five four"
+    assert session_log[-1]["source"] == "form" and json.loads(session_log[-1]["params"])["max_tokens"] == 32
+    form.close()
+
+
+def test_python_constructor_reads_the_environment_and_displays(monkeypatch, server):
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    assert jupyter_openai.CompletionForm is CompletionForm
+    form = jupyter_openai.CompletionForm(model="fake-chat", prompt=PROMPT, log=SessionLog())
+    bundle = form._repr_mimebundle_()
+    assert bundle["text/plain"] == "CompletionForm(model='fake-chat', endpoint='chat')"
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    run(form)
+    assert form.text == ANSWER
+    form.close()
+
+
+def test_submit_does_not_block_the_caller(make_form, server):
+    form = make_form()
+    server.add_fault(path="/chat", chunk_delay=0.1)
+    started = time.monotonic()
+    form._submit.click()
+    assert time.monotonic() - started < 0.5 and form.running
+    form._submit.click()  # ignored while running
+    assert threading.active_count() >= 2 and form.wait(5) and form.text == ANSWER
+    assert len([r for r in server.requests if r.path.endswith("/chat/completions")]) == 1
