@@ -76,33 +76,75 @@ class CallOutcome:
 
 
 class Coalescer:
-    """Calls ``render`` at most ``rate`` times a second while text grows, and once at the end."""
+    """Calls ``render`` at most ``rate`` times a second while text grows, and once at the end.
+
+    Text that arrives too soon after a render is not lost when the stream then pauses: a
+    timer renders it once the interval is over (``flush_stalled``). Renders never overlap.
+    """
 
     def __init__(self, render: Callable[[list[str]], None], rate: float = UPDATES_PER_SECOND,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, flush_stalled: bool = True) -> None:
         self._render = render
         self._interval = 1.0 / rate
         self._clock = clock
         self._last = -1e9
-        self._pending = False
+        self._pending: Callable[[], list[str]] | None = None
+        self._timer: threading.Timer | None = None
+        self._flush_stalled = flush_stalled
+        self._lock = threading.RLock()
+        self._finished = False
         self.count = 0
 
     def offer(self, texts_now: Callable[[], list[str]]) -> None:
-        """New text arrived: render now if the interval has passed, else remember it."""
+        """New text arrived: render now if the interval has passed, else render it later."""
         now = self._clock()
         if now - self._last >= self._interval:
-            self._last = now
-            self._pending = False
-            self.count += 1
-            self._render(texts_now())
-        else:
-            self._pending = True
+            with self._lock:  # the timer may have drawn meanwhile: check again
+                if now - self._last >= self._interval:
+                    self._last = now
+                    self._pending = None
+                    self._draw(texts_now())
+                    return
+        self._pending = texts_now
+        if self._flush_stalled and self._timer is None:
+            with self._lock:
+                if self._timer is None and not self._finished:
+                    self._schedule(self._interval - (self._clock() - self._last))
+
+    def _schedule(self, delay: float) -> None:
+        self._timer = threading.Timer(max(0.0, delay), self._flush)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._pending is None or self._finished:
+                return
+            wait = self._interval - (self._clock() - self._last)
+            if wait > 0:  # something was drawn meanwhile
+                self._schedule(wait)
+                return
+            pending, self._pending = self._pending, None
+            self._last = self._clock()
+            try:
+                self._draw(pending())
+            except Exception:  # noqa: BLE001 - the final render, on the caller's thread, reports it
+                pass
+
+    def _draw(self, texts: list[str]) -> None:
+        self.count += 1
+        self._render(texts)
 
     def finish(self, texts: list[str]) -> None:
         """Render the final text (always, so the last state equals the full answer)."""
-        self._pending = False
-        self.count += 1
-        self._render(texts)
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+        with self._lock:
+            self._finished = True
+            self._pending = None
+            self._draw(texts)
 
 
 def run_call(

@@ -33,22 +33,30 @@ class CellView:
         self._n = max(1, n)
         self._markdown = markdown
         self._shown: list[DisplayHandle] = []
+        self._blocks: list[str] = []
         self._printed = 0
 
     def update(self, texts: Sequence[str]) -> None:
-        """Show the texts received so far."""
+        """Show the texts received so far. Nothing is shown before the first text arrives
+        (an error before any text leaves no empty output), and unchanged blocks are not re-sent."""
         if not self._handles:
             self._print_progress(texts)
             return
+        if not self._shown and not any(texts):
+            return
         many = self._n > 1
         for index in range(self._n):
-            data = {"text/plain": _block(texts, index, many)}
+            block = _block(texts, index, many)
+            data = {"text/plain": block}
             if index < len(self._shown):
-                self._shown[index].update(data, raw=True)
+                if block != self._blocks[index]:
+                    self._shown[index].update(data, raw=True)
+                    self._blocks[index] = block
             else:
                 handle = DisplayHandle()
                 handle.display(data, raw=True)
                 self._shown.append(handle)
+                self._blocks.append(block)
 
     def finish(self, texts: Sequence[str]) -> None:
         """Show the final texts (rendered as Markdown when asked)."""
@@ -59,7 +67,7 @@ class CellView:
                     print(f"\n[choice {index}]\n{texts[index]}", end="")
             print(flush=True)
             return
-        if not self._markdown:
+        if not self._markdown or (not self._shown and not any(texts)):
             self.update(texts)
             return
         many = self._n > 1

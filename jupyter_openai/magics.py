@@ -7,17 +7,27 @@ re-read on every call. The HTTP stack is imported on first use, not at load time
 
 from __future__ import annotations
 
+import os
 import re
 import string
 from collections.abc import Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, CaselessStrEnum, Float, Int, TraitType, Unicode
 
-from .config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_READ_TIMEOUT, SecretStr, Settings
+from .config import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_READ_TIMEOUT,
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    MISSING_KEY_HELP,
+    SecretStr,
+    Settings,
+)
 from .errors import ConfigurationError
 from .log import session_log
 
@@ -63,7 +73,8 @@ def interpolate(prompt: str, namespace: Mapping[str, Any]) -> str:
         raise UsageError(f"--interpolate: cannot fill the prompt: {exc}") from None
 
 
-_TOKEN = re.compile(r"""(?:"(?:\\.|[^"\\])*"|'[^']*'|\S)+""")
+_TOKEN = re.compile(r"""(?:"[^"]*"|'[^']*'|\S)+""")
+_QUOTED = re.compile(r""""([^"]*)"|'([^']*)'""")
 
 
 @magics_class
@@ -96,14 +107,47 @@ class CompleteMagics(Magics):
 
     # -- settings and client -------------------------------------------------------
     def settings(self) -> Settings:
-        """Settings from traits over the environment (traits win)."""
+        """Settings from traits over the environment (traits win); the offline model when neither
+        a key nor a base URL is configured anywhere."""
         try:
-            return Settings.from_env(
+            settings = Settings.from_env(
                 api_key=self.api_key, organization=self.organization, project=self.project, base_url=self.base_url,
                 read_timeout=self.timeout, connect_timeout=self.connect_timeout, max_retries=self.max_retries,
             )
         except ConfigurationError as exc:
             raise UsageError(str(exc)) from None
+        if self.offline(settings):
+            return self._offline_settings(settings)
+        return settings
+
+    def offline(self, settings: Settings | None = None) -> bool:
+        """True when no key and no base URL are set: calls go to the bundled offline model."""
+        # Decided from the raw values, so a malformed OPENAI_BASE_URL still ends as settings()' UsageError.
+        has_key = settings.api_key is not None if settings is not None else bool(
+            self.api_key or os.environ.get(ENV_API_KEY, "").strip())
+        return not has_key and not self.base_url and not os.environ.get(ENV_BASE_URL, "").strip()
+
+    def _offline_settings(self, settings: Settings) -> Settings:
+        from . import local
+
+        if not local.is_available():
+            raise UsageError(f"{MISSING_KEY_HELP} Or, to work with no key and no internet, {local.INSTALL_HINT}.")
+        first_use = not local.shared_server(start=False).running
+        try:
+            server = local.shared_server()
+        except local.LocalServerError as exc:
+            raise UsageError(str(exc)) from None
+        if first_use:
+            print(f"Using the offline model {local.MODEL_LABEL}: no API key or base URL is set. "
+                  "For OpenAI, set OPENAI_API_KEY in the environment or ipython_config.py.")
+        return settings.with_overrides(base_url=server.base_url, api_key=server.api_key)
+
+    def default_model(self) -> str:
+        """The model trait, or the offline model's name when the trait is untouched and calls go offline."""
+        from .local import MODEL_ALIAS
+
+        untouched = self.model == type(self).model.default_value
+        return MODEL_ALIAS if untouched and self.offline() else self.model
 
     def client(self) -> Any:
         """The client for the current settings (kept while they do not change)."""
@@ -119,7 +163,7 @@ class CompleteMagics(Magics):
     # -- %%complete ----------------------------------------------------------------
     @magic_arguments()
     @argument("-m", "--model", help="Model id (default: the model trait).")
-    @argument("-e", "--endpoint", choices=ENDPOINT_CHOICES, help="chat, completions or auto.")
+    @argument("-e", "--endpoint", choices=ENDPOINT_CHOICES, help="auto (completions for instruct/legacy models, chat otherwise), chat or completions.")
     @argument("-s", "--system", help="System message (chat).")
     @argument("-t", "--temperature", type=float, help="Sampling temperature, 0 to 2.")
     @argument("--max-tokens", type=int, help="Largest number of tokens to generate (>= 1).")
@@ -138,6 +182,7 @@ class CompleteMagics(Magics):
     @argument("-q", "--quiet", action="store_true", help="Show nothing but errors (use with --out).")
     @argument("-i", "--interpolate", action="store_true", default=None, help="Fill {name} from notebook variables.")
     @argument("prompt", nargs="*", help="Line form only: the prompt.")
+    @no_var_expand  # {name} and $name in a prompt are text, not IPython expansions
     @line_cell_magic
     def complete(self, line: str, cell: str | None = None) -> None:
         """Send the cell (or the rest of the line) as a prompt and stream the answer.
@@ -149,33 +194,37 @@ class CompleteMagics(Magics):
 
             %complete -m gpt-3.5-turbo-instruct Say hello
         """
-        options, rest = self._split_line(line)
-        args = parse_argstring(self.complete, options)
+        argv, rest = self._split_line(line)
+        args = self.complete.parser.parse_args(argv)
         if cell is None:
             prompt = rest
         elif rest:
             raise UsageError(f"unexpected text on the %%complete line: {rest!r} (options start with -; the prompt goes in the cell)")
         else:
-            prompt = cell
+            prompt = cell[:-1] if cell.endswith("\n") else cell  # the newline IPython appends to every cell
         self._run(args, prompt)
 
-    def _split_line(self, line: str) -> tuple[str, str]:
-        """Split ``-opt value … prompt words`` into the options and the verbatim rest."""
-        parser = self.complete.parser
+    def _split_line(self, line: str) -> tuple[list[str], str]:
+        """Split ``-opt value … prompt words`` into option arguments (quotes removed) and the verbatim rest."""
+        actions = self.complete.parser._option_string_actions
+        argv: list[str] = []
         end, expect_value = 0, False
         for match in _TOKEN.finditer(line):
             token = match.group(0)
-            if expect_value:
-                expect_value, end = False, match.end()
-                continue
-            if not token.startswith("-") or token == "-":
-                break
-            action = parser._option_string_actions.get(token.split("=", 1)[0])
-            if action is None:
-                raise UsageError(f"unknown option {token!r}; see %%complete?")
-            expect_value = action.nargs != 0 and "=" not in token
+            if not expect_value:
+                if not token.startswith("-") or token == "-" or token == "--":
+                    end = match.end() if token == "--" else end
+                    break
+                name = token.split("=", 1)[0]  # --opt=value; -t0.5 below
+                action = actions.get(name) or (actions.get(token[:2]) if token[1] != "-" else None)
+                if action is None:
+                    raise UsageError(f"unknown option {token!r}; see %%complete?")
+                expect_value = action.nargs != 0 and name == token and name in actions
+            else:
+                expect_value = False
+            argv.append(_QUOTED.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), token))
             end = match.end()
-        return line[:end], line[end:].strip()
+        return argv, line[end:].strip()
 
     def _request(self, args: Any, prompt: str) -> Any:
         from .call import CallRequest, choose_endpoint
@@ -184,7 +233,7 @@ class CompleteMagics(Magics):
             raise UsageError("the prompt is empty: write it in the cell below %%complete")
         if args.interpolate or (args.interpolate is None and self.interpolate):
             prompt = interpolate(prompt, self.shell.user_ns)
-        model = args.model or self.model
+        model = args.model or self.default_model()
         endpoint = args.endpoint or self.endpoint
         try:
             endpoint = choose_endpoint(model, endpoint)
@@ -308,3 +357,46 @@ class CompleteMagics(Magics):
             rows.append({**model, "created": when})
         columns = ["id", "owned_by", "created"] + sorted({k for m in rows for k in m} - {"id", "owned_by", "created", "object"})
         return Table(rows, columns if args.model_id else ["id", "owned_by", "created"])
+
+    # -- %complete_form ------------------------------------------------------------
+    @magic_arguments()
+    @argument("-m", "--model", help="Preset model.")
+    @argument("-e", "--endpoint", choices=("chat", "completions"), help="Preset endpoint.")
+    @argument("-s", "--system", help="Preset system message (chat).")
+    @argument("-t", "--temperature", type=float, help="Preset temperature, 0 to 2.")
+    @argument("--max-tokens", type=int, help="Preset largest number of tokens.")
+    @argument("prompt", nargs="*", help="Preset prompt.")
+    @line_magic
+    def complete_form(self, line: str) -> Any:
+        """Open the form: tune parameters with sliders, stream the answer, stop it."""
+        from .widgets import CompletionForm
+
+        args = parse_argstring(self.complete_form, line)
+        presets = {"model": args.model, "endpoint": args.endpoint, "system": args.system,
+                   "temperature": args.temperature, "max_tokens": args.max_tokens,
+                   "prompt": " ".join(args.prompt) or None}
+        return CompletionForm.from_magics(self, **{k: v for k, v in presets.items() if v is not None})
+
+    # -- %complete_local -----------------------------------------------------------
+    @magic_arguments()
+    @argument("action", nargs="?", default="status", choices=("start", "stop", "status"), help="What to do.")
+    @line_magic
+    def complete_local(self, line: str) -> None:
+        """Start, stop or show the bundled offline model server: ``%complete_local start|stop|status``."""
+        from . import local
+
+        args = parse_argstring(self.complete_local, line)
+        if args.action == "stop":
+            print("Stopped the local model server." if local.stop_shared_server() else "The local model server is not running.")
+            return
+        if not local.is_available():
+            raise UsageError(f"The offline model is not installed: {local.INSTALL_HINT}")
+        try:
+            server = local.shared_server(start=args.action == "start")
+        except local.LocalServerError as exc:
+            raise UsageError(str(exc)) from None
+        state = server.status()
+        if not state["running"]:
+            print("The local model server is not running (it starts on first use; %complete_local start starts it now).")
+            return
+        print(f"{local.MODEL_LABEL} as model {state['model']!r} at {state['base_url']} (pid {state['pid']}, log {state['log']})")

@@ -1,0 +1,155 @@
+"""Tests of ``jupyter_openai.display``: the status line, tables, error lines and the growing cell view.
+
+The cell view is tested both ways it shows an answer: display handles updated in place
+(inside a real InteractiveShell, captured with ``capture_output``) and plain progressive
+text on stdout (terminal IPython).
+"""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.terminal.interactiveshell import TerminalInteractiveShell
+from IPython.utils.capture import capture_output
+
+from jupyter_openai.display import CellView, Table, error_line, status_line, use_display_handles
+
+USAGE = {"prompt_tokens": 12, "completion_tokens": 40, "total_tokens": 52}
+
+
+# -- status line -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("gpt-4o-mini", USAGE, 2.5, 0.5, "stop", "ok"),
+         "gpt-4o-mini · 12 in / 40 out tokens · 2.50 s · 20.0 tok/s · finish: stop"),
+        (("m", None, 1.0, 0.2, "stop", "ok"), "m · tokens not reported · 1.00 s · finish: stop"),
+        (("m", {"completion_tokens": 5}, 1.0, None, "length", "ok"), "m · ? in / 5 out tokens · 1.00 s · 5.0 tok/s · finish: length"),
+        ((None, None, None, None, None, "error"), "? · tokens not reported · finish: - · error"),
+        (("m", USAGE, 0.5, 0.5, None, "interrupted"), "m · 12 in / 40 out tokens · 0.50 s · finish: - · interrupted"),
+        (("m", {"prompt_tokens": 3, "completion_tokens": 0}, 1.0, 0.1, "stop", "truncated"),
+         "m · 3 in / 0 out tokens · 1.00 s · finish: stop · truncated"),
+    ],
+    ids=["full", "no-usage", "partial-usage", "error-nothing", "no-generation-time", "zero-tokens"],
+)
+def test_status_line(args: tuple, expected: str) -> None:
+    assert status_line(*args) == expected
+
+
+def test_error_line_is_one_line_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    error_line("429 Rate limited: slow down [request id req_1]")
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == "429 Rate limited: slow down [request id req_1]\n"
+
+
+# -- tables ----------------------------------------------------------------------------
+def test_table_text_aligns_columns_and_blanks_none() -> None:
+    table = Table([{"id": "a", "n": 1}, {"id": "longer-id", "n": None}], ["id", "n"])
+    assert repr(table).splitlines() == ["id         n", "a          1", "longer-id"]
+
+
+def test_table_cells_are_one_line_and_cut_to_width() -> None:
+    table = Table([{"text": "line one\nline   two " + "x" * 50}], ["text"], width=20)
+    (row,) = repr(table).splitlines()[1:]
+    assert row == "line one line two x…"
+    assert len(row) == 20
+
+
+def test_table_keeps_column_order_and_fills_missing_keys() -> None:
+    table = Table([{"b": 2, "a": 1, "extra": "ignored"}], ["a", "b", "c"])
+    assert table.columns == ["a", "b", "c"]
+    assert table.rows == [{"a": 1, "b": 2, "c": None}]
+    assert "ignored" not in repr(table)
+
+
+def test_empty_table() -> None:
+    table = Table([], ["id"])
+    assert repr(table) == "(empty)"
+    assert table._repr_html_() == "<table><thead><tr><th>id</th></tr></thead><tbody></tbody></table>"
+
+
+def test_table_html_escapes_cells_and_headers() -> None:
+    html = Table([{"<col>": "<script>alert('x')</script> & more"}], ["<col>"])._repr_html_()
+    assert "<script>" not in html
+    assert "<th>&lt;col&gt;</th>" in html
+    assert "<td>&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more</td>" in html
+
+
+# -- where answers go ------------------------------------------------------------------
+def test_display_handles_everywhere_but_terminal_ipython() -> None:
+    assert use_display_handles(InteractiveShell.__new__(InteractiveShell))
+    assert not use_display_handles(TerminalInteractiveShell.__new__(TerminalInteractiveShell))
+
+
+@pytest.fixture
+def terminal_view() -> CellView:
+    return CellView(TerminalInteractiveShell.__new__(TerminalInteractiveShell))
+
+
+def test_terminal_view_prints_only_the_new_text(terminal_view: CellView, capsys: pytest.CaptureFixture[str]) -> None:
+    steps = []
+    for texts in (["Hel"], ["Hello"], ["Hello"], ["Hello, wor"]):
+        terminal_view.update(texts)
+        steps.append(capsys.readouterr().out)
+    terminal_view.finish(["Hello, world"])
+    steps.append(capsys.readouterr().out)
+    assert steps == ["Hel", "lo", "", ", wor", "ld\n"]
+
+
+def test_terminal_view_prints_extra_choices_at_the_end(capsys: pytest.CaptureFixture[str]) -> None:
+    view = CellView(TerminalInteractiveShell.__new__(TerminalInteractiveShell), n=2)
+    view.update(["first", "sec"])
+    view.finish(["first answer", "second answer"])
+    assert capsys.readouterr().out == "first answer\n[choice 1]\nsecond answer\n"
+
+
+# -- display handles (needs the shell singleton) ----------------------------------------
+def _published(cap: capture_output) -> list[tuple[str, bool, dict]]:
+    return [(o.transient["display_id"], o.update, o.data) for o in cap.outputs]
+
+
+def test_handle_view_shows_nothing_until_text_arrives(shell: InteractiveShell) -> None:
+    view = CellView(shell)
+    with capture_output() as cap:
+        view.update([])
+        view.update([""])
+        view.finish([])
+    assert cap.outputs == []
+
+
+def test_handle_view_updates_one_output_in_place(shell: InteractiveShell) -> None:
+    view = CellView(shell)
+    with capture_output() as cap:
+        view.update(["He"])
+        view.update(["Hello"])
+        view.update(["Hello"])  # unchanged: nothing is re-sent
+        view.finish(["Hello!"])
+    published = _published(cap)
+    assert [(update, data["text/plain"]) for _, update, data in published] == [
+        (False, "He"), (True, "Hello"), (True, "Hello!")]
+    assert len({display_id for display_id, _, _ in published}) == 1
+
+
+def test_handle_view_gives_each_choice_its_block(shell: InteractiveShell) -> None:
+    view = CellView(shell, n=2)
+    with capture_output() as cap:
+        view.update(["a"])
+        view.update(["ab", "x"])
+        view.finish(["abc", "xy"])
+    last: dict[str, str] = {}
+    for display_id, _, data in _published(cap):
+        last[display_id] = data["text/plain"]
+    assert list(last.values()) == ["[choice 0]\nabc", "[choice 1]\nxy"]
+
+
+def test_handle_view_renders_markdown_at_the_end(shell: InteractiveShell) -> None:
+    view = CellView(shell, markdown=True)
+    with capture_output() as cap:
+        view.update(["# Ti"])
+        view.update(["# Title\n*b*"])
+        view.finish(["# Title\n*bold*"])
+    published = _published(cap)
+    assert all("text/markdown" not in data for _, _, data in published[:-1])
+    assert published[-1][1] is True
+    assert published[-1][2] == {"text/markdown": "# Title\n*bold*", "text/plain": "# Title\n*bold*"}
