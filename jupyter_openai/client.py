@@ -25,6 +25,8 @@ from .errors import (
     APITimeoutError,
     ConfigurationError,
     RateLimitError,
+    parse_error_body,
+    redact,
     status_error,
 )
 from .params import CHAT, COMPLETIONS, check_params
@@ -36,6 +38,7 @@ MAX_RETRY_AFTER = 60.0
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 ERROR_BODY_LIMIT = 64 * 1024
+NOT_A_STREAM = frozenset({"text/html", "application/json"})  # 200 answers to stream=True that carry no events
 
 Sleep = Callable[[float], None]
 
@@ -157,7 +160,9 @@ class OpenAIClient:
         if not stream:
             started = time.monotonic()
             response = self._send("POST", path, body, stream=False)
-            return Completion(self._json(response), kind, response.headers.get("x-request-id"), time.monotonic() - started)
+            request_id = response.headers.get("x-request-id")
+            request_id = redact(request_id, self._secrets) if request_id else None
+            return Completion(self._json(response), kind, request_id, time.monotonic() - started)
         body["stream"] = True
         asked_usage = "stream_options" not in body and not self._skip_stream_options
         if asked_usage:
@@ -171,7 +176,22 @@ class OpenAIClient:
             self._skip_stream_options = True
             body.pop("stream_options")
             response = self._send("POST", path, body, stream=True)
+        content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type in NOT_A_STREAM:
+            raise self._not_a_stream(response, content_type)
         return Stream(response, kind, started=started, secrets=self._secrets, on_read_error=self._read_error)
+
+    def _not_a_stream(self, response: requests.Response, content_type: str) -> APIConnectionError:
+        """A 200 answer to a streamed call that is a web page or plain JSON (a captive portal, a proxy)."""
+        try:
+            body = response.raw.read(ERROR_BODY_LIMIT, decode_content=True) or b""
+        except Exception:  # noqa: BLE001 - the message matters more than the body
+            body = b""
+        finally:
+            response.close()
+        snippet = redact(parse_error_body(body, content_type)["message"], self._secrets)
+        return APIConnectionError(f"Expected an event stream but the server sent {content_type}: {snippet}",
+                                  url=response.url)
 
     @staticmethod
     def _mentions_stream_options(exc: APIStatusError) -> bool:
@@ -188,7 +208,7 @@ class OpenAIClient:
         try:
             return json.loads(response.content)
         except ValueError:
-            snippet = response.content[:120].decode("utf-8", "replace")
+            snippet = redact(response.content[:120].decode("utf-8", "replace"), self._secrets)
             raise APIConnectionError(f"the server's answer is not JSON: {snippet!r}", url=response.url) from None
 
     def _send(self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool) -> requests.Response:
@@ -244,14 +264,16 @@ class OpenAIClient:
         """How long to wait before retrying, or None to give up now."""
         should = response.headers.get("x-should-retry", "").lower()
         retryable = should == "true" or (should != "false" and (error.status in RETRYABLE_STATUSES or error.status >= 500))
-        if not retryable or attempt >= self.settings.max_retries:
-            return None
         wait = error.retry_after
-        if wait is not None and wait > MAX_RETRY_AFTER:
-            if isinstance(error, RateLimitError) or error.status == 429:
+        if wait is not None and wait > MAX_RETRY_AFTER and (retryable or isinstance(error, RateLimitError)):
+            # Too long to wait inside a notebook cell: fail now, and say when to try again.
+            if isinstance(error, RateLimitError):
                 error.message += f" (the server asks to wait {wait:.0f} s before retrying)"
             else:
                 error.message += f" (retry after {wait:.0f} s)"
+            error.args = (str(error),)
+            return None
+        if not retryable or attempt >= self.settings.max_retries:
             return None
         return wait if wait is not None and wait >= 0 else backoff_delay(attempt)
 
@@ -261,6 +283,9 @@ class OpenAIClient:
             return APITimeoutError(f"Timed out connecting to {host} after {self.settings.connect_timeout:g} s", url=url)
         if isinstance(exc, requests.exceptions.Timeout):
             return APITimeoutError(f"No answer from {host} within {self.settings.read_timeout:g} s", url=url)
+        if isinstance(exc, requests.exceptions.ProxyError):
+            return APIConnectionError(f"Could not connect to {host} through the proxy (see HTTPS_PROXY / HTTP_PROXY "
+                                      f"/ NO_PROXY): {_reason(exc)}", url=url)
         return APIConnectionError(f"Could not connect to {host}: {_reason(exc)}", url=url)
 
     def _read_error(self, exc: BaseException) -> APIConnectionError:

@@ -96,15 +96,21 @@ class Settings:
     max_retries: int = DEFAULT_MAX_RETRIES
 
     def __post_init__(self) -> None:
+        if not isinstance(self.base_url, str):
+            raise ConfigurationError(f"base_url must be an http(s) URL, got {self.base_url!r}")
+        for name in ("connect_timeout", "read_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
         url = self.base_url.strip().rstrip("/")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigurationError(f"base_url must be an http(s) URL, got {url!r}")
         object.__setattr__(self, "base_url", url)
         object.__setattr__(self, "api_key", SecretStr(reveal(self.api_key)) if self.api_key else None)
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+        if not 0 < self.connect_timeout < float("inf") or not 0 < self.read_timeout < float("inf"):
             raise ConfigurationError("timeouts must be positive numbers of seconds")
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+        if not isinstance(self.max_retries, int) or isinstance(self.max_retries, bool) or self.max_retries < 0:
             raise ConfigurationError(f"max_retries must be a whole number >= 0, got {self.max_retries!r}")
 
     @classmethod
@@ -126,6 +132,9 @@ class Settings:
 
     def with_overrides(self, **overrides: object) -> Settings:
         """A copy with the non-None ``overrides`` applied."""
+        unknown = set(overrides) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigurationError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         return replace(self, **{k: v for k, v in overrides.items() if v is not None and v != ""})
 
     def require_key(self) -> None:
@@ -137,7 +146,8 @@ class Settings:
         """The HTTP headers these settings imply (the key only goes here)."""
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if self.api_key:
-            headers["Authorization"] = "Bearer " + reveal(self.api_key)
+            # Masked in any repr (e.g. tracebacks that show local variables); sent as the real value.
+            headers["Authorization"] = SecretStr("Bearer " + reveal(self.api_key))
         if self.organization:
             headers["OpenAI-Organization"] = self.organization
         if self.project:

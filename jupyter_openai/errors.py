@@ -248,13 +248,15 @@ def status_error(
 ) -> APIStatusError:
     """Build the right :class:`APIStatusError` subclass for a status and error body."""
     info = parse_error_body(body, content_type)
+    # A server may echo anything back, in any field: every string kept is redacted.
+    info = {k: redact(v, secrets) if isinstance(v, str) else v for k, v in info.items()}
     cls = _BY_STATUS.get(status) or (InternalServerError if status >= 500 else APIStatusError)
     return cls(
         status,
-        redact(info["message"], secrets),
+        info["message"],
         type=info["type"],
         code=info["code"],
         param=info["param"],
-        request_id=request_id,
+        request_id=redact(request_id, secrets) if request_id else None,
         retry_after=retry_after,
     )

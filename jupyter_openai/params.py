@@ -38,6 +38,8 @@ class Param:
         elif bool not in kinds and isinstance(value, bool) or not isinstance(value, kinds):
             names = " or ".join(k.__name__ for k in kinds)
             raise ConfigurationError(f"{self.name} must be {names}, got {value!r}")
+        if isinstance(value, float) and value != value:  # NaN passes every comparison and is not JSON
+            raise ConfigurationError(f"{self.name} must be a number, got {value!r}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if self.low is not None and value < self.low or self.high is not None and value > self.high:
                 raise ConfigurationError(f"{self.name} must be between {_fmt(self.low)} and {_fmt(self.high)}, got {value}")
@@ -99,6 +101,6 @@ def check_params(endpoint: str, params: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigurationError("stop must not be empty")
     bias = clean.get("logit_bias") or {}
     for token, weight in bias.items():
-        if not isinstance(weight, (int, float)) or not -100 <= weight <= 100:
-            raise ConfigurationError(f"logit_bias[{token!r}] must be between -100 and 100")
+        if not isinstance(weight, int) or isinstance(weight, bool) or not -100 <= weight <= 100:
+            raise ConfigurationError(f"logit_bias[{token!r}] must be a whole number between -100 and 100, got {weight!r}")
     return clean

@@ -102,7 +102,8 @@ class Stream:
         on_read_error: Callable[[BaseException], BaseException] | None = None,
     ) -> None:
         self.kind = kind
-        self.request_id: str | None = response.headers.get("x-request-id")
+        request_id = response.headers.get("x-request-id")
+        self.request_id: str | None = redact(request_id, secrets) if request_id else None
         self.id: str | None = None
         self.model: str | None = None
         self.created: int | None = None
@@ -130,6 +131,9 @@ class Stream:
         chat = self.kind == CHAT_KIND
         parts = self._parts
         decoder = SSEDecoder()
+        need_meta = True
+        if self.status != "streaming":  # closed (or finished) before iteration began: nothing to read
+            return
         try:
             for chunk in self._chunks():
                 for event in decoder.feed(chunk):
@@ -140,11 +144,18 @@ class Stream:
                     try:
                         obj = loads(data)
                     except ValueError:
-                        raise self._fail(StreamError(f"malformed chunk: {data[:80]!r}", request_id=self.request_id)) from None
-                    if event.event == "error" or "error" in obj or obj.get("object") == "error":
-                        raise self._fail(self._stream_error(obj))
-                    if self.id is None:
-                        self.id, self.model, self.created = obj.get("id"), obj.get("model"), obj.get("created")
+                        obj = None
+                    if type(obj) is not dict:
+                        snippet = redact(data[:80], self._secrets)
+                        raise self._fail(StreamError(f"malformed chunk: {snippet!r}", request_id=self.request_id))
+                    if event.event == "error" or obj.get("error") is not None or obj.get("object") == "error":
+                        error = self._stream_error(obj)  # not on the raise line: verbose tracebacks show its
+                        raise self._fail(error)  # variables, and ``obj`` is raw server data (maybe an echoed key)
+                    if need_meta:  # Azure's first chunk has empty id and model: take the first real ones
+                        self.id = obj.get("id") or self.id
+                        self.model = obj.get("model") or self.model
+                        self.created = obj.get("created") or self.created
+                        need_meta = not (self.id and self.model)
                     if obj.get("usage"):
                         self.usage = obj["usage"]
                     for choice in obj.get("choices") or ():
@@ -168,6 +179,7 @@ class Stream:
                         yield Delta(index, text or "", reason)
             decoder.close()
             self.status = "truncated"
+            self._drop_connections()
         except GeneratorExit:
             if self.status == "streaming":
                 self.status = "interrupted"
@@ -189,6 +201,18 @@ class Stream:
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             mapped = self._on_read_error(exc) if self._on_read_error else APIConnectionError(str(exc))
             raise self._fail(mapped) from None
+
+    def _drop_connections(self) -> None:
+        """Forget idle pooled connections: a server that ends a stream without [DONE] often
+        closes the connection a moment later, and the next call on it would fail."""
+        adapter = getattr(self._response, "connection", None)
+        if adapter is not None and hasattr(adapter, "close"):
+            adapter.close()
+        # urllib3 2 does not close the pools it forgets: close the one this stream's connection went
+        # back to, so the socket is really closed now (connections in use elsewhere finish normally).
+        pool = getattr(self._response.raw, "_pool", None)
+        if pool is not None and hasattr(pool, "close"):
+            pool.close()
 
     def _fail(self, exc: BaseException) -> BaseException:
         self.status = "error"
@@ -241,6 +265,9 @@ class Stream:
             self.ended_at = time.monotonic()
         if self.status == "streaming":
             self.status = "interrupted"
+        iterator = self._iterator
+        if iterator is not None and iterator.gi_frame is not None and not iterator.gi_running:
+            iterator.close()  # a suspended reader ends quietly instead of reading a closed socket
         self._response.close()
 
     def __enter__(self) -> Stream:
