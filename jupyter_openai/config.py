@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
@@ -83,19 +82,43 @@ def is_openai_host(base_url: str) -> bool:
     return host == "openai.com" or host.endswith(".openai.com")
 
 
-@dataclass(frozen=True, repr=False)
 class Settings:
-    """Everything a client needs to reach a server. The key never shows in its repr."""
+    """Everything a client needs to reach a server; immutable. The key never shows in its repr.
 
-    api_key: str | None = None
-    organization: str | None = None
-    project: str | None = None
-    base_url: str = DEFAULT_BASE_URL
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    read_timeout: float = DEFAULT_READ_TIMEOUT
-    max_retries: int = DEFAULT_MAX_RETRIES
+    (A plain class rather than a dataclass: importing ``dataclasses`` costs more than this.)
+    """
 
-    def __post_init__(self) -> None:
+    FIELDS = ("api_key", "organization", "project", "base_url", "connect_timeout", "read_timeout", "max_retries")
+    __slots__ = FIELDS
+    api_key: SecretStr | None
+    organization: str | None
+    project: str | None
+    base_url: str
+    connect_timeout: float
+    read_timeout: float
+    max_retries: int
+
+    def __init__(self, api_key: str | None = None, organization: str | None = None, project: str | None = None,
+                 base_url: str = DEFAULT_BASE_URL, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 read_timeout: float = DEFAULT_READ_TIMEOUT, max_retries: int = DEFAULT_MAX_RETRIES) -> None:
+        for name, value in zip(self.FIELDS, (api_key, organization, project, base_url, connect_timeout,
+                                             read_timeout, max_retries)):
+            object.__setattr__(self, name, value)
+        self._check()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Settings are immutable: use with_overrides({name}=...)")
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(object.__getattribute__(self, name) for name in self.FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def _check(self) -> None:
         if not isinstance(self.base_url, str):
             raise ConfigurationError(f"base_url must be an http(s) URL, got {self.base_url!r}")
         for name in ("connect_timeout", "read_timeout"):
@@ -123,8 +146,7 @@ class Settings:
             "project": _first_env(env, ENV_PROJECT),
             "base_url": _first_env(env, ENV_BASE_URL) or DEFAULT_BASE_URL,
         }
-        known = {f.name for f in fields(cls)}
-        unknown = set(overrides) - known
+        unknown = set(overrides) - set(cls.FIELDS)
         if unknown:
             raise ConfigurationError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         values.update({name: value for name, value in overrides.items() if value is not None and value != ""})
@@ -132,10 +154,12 @@ class Settings:
 
     def with_overrides(self, **overrides: object) -> Settings:
         """A copy with the non-None ``overrides`` applied."""
-        unknown = set(overrides) - {f.name for f in fields(self)}
+        unknown = set(overrides) - set(self.FIELDS)
         if unknown:
             raise ConfigurationError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None and v != ""})
+        values = dict(zip(self.FIELDS, self._values()))
+        values.update({k: v for k, v in overrides.items() if v is not None and v != ""})
+        return type(self)(**values)  # type: ignore[arg-type]
 
     def require_key(self) -> None:
         """Raise :class:`ConfigurationError` if OpenAI's own API is targeted without a key."""

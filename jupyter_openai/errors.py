@@ -24,7 +24,6 @@ server sent back passes through :func:`redact` before it is kept.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from typing import Any
@@ -229,6 +228,8 @@ def _text_snippet(text: str, content_type: str) -> str:
     if not text:
         return "(empty body)"
     if "html" in content_type or text.lstrip()[:1] == "<":
+        import html  # only for HTML error pages
+
         title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
         if title and title.group(1).strip():
             return "HTML page: " + _one_line(html.unescape(title.group(1)))

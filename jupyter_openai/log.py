@@ -119,7 +119,9 @@ class SessionLog(Sequence):
         import pandas as pd
 
         records = list(self)
-        return pd.DataFrame({column: [r[column] for r in records] for column in COLUMNS}, columns=list(COLUMNS))
+        if not records:  # keeps one column per field, as for a full log
+            return pd.DataFrame({column: [] for column in COLUMNS}, columns=list(COLUMNS))
+        return pd.DataFrame.from_records(records, columns=list(COLUMNS))
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """The records as one JSON array; written to ``path`` when given."""

@@ -8,8 +8,7 @@ schemas of ``CreateCompletionRequest`` and ``CreateChatCompletionRequest``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConfigurationError
 
@@ -18,8 +17,7 @@ CHAT = "chat"
 ENDPOINTS = (COMPLETIONS, CHAT)
 
 
-@dataclass(frozen=True)
-class Param:
+class Param(NamedTuple):
     """One request field: its type, allowed range and the endpoints that take it."""
 
     name: str

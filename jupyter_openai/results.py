@@ -9,6 +9,7 @@ text survives errors, ``break`` and Ctrl-C. No pydantic: plain attributes and di
 from __future__ import annotations
 
 import json
+import json.scanner
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -22,6 +23,28 @@ from .sse import SSEDecoder
 
 CHAT_KIND = "chat"
 COMPLETIONS_KIND = "completions"
+_DECODER = json.JSONDecoder()
+_make_scanner = json.scanner.c_make_scanner  # None without the _json C accelerator
+_new_tuple = tuple.__new__
+
+
+def _json_loader() -> Callable[[str], Any]:
+    """``json.loads`` for one SSE payload, minus its Python layers (loads → decode → raw_decode and two
+    whitespace regexes): the C scanner directly. Anything it does not take whole (leading or trailing
+    whitespace, invalid JSON) goes through ``json.loads``, so results and errors are exactly its own."""
+    if _make_scanner is None:
+        return json.loads
+    scan = _make_scanner(_DECODER)  # one per stream: the scanner keeps a memo between calls
+    loads = json.loads
+
+    def load(data: str) -> Any:
+        try:
+            obj, end = scan(data, 0)
+        except StopIteration:
+            return loads(data)  # raises the usual JSONDecodeError (a ValueError)
+        return obj if end == len(data) else loads(data)
+
+    return load
 
 
 def _choice_text(choice: dict[str, Any], kind: str) -> str:
@@ -127,7 +150,7 @@ class Stream:
         return self._iterator
 
     def _deltas(self) -> Iterator[Delta]:
-        loads = json.loads
+        loads = _json_loader()
         chat = self.kind == CHAT_KIND
         parts = self._parts
         decoder = SSEDecoder()
@@ -176,7 +199,7 @@ class Stream:
                             bucket.append(text)
                         if reason:
                             self.finish_reasons[index] = reason
-                        yield Delta(index, text or "", reason)
+                        yield _new_tuple(Delta, (index, text or "", reason))  # Delta(...) minus its Python __new__
             decoder.close()
             self.status = "truncated"
             self._drop_connections()

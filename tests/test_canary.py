@@ -17,7 +17,6 @@ server's token), which only the explicit redaction of the configured key can cat
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 import traceback
@@ -81,7 +80,7 @@ def object_strings(obj: Any) -> list[str]:
     if isinstance(obj, OpenAIClient):
         s = obj.settings
         texts += [repr(s), str(s), repr(s.api_key), str(s.api_key), f"{s.api_key}", "%s" % s.api_key,
-                  repr(dataclasses.asdict(s)), repr(vars(obj)), repr(s.headers(USER_AGENT))]
+                  repr({name: getattr(s, name) for name in s.FIELDS}), repr(vars(obj)), repr(s.headers(USER_AGENT))]
     if isinstance(obj, Stream):
         texts += [repr(obj.error), str(obj.error), str(obj.request_id), repr(list(obj)), obj.status]
     return texts
