@@ -1,0 +1,154 @@
+"""Shared helpers for the benchmarks: the out-of-process test server, medians, tables, JSON results.
+
+Not a test module. Each ``bench_*.py`` is runnable alone (``python benchmarks/bench_stream.py``) and
+accepts ``--json PATH`` so that ``run_all.py`` can collect its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKESERVER = ROOT / "tests" / "fakeserver.py"
+BENCH_KEY = "sk-bench-not-a-key"
+CHUNKS = 20_000
+#: Every SSE data event of a 20,000-chunk completions stream with include_usage:
+#: 20,000 text chunks + the finish chunk + the usage chunk + [DONE].
+EVENTS = CHUNKS + 3
+#: The text the server streams for ``CHUNKS`` pieces ("w0 w1 ... w19999").
+EXPECTED_TEXT = " ".join(f"w{i}" for i in range(CHUNKS))
+
+#: Settings that would redirect a client: the benchmarks never see the developer's own.
+_OPENAI_ENV = ("OPENAI_API_KEY", "OPENAI_ORG_ID", "OPENAI_ORGANIZATION", "OPENAI_PROJECT_ID", "OPENAI_BASE_URL")
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without OpenAI settings or proxies (all traffic is to 127.0.0.1)."""
+    env = {k: v for k, v in os.environ.items() if k not in _OPENAI_ENV}
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    return env
+
+
+def scrub_environ() -> None:
+    """Apply :func:`clean_env` to this process."""
+    for name in _OPENAI_ENV:
+        os.environ.pop(name, None)
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+
+class Server:
+    """``python tests/fakeserver.py --port 0 --no-auth`` in a child process.
+
+    ``url`` is the API root (``http://127.0.0.1:PORT/v1``), ``root`` the server root (for
+    ``/_control``). Use as a context manager; the child is always stopped.
+    """
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.root = ""
+
+    def start(self, timeout: float = 20.0) -> Server:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(FAKESERVER), "--port", "0", "--no-auth"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=str(ROOT), env=clean_env(),
+        )
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if line.startswith("READY "):
+                self.url = line.split()[1].rstrip("/")
+                self.root = self.url.rsplit("/v1", 1)[0]
+                return self
+            if not line and self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError("the test server did not print READY")
+
+    def control(self, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.root + "/_control/" + path, data=data, method="POST" if data is not None
+                                         or path == "reset" else "GET", headers={"Content-Type": "application/json"})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def stream_chunks_forever(self, chunks: int = CHUNKS) -> None:
+        """Every completions request from now on streams ``chunks`` text chunks as fast as possible."""
+        self.control("reset")
+        self.control("faults", {"path": "/completions", "chunks": chunks, "times": None})
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: list[float]) -> str:
+    """min–max of a sample, for the table."""
+    return f"{min(values):.4g}–{max(values):.4g}"
+
+
+def machine() -> str:
+    return (f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'}),"
+            f" Python {platform.python_version()} ({platform.python_implementation()}), {platform.system()}"
+            f" {platform.machine()}")
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A GitHub-flavoured markdown table."""
+    cells = [[str(c) for c in row] for row in rows]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def verdict(met: bool | None) -> str:
+    return "n/a" if met is None else ("MET" if met else "MISSED")
+
+
+def parse_args(description: str, extra: Any = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH (for run_all.py)")
+    if extra is not None:
+        extra(parser)
+    return parser.parse_args()
+
+
+def write_json(path: str | None, result: dict[str, Any]) -> None:
+    if path:
+        Path(path).write_text(json.dumps(result, indent=1, default=str))
+
+
+def fmt_rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"

@@ -1,0 +1,122 @@
+"""Run every benchmark and write ``benchmarks/results.md``.
+
+    python benchmarks/run_all.py
+
+Each benchmark runs in its own fresh interpreter (``python benchmarks/bench_*.py --json ...``), so
+one's imports do not warm up another. The figures are medians of several interleaved runs, on a
+machine that may be busy with other work: the load average is recorded with them. Benchmarks are
+not tests: this exits 0 and says which targets are met.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as common  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+BENCHES = [
+    ("bench_stream.py", ["--rounds", "15", "--sdk-every", "3"]),
+    ("bench_import.py", ["--runs", "7"]),
+    ("bench_magic.py", ["--rounds", "7"]),
+    ("bench_log.py", ["--runs", "5"]),
+]
+
+
+def run(script: str, args: list[str], tmp: str) -> tuple[dict[str, Any] | None, str, float]:
+    out = os.path.join(tmp, script + ".json")
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, str(HERE / script), *args, "--json", out], capture_output=True,
+                          text=True, cwd=str(common.ROOT), env=common.clean_env(), timeout=600)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0 or not os.path.exists(out):
+        return None, f"**{script} failed** (exit {done.returncode}):\n\n```\n{done.stderr.strip()[-2000:]}\n```", elapsed
+    return json.loads(Path(out).read_text()), "", elapsed
+
+
+def summary_rows(results: dict[str, dict[str, Any] | None]) -> list[list[str]]:
+    rows = []
+    stream = results.get("bench_stream.py")
+    if stream:
+        r = stream["ratios"]
+        rows.append(["streaming: client ≥ 0.7× floor", f"{r['client/floor']:.2f}× "
+                     f"({stream['rates']['client']:,.0f} vs {stream['rates']['floor']:,.0f} events/s)",
+                     common.verdict(stream["targets"]["client >= 0.7x floor"])])
+        rows.append(["streaming: client ≥ 10× official SDK", f"{r['client/sdk']:.1f}× "
+                     f"({stream['rates']['sdk']:,.0f} events/s for the SDK)",
+                     common.verdict(stream["targets"]["client >= 10x SDK"])])
+    imports = results.get("bench_import.py")
+    if imports:
+        rows.append(["import jupyter_openai.client − import requests < 30 ms",
+                     f"{imports['client_minus_requests_cpu'] * 1000:.1f} ms CPU "
+                     f"({imports['client_minus_requests'] * 1000:.1f} ms wall)",
+                     common.verdict(imports["targets"]["client import adds < 30 ms over requests"])])
+        cpu, wall, ours = imports["load_ext_cpu_medians"], imports["load_ext_medians"], "%load_ext jupyter_openai"
+        others = "; ".join(f"{k}: {v * 1000:.0f} ms CPU" for k, v in cpu.items() if k != ours)
+        rows.append(["%load_ext jupyter_openai ≤ 30 ms", f"{cpu[ours] * 1000:.1f} ms CPU ({wall[ours] * 1000:.1f} ms "
+                     f"wall); {others}", common.verdict(imports["targets"]["%load_ext jupyter_openai <= 30 ms"])])
+    magic = results.get("bench_magic.py")
+    if magic:
+        rows.append(["%%complete ≥ 0.5× bare client", f"{magic['ratio']:.2f}× ({magic['magic_rate']:,.0f} vs "
+                     f"{magic['bare_rate']:,.0f} events/s)", common.verdict(magic["targets"]["magic >= 0.5x bare client"])])
+        slow = magic.get("slow") or {}
+        rows.append(["display updates bounded by ~25/s", f"{min(magic['displays'])}–{max(magic['displays'])} per "
+                     f"20,000-chunk cell; {slow.get('per_second', float('nan')):.1f}/s on a ~2 s stream",
+                     common.verdict(magic["targets"]["display updates bounded by ~25/s"])])
+    log = results.get("bench_log.py")
+    if log:
+        for name, seconds in log["medians"].items():
+            rows.append([f"100,000 records: {name} < 1 s", f"{seconds:.3f} s", common.verdict(seconds < 1.0)])
+    return rows
+
+
+def main() -> None:
+    started = time.perf_counter()
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    results: dict[str, dict[str, Any] | None] = {}
+    sections: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-run-all-") as tmp:
+        for script, args in BENCHES:
+            print(f"running {script} ...", flush=True)
+            result, failure, elapsed = run(script, args, tmp)
+            results[script] = result
+            body = failure or result["markdown"]  # type: ignore[index]
+            sections.append(f"### {script} ({elapsed:.0f} s)\n\n{body}")
+    load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
+    load = (f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
+            if load_before and load_after else "load average unknown")
+    text = "\n".join([
+        "# Benchmark results",
+        "",
+        f"- date: {when}",
+        f"- machine: {common.machine()}; {load} (other work on the machine adds noise: "
+        "figures are medians of interleaved runs, ratios are measured side by side in one run)",
+        "- command: `python benchmarks/run_all.py` (each `benchmarks/bench_*.py` also runs alone)",
+        f"- total time: {time.perf_counter() - started:.0f} s",
+        "",
+        "## Targets",
+        "",
+        common.table(["target", "measured", "status"], summary_rows(results)),
+        "",
+        "## Details",
+        "",
+        "\n\n".join(sections),
+        "",
+    ])
+    (HERE / "results.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
