@@ -16,7 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .client import OpenAIClient
-from .errors import ConfigurationError, OpenAIError, redact
+from .cancel import CancelToken
+from .errors import Cancelled, ConfigurationError, OpenAIError, redact
 from .log import SessionLog, session_log
 from .params import CHAT, COMPLETIONS
 from .results import Completion, Stream
@@ -155,14 +156,14 @@ def run_call(
     source: str = "magic",
     execution_count: int | None = None,
     log: SessionLog = session_log,
-    cancel: threading.Event | None = None,
+    cancel: CancelToken | None = None,
     rate: float = UPDATES_PER_SECOND,
 ) -> CallOutcome:
     """Run one request. Errors and Ctrl-C are caught, kept in the outcome and the log.
 
     ``on_update`` receives the texts of all choices so far, coalesced to ``rate`` per
-    second, and a last time with the final texts. ``cancel`` set from another thread
-    stops a stream at its next chunk (status ``interrupted``).
+    second, and a last time with the final texts. ``cancel.cancel()`` from another thread
+    stops the call at once (status ``interrupted``, partial text kept).
     """
     endpoint = choose_endpoint(request.model, request.endpoint)
     coalescer = Coalescer(on_update or (lambda texts: None), rate)
@@ -172,14 +173,14 @@ def run_call(
     status = "ok"
     try:
         if endpoint == CHAT:
-            result = client.chat(request.model, request.messages(), stream=request.stream, **request.params)
+            result = client.chat(request.model, request.messages(), stream=request.stream, cancel=cancel,
+                                 **request.params)
         else:
-            result = client.completion(request.model, request.prompt, stream=request.stream, **request.params)
+            result = client.completion(request.model, request.prompt, stream=request.stream, cancel=cancel,
+                                       **request.params)
         if isinstance(result, Stream):
             with result:
                 for _ in result:
-                    if cancel is not None and cancel.is_set():
-                        break
                     coalescer.offer(lambda: result.texts)  # noqa: B023 - result is fixed here
             status = result.status if result.status != "streaming" else "interrupted"
             if result.error is not None:
@@ -187,6 +188,8 @@ def run_call(
                 status = "error"
     except ConfigurationError:
         raise
+    except Cancelled:
+        status = "interrupted"
     except OpenAIError as exc:
         error, status = exc, "error"
     except KeyboardInterrupt:

@@ -18,6 +18,7 @@ from typing import Any
 import requests
 
 from . import __version__
+from .cancel import CancelToken
 from .config import Settings
 from .errors import (
     APIConnectionError,
@@ -128,23 +129,27 @@ class OpenAIClient:
         return self._request_json("GET", f"/models/{requests.utils.quote(model, safe='')}")
 
     def completion(self, model: str, prompt: str | Sequence[str], *, stream: bool = False,
-                   extra_body: Mapping[str, Any] | None = None, **params: Any) -> Completion | Stream:
-        """``POST /completions``; a :class:`Stream` when ``stream=True``."""
+                   extra_body: Mapping[str, Any] | None = None, cancel: CancelToken | None = None,
+                   **params: Any) -> Completion | Stream:
+        """``POST /completions``; a :class:`Stream` when ``stream=True``. ``cancel`` lets another
+        thread stop the call (:mod:`jupyter_openai.cancel`)."""
         if prompt is None or prompt == "" or prompt == []:
             raise ConfigurationError("prompt must not be empty")
         body = {"model": self._model(model), "prompt": prompt, **check_params(COMPLETIONS, params)}
-        return self._create("/completions", COMPLETIONS_KIND, body, stream, extra_body)
+        return self._create("/completions", COMPLETIONS_KIND, body, stream, extra_body, cancel)
 
     def chat(self, model: str, messages: Sequence[Mapping[str, Any]], *, stream: bool = False,
-             extra_body: Mapping[str, Any] | None = None, **params: Any) -> Completion | Stream:
-        """``POST /chat/completions``; a :class:`Stream` when ``stream=True``."""
+             extra_body: Mapping[str, Any] | None = None, cancel: CancelToken | None = None,
+             **params: Any) -> Completion | Stream:
+        """``POST /chat/completions``; a :class:`Stream` when ``stream=True``; ``cancel`` as for
+        :meth:`completion`."""
         if not messages:
             raise ConfigurationError("messages must hold at least one message")
         for message in messages:
             if not isinstance(message, Mapping) or "role" not in message:
                 raise ConfigurationError(f"each message needs a role, got {message!r}")
         body = {"model": self._model(model), "messages": list(messages), **check_params(CHAT, params)}
-        return self._create("/chat/completions", CHAT_KIND, body, stream, extra_body)
+        return self._create("/chat/completions", CHAT_KIND, body, stream, extra_body, cancel)
 
     # -- plumbing ------------------------------------------------------------------
     @staticmethod
@@ -154,12 +159,12 @@ class OpenAIClient:
         return model.strip()
 
     def _create(self, path: str, kind: str, body: dict[str, Any], stream: bool,
-                extra_body: Mapping[str, Any] | None) -> Completion | Stream:
+                extra_body: Mapping[str, Any] | None, cancel: CancelToken | None) -> Completion | Stream:
         if extra_body:
             body.update(extra_body)
         if not stream:
             started = time.monotonic()
-            response = self._send("POST", path, body, stream=False)
+            response = self._send("POST", path, body, stream=False, cancel=cancel)
             request_id = response.headers.get("x-request-id")
             request_id = redact(request_id, self._secrets) if request_id else None
             return Completion(self._json(response), kind, request_id, time.monotonic() - started)
@@ -169,17 +174,18 @@ class OpenAIClient:
             body["stream_options"] = {"include_usage": True}
         started = time.monotonic()
         try:
-            response = self._send("POST", path, body, stream=True)
+            response = self._send("POST", path, body, stream=True, cancel=cancel)
         except APIStatusError as exc:
             if not (asked_usage and exc.status in (400, 422) and self._mentions_stream_options(exc)):
                 raise
             self._skip_stream_options = True
             body.pop("stream_options")
-            response = self._send("POST", path, body, stream=True)
+            response = self._send("POST", path, body, stream=True, cancel=cancel)
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type in NOT_A_STREAM:
             raise self._not_a_stream(response, content_type)
-        return Stream(response, kind, started=started, secrets=self._secrets, on_read_error=self._read_error)
+        return Stream(response, kind, started=started, secrets=self._secrets, on_read_error=self._read_error,
+                      cancel=cancel)
 
     def _not_a_stream(self, response: requests.Response, content_type: str) -> APIConnectionError:
         """A 200 answer to a streamed call that is a web page or plain JSON (a captive portal, a proxy)."""
@@ -211,7 +217,8 @@ class OpenAIClient:
             snippet = redact(response.content[:120].decode("utf-8", "replace"), self._secrets)
             raise APIConnectionError(f"the server's answer is not JSON: {snippet!r}", url=response.url) from None
 
-    def _send(self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool) -> requests.Response:
+    def _send(self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool,
+              cancel: CancelToken | None = None) -> requests.Response:
         """Send with retries; return a response with status < 400 or raise."""
         settings = self.settings
         settings.require_key()
@@ -226,23 +233,37 @@ class OpenAIClient:
         timeout = (settings.connect_timeout, settings.read_timeout)
         attempt = 0
         while True:
+            if cancel is not None:
+                cancel.check()
             try:
                 response = self._session.request(method, url, data=data, headers=headers, timeout=timeout, stream=stream)
             except requests.exceptions.RequestException as exc:
                 error = self._transport_error(exc, url)
                 if attempt < settings.max_retries:
-                    self._sleep(backoff_delay(attempt))
+                    self._pause(backoff_delay(attempt), cancel)
                     attempt += 1
                     continue
                 raise error from None
+            if cancel is not None:
+                cancel.attach(response)
+                if cancel.cancelled:
+                    response.close()
+                    cancel.check()
             if response.status_code < 400:
                 return response
             error = self._status_error(response, streamed=stream)
             delay = self._retry_delay(response, error, attempt)
             if delay is None:
                 raise error
-            self._sleep(delay)
+            self._pause(delay, cancel)
             attempt += 1
+
+    def _pause(self, seconds: float, cancel: CancelToken | None) -> None:
+        """Wait between attempts; a cancel ends the wait and the call."""
+        if cancel is None:
+            self._sleep(seconds)
+        elif cancel.wait(seconds):
+            cancel.check()
 
     def _status_error(self, response: requests.Response, *, streamed: bool) -> APIStatusError:
         try:

@@ -14,8 +14,9 @@ The tree::
     │   ├── ConflictError            409
     │   ├── RateLimitError           429
     │   └── InternalServerError      >= 500
-    └── StreamError                  an error object inside a stream, a malformed chunk,
-                                     or a stream that ended without ``[DONE]``
+    ├── StreamError                  an error object inside a stream, a malformed chunk,
+    │                                or a stream that ended without ``[DONE]``
+    └── Cancelled                    the caller stopped the call (the form's Stop button)
 
 Every ``str(error)`` is one readable line: what happened, the server's own message and
 the request id when there is one. Messages never contain the API key: everything a
@@ -42,6 +43,7 @@ __all__ = [
     "RateLimitError",
     "InternalServerError",
     "StreamError",
+    "Cancelled",
     "status_error",
     "parse_error_body",
     "redact",
@@ -174,6 +176,10 @@ class StreamError(OpenAIError):
     def __str__(self) -> str:
         suffix = f" [request id {self.request_id}]" if self.request_id else ""
         return f"Stream error: {self.message}{suffix}"
+
+
+class Cancelled(OpenAIError):
+    """The caller stopped the call from another thread (see :mod:`jupyter_openai.cancel`)."""
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

@@ -12,13 +12,16 @@ import json
 import json.scanner
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import requests
 
 import urllib3
 
 from .errors import APIConnectionError, StreamError, redact
+
+if TYPE_CHECKING:
+    from .cancel import CancelToken
 from .sse import SSEDecoder
 
 CHAT_KIND = "chat"
@@ -123,6 +126,7 @@ class Stream:
         started: float,
         secrets: tuple[str, ...] = (),
         on_read_error: Callable[[BaseException], BaseException] | None = None,
+        cancel: CancelToken | None = None,
     ) -> None:
         self.kind = kind
         request_id = response.headers.get("x-request-id")
@@ -141,6 +145,7 @@ class Stream:
         self._response = response
         self._secrets = secrets
         self._on_read_error = on_read_error
+        self._cancel = cancel
         self._iterator: Iterator[Delta] | None = None
 
     # -- reading -------------------------------------------------------------------
@@ -201,7 +206,8 @@ class Stream:
                             self.finish_reasons[index] = reason
                         yield _new_tuple(Delta, (index, text or "", reason))  # Delta(...) minus its Python __new__
             decoder.close()
-            self.status = "truncated"
+            if self.status == "streaming":  # EOF without [DONE] (a cancel set "interrupted")
+                self.status = "truncated"
             self._drop_connections()
         except GeneratorExit:
             if self.status == "streaming":
@@ -219,11 +225,19 @@ class Stream:
             self.close()
 
     def _chunks(self) -> Iterator[bytes]:
+        """The body's bytes as they arrive; ends quietly (status ``interrupted``) when cancelled."""
+        cancel = self._cancel
         try:
-            yield from self._response.iter_content(chunk_size=None)
+            for chunk in self._response.iter_content(chunk_size=None):
+                if cancel is not None and cancel.cancelled:
+                    break
+                yield chunk
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            mapped = self._on_read_error(exc) if self._on_read_error else APIConnectionError(str(exc))
-            raise self._fail(mapped) from None
+            if cancel is None or not cancel.cancelled:
+                mapped = self._on_read_error(exc) if self._on_read_error else APIConnectionError(str(exc))
+                raise self._fail(mapped) from None
+        if cancel is not None and cancel.cancelled:
+            self.status = "interrupted"
 
     def _drop_connections(self) -> None:
         """Forget idle pooled connections: a server that ends a stream without [DONE] often

@@ -6,13 +6,10 @@ session log (source ``form``). Submit runs the call in a daemon thread; the answ
 into an ``Output`` only through its ``outputs`` trait (never ``with out:``, which needs a
 kernel and breaks nbval), coalesced by run_call to ~25 updates a second.
 
-Stop ends a stream at once, stalled reads included: the form's own requests session
-(:class:`_StoppableSession`) shuts the socket down for reading (urllib3's
-``HTTPResponse.shutdown``) and turns the aborted read into :class:`_StopRequested`, a
-``KeyboardInterrupt`` that run_call handles like Ctrl-C (partial text kept, connection
-released, status ``interrupted`` in the outcome and the log). Before the server has answered
-there is no socket to shut: the form is freed at once and the request ends in the background
-as soon as the answer starts (logged ``interrupted`` then).
+Stop cancels the call's :class:`~jupyter_openai.cancel.CancelToken`: a stalled read ends at
+once, the partial text stays, and the call is logged ``interrupted``. Before the server has
+answered there is no socket to shut: the form is freed at once and the request ends in the
+background as soon as the answer starts (logged ``interrupted`` then).
 """
 
 from __future__ import annotations
@@ -23,9 +20,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as W
-import requests
 
 from .call import AUTO, CallOutcome, CallRequest, choose_endpoint, run_call
+from .cancel import CancelToken
 from .client import OpenAIClient
 from .display import status_line
 from .errors import ConfigurationError, OpenAIError
@@ -41,77 +38,6 @@ _SLIDERS = {"temperature": 0.05, "top_p": 0.01, "presence_penalty": 0.1, "freque
 DETACH_AFTER = 0.3  # seconds Stop waits for the worker before leaving it to end on its own
 _BARE = re.compile(r"[^\s'\"]+")
 _INT = re.compile(r"-?\d+")
-_NEVER = threading.Event()  # the stop flag outside a form's call
-
-
-class _StopRequested(KeyboardInterrupt):
-    """Raised in the worker thread when Stop aborted a request; run_call handles it as Ctrl-C."""
-
-
-class _Call:
-    """One submission: its Stop flag and the HTTP responses it opened."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.responses: list[requests.Response] = []
-
-    def abort(self) -> None:
-        """No new request is sent; reads in progress end at once."""
-        self.stop.set()
-        for response in list(self.responses):
-            try:
-                response.raw.shutdown()  # urllib3 >= 2.3: wakes a read blocked in another thread
-            except Exception:  # noqa: BLE001 - already released, or an older urllib3: Stop acts at the next chunk
-                pass
-
-
-class _StoppableSession(requests.Session):
-    """A requests session whose calls (one per worker thread) can be aborted from another thread."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.local = threading.local()
-        self.hooks["response"].append(self._track)
-
-    def _stopped(self) -> threading.Event:
-        call = getattr(self.local, "call", None)
-        return call.stop if call is not None else _NEVER
-
-    def sleep(self, seconds: float) -> None:
-        """The client's wait between retries, cut short by Stop."""
-        self._stopped().wait(seconds)
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        if self._stopped().is_set():  # e.g. a retry after Stop
-            raise _StopRequested
-        return super().send(request, **kwargs)
-
-    def _track(self, response: requests.Response, **_: Any) -> requests.Response:
-        # Runs in the worker before requests reads any of the body (streamed or not).
-        call = getattr(self.local, "call", None)
-        if call is None:
-            return response
-        if call.stop.is_set():
-            response.close()
-            raise _StopRequested
-        read, stop = response.iter_content, call.stop
-
-        def iter_content(*args: Any, **kwargs: Any) -> Any:
-            try:
-                for chunk in read(*args, **kwargs):
-                    if stop.is_set():
-                        raise _StopRequested
-                    yield chunk
-            except (requests.RequestException, OSError):
-                if stop.is_set():
-                    raise _StopRequested from None
-                raise
-
-        response.iter_content = iter_content  # type: ignore[method-assign]
-        call.responses.append(response)
-        if stop.is_set():
-            call.abort()
-        return response
 
 
 def _tag(widget: Any, name: str) -> Any:
@@ -183,9 +109,8 @@ class CompletionForm(W.VBox):
                  defaults: Mapping[str, Any] | None = None) -> None:
         base = self._base = {**magic_defaults(), **(defaults or {})}
         self._client = client if client is not None else OpenAIClient()
-        self._log, self._magics, self._session = log, None, _StoppableSession()
-        self._call_client: OpenAIClient | None = None
-        self._call: _Call | None = None
+        self._log, self._magics = log, None
+        self._call: CancelToken | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._texts: list[str] = []
@@ -348,7 +273,7 @@ class CompletionForm(W.VBox):
             return
         if self._magics is not None and self._log is session_log:
             session_log.path = self._magics.log_file
-        call = self._call = _Call()
+        call = self._call = CancelToken()
         self._blocks, self._outcome = request.params.get("n") or 1, None
         self._render([])
         self._status.value = f"waiting for {request.model}…"
@@ -362,23 +287,19 @@ class CompletionForm(W.VBox):
         if call is None or thread is None:
             return
         self._status.value = "stopping…"
-        call.abort()
+        call.cancel()
         thread.join(DETACH_AFTER)
         if thread.is_alive():  # no answer from the server yet (no socket to close): let it end on its own
             self._end(call, "interrupted: the server had not answered; the request ends in the background")
 
     def _client_for_call(self) -> OpenAIClient:
-        settings = (self._magics.client() if self._magics is not None else self._client).settings
-        if self._call_client is None or self._call_client.settings != settings:
-            self._call_client = OpenAIClient(settings, session=self._session, sleep=self._session.sleep)
-        return self._call_client
+        return self._magics.client() if self._magics is not None else self._client
 
-    def _work(self, call: _Call, client: OpenAIClient, request: CallRequest) -> None:
-        self._session.local.call = call
+    def _work(self, call: CancelToken, client: OpenAIClient, request: CallRequest) -> None:
         outcome, status, error = None, "error", ""
         try:
             outcome = run_call(client, request, on_update=lambda texts: self._on_update(call, texts), source="form",
-                               log=self._log, cancel=call.stop)
+                               log=self._log, cancel=call)
             status = status_line(outcome.model, outcome.usage, outcome.latency, outcome.time_to_first_token,
                                  outcome.finish_reasons[0] if outcome.finish_reasons else None, outcome.status)
             if outcome.error is not None:
@@ -386,15 +307,12 @@ class CompletionForm(W.VBox):
                 error = _one_line(outcome.error) + kept
             elif outcome.status == "truncated":
                 error = "Warning: the server closed the stream without [DONE]; the answer may be incomplete"
-        except _StopRequested:
-            status = "interrupted"
         except Exception as exc:  # noqa: BLE001 - a worker must never die silently
             error = _one_line(f"{type(exc).__name__}: {exc}")
         finally:
-            self._session.local.call = None
             self._end(call, status, error, outcome)
 
-    def _end(self, call: _Call, status: str, error: str = "", outcome: CallOutcome | None = None) -> None:
+    def _end(self, call: CancelToken, status: str, error: str = "", outcome: CallOutcome | None = None) -> None:
         with self._lock:
             if call is not self._call:  # a call Stop already gave up on
                 return
@@ -402,7 +320,7 @@ class CompletionForm(W.VBox):
             self._status.value, self._error.value = status, error
             self._submit.disabled, self._stop.disabled = False, True
 
-    def _on_update(self, call: _Call, texts: list[str]) -> None:
+    def _on_update(self, call: CancelToken, texts: list[str]) -> None:
         with self._lock:
             if call is not self._call:
                 return
@@ -439,7 +357,6 @@ class CompletionForm(W.VBox):
     def close(self) -> None:
         """Stop a running call, release the connections and close every widget of the form."""
         self._on_stop()
-        self._session.close()
         stack: list[W.Widget] = list(self.children)
         while stack:
             widget = stack.pop()

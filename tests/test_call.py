@@ -13,6 +13,7 @@ import pytest
 
 from fakeserver import FakeOpenAIServer
 from jupyter_openai.call import CallRequest, Coalescer, choose_endpoint, run_call
+from jupyter_openai.cancel import CancelToken
 from jupyter_openai.errors import AuthenticationError, ConfigurationError
 from jupyter_openai.log import SessionLog, session_log
 
@@ -174,12 +175,12 @@ def _wait_closed(server: FakeOpenAIServer, sockets: set, timeout: float = 3.0) -
     return False
 
 
-def test_run_call_cancel_event_stops_the_stream(client, server: FakeOpenAIServer, private_log: SessionLog) -> None:
+def test_run_call_cancel_token_stops_the_stream(client, server: FakeOpenAIServer, private_log: SessionLog) -> None:
     server.add_fault(words=SLOW_WORDS, chunk_delay=0.02)
     with server._lock:
         before = set(server._connections)
-    cancel = threading.Event()
-    timer = threading.Timer(0.3, cancel.set)
+    cancel = CancelToken()
+    timer = threading.Timer(0.3, cancel.cancel)
     timer.start()
     started = time.monotonic()
     try:
