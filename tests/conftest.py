@@ -25,6 +25,19 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+class Recorder(list):
+    """A ``sleep`` replacement for clients that records the delays it was asked for."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def delays() -> Recorder:
+    """Backoff delays recorded instead of slept (pass as ``OpenAIClient(sleep=delays)``)."""
+    return Recorder()
+
+
 @pytest.fixture(scope="session")
 def _session_server() -> Iterator[FakeOpenAIServer]:
     with FakeOpenAIServer() as server:

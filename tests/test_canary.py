@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from conftest import CANARY_KEY
+from conftest import Recorder
 from fakeserver import TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
 from jupyter_openai.client import USER_AGENT, OpenAIClient
 from jupyter_openai.errors import APIStatusError, AuthenticationError, OpenAIError
@@ -35,11 +36,6 @@ from jupyter_openai.results import Stream
 MESSAGES = [{"role": "user", "content": "one two three"}]
 #: A key without the ``sk-`` shape: only redaction of the configured key itself can hide it.
 PLAIN_CANARY = "LocalToken" + "Q7x" * 10
-
-
-class Recorder(list):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 def fragments(key: str) -> list[str]:
@@ -115,11 +111,6 @@ def capture(call: Callable[[], Any]) -> tuple[Any, BaseException | None]:
 
 
 # ================================================================ the key everywhere, in every fault case
-
-@pytest.fixture
-def delays() -> Recorder:
-    return Recorder()
-
 
 @pytest.fixture
 def canary_client(canary_server: FakeOpenAIServer, delays: Recorder) -> Iterator[OpenAIClient]:

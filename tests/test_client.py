@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 
+from conftest import Recorder
 from fakeserver import TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
 from jupyter_openai.client import (
     INITIAL_RETRY_DELAY,
@@ -60,18 +61,6 @@ from jupyter_openai.results import Completion, Stream
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "one two three"}]
 TEXT = "Echo: three two one"
 SPEC = Path("/work/shared/reference/openai-openapi-subset.json")
-
-
-class Recorder(list):
-    """A ``sleep`` replacement that records the delays it was asked for."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture
-def delays() -> Recorder:
-    return Recorder()
 
 
 @pytest.fixture
