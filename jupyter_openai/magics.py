@@ -8,9 +8,6 @@ re-read on every call. The HTTP stack is imported on first use, not at load time
 from __future__ import annotations
 
 import os
-import re
-import string
-from collections.abc import Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -30,6 +27,7 @@ from .config import (
 )
 from .errors import ConfigurationError
 from .log import session_log
+from .magicline import interpolate, split_options, unescape
 
 ENDPOINT_CHOICES = ("auto", "chat", "completions")
 FORMATS = ("text", "markdown")
@@ -49,32 +47,6 @@ class Secret(TraitType):
         if isinstance(value, str):
             return value if isinstance(value, SecretStr) else SecretStr(value)
         self.error(obj, value)
-
-
-def _unescape(text: str) -> str:
-    """Turn ``\\n`` and ``\\t`` typed on the magic line into the characters."""
-    return re.sub(r"\\([nt\\])", lambda m: {"n": "\n", "t": "\t", "\\": "\\"}[m.group(1)], text)
-
-
-def interpolate(prompt: str, namespace: Mapping[str, Any]) -> str:
-    """Fill ``{name}`` from the namespace; ``{{`` and ``}}`` stay literal braces."""
-
-    class Strict(dict):
-        def __missing__(self, key: str) -> Any:
-            if key in namespace:
-                return namespace[key]
-            raise UsageError(f"--interpolate: name {key!r} is not defined (write {{{{ and }}}} for literal braces)")
-
-    try:
-        return string.Formatter().vformat(prompt, (), Strict())
-    except UsageError:
-        raise
-    except (IndexError, ValueError, AttributeError, KeyError) as exc:
-        raise UsageError(f"--interpolate: cannot fill the prompt: {exc}") from None
-
-
-_TOKEN = re.compile(r"""(?:"[^"]*"|'[^']*'|\S)+""")
-_QUOTED = re.compile(r""""([^"]*)"|'([^']*)'""")
 
 
 @magics_class
@@ -205,26 +177,11 @@ class CompleteMagics(Magics):
         self._run(args, prompt)
 
     def _split_line(self, line: str) -> tuple[list[str], str]:
-        """Split ``-opt value … prompt words`` into option arguments (quotes removed) and the verbatim rest."""
-        actions = self.complete.parser._option_string_actions
-        argv: list[str] = []
-        end, expect_value = 0, False
-        for match in _TOKEN.finditer(line):
-            token = match.group(0)
-            if not expect_value:
-                if not token.startswith("-") or token == "-" or token == "--":
-                    end = match.end() if token == "--" else end
-                    break
-                name = token.split("=", 1)[0]  # --opt=value; -t0.5 below
-                action = actions.get(name) or (actions.get(token[:2]) if token[1] != "-" else None)
-                if action is None:
-                    raise UsageError(f"unknown option {token!r}; see %%complete?")
-                expect_value = action.nargs != 0 and name == token and name in actions
-            else:
-                expect_value = False
-            argv.append(_QUOTED.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), token))
-            end = match.end()
-        return argv, line[end:].strip()
+        """Split ``-opt value … prompt words`` into option arguments and the verbatim rest."""
+        try:
+            return split_options(line, self.complete.parser._option_string_actions)
+        except ConfigurationError as exc:
+            raise UsageError(str(exc)) from None
 
     def _request(self, args: Any, prompt: str) -> Any:
         from .call import CallRequest, choose_endpoint
@@ -232,7 +189,10 @@ class CompleteMagics(Magics):
         if not prompt.strip():
             raise UsageError("the prompt is empty: write it in the cell below %%complete")
         if args.interpolate or (args.interpolate is None and self.interpolate):
-            prompt = interpolate(prompt, self.shell.user_ns)
+            try:
+                prompt = interpolate(prompt, self.shell.user_ns)
+            except ConfigurationError as exc:
+                raise UsageError(str(exc)) from None
         model = args.model or self.default_model()
         endpoint = args.endpoint or self.endpoint
         try:
@@ -246,7 +206,7 @@ class CompleteMagics(Magics):
             "top_p": args.top_p if args.top_p is not None else self.top_p,
             "max_tokens": args.max_tokens if args.max_tokens is not None else self.max_tokens,
             "n": args.n,
-            "stop": [_unescape(s) for s in args.stop] if args.stop else None,
+            "stop": [unescape(s) for s in args.stop] if args.stop else None,
             "presence_penalty": args.presence_penalty,
             "frequency_penalty": args.frequency_penalty,
             "seed": args.seed,
@@ -257,7 +217,7 @@ class CompleteMagics(Magics):
             raise UsageError("--echo and --suffix work with the completions endpoint only (add -e completions)")
         elif args.logprobs is not None:
             params.update(logprobs=True, top_logprobs=args.logprobs)
-        system = args.system if args.system is not None else self.system
+        system = unescape(args.system) if args.system is not None else self.system
         if system and endpoint == "completions":
             raise UsageError("--system works with the chat endpoint only")
         request = CallRequest(prompt, model, endpoint, system, stream=self.stream and not args.no_stream, params=params)

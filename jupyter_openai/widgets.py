@@ -27,6 +27,7 @@ from .client import OpenAIClient
 from .display import status_line
 from .errors import ConfigurationError, OpenAIError
 from .log import SessionLog, session_log
+from .magicline import escape, quote, unescape
 from .params import CHAT, COMPLETIONS, PARAMS, check_params
 
 __all__ = ["CompletionForm"]
@@ -36,7 +37,6 @@ ERROR_COLOR = "#c62828"
 _DEFAULT_KEYS = ("model", "endpoint", "system", "temperature", "top_p", "max_tokens", "stream")
 _SLIDERS = {"temperature": 0.05, "top_p": 0.01, "presence_penalty": 0.1, "frequency_penalty": 0.1}
 DETACH_AFTER = 0.3  # seconds Stop waits for the worker before leaving it to end on its own
-_BARE = re.compile(r"[^\s'\"]+")
 _INT = re.compile(r"-?\d+")
 
 
@@ -51,25 +51,6 @@ def _tag(widget: Any, name: str) -> Any:
 def _one_line(text: object, limit: int = 300) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _quote(value: str) -> str:
-    """A value as one word of the magic line, which drops quotes and keeps backslashes: bare when
-    it can be, else quoted (a ``"`` inside double quotes is written ``"'"'"``)."""
-    if _BARE.fullmatch(value) and not value.startswith("-"):
-        return value
-    if '"' in value and "'" not in value:
-        return f"'{value}'"
-    return '"' + value.replace('"', '"\'"\'"') + '"'
-
-
-def _escape(value: str) -> str:
-    """How ``--stop`` spells newlines, tabs and backslashes (the magic unescapes them)."""
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
-
-
-def _unescape(text: str) -> str:  # as %%complete reads --stop
-    return re.sub(r"\\([nt\\])", lambda m: {"n": "\n", "t": "\t", "\\": "\\"}[m.group(1)], text)
 
 
 def magic_defaults(magics: Any = None) -> dict[str, Any]:
@@ -141,7 +122,7 @@ class CompletionForm(W.VBox):
                                             max=max(MAX_TOKENS_SLIDER, tokens), continuous_update=False), "max_tokens")
         self._n = _tag(W.BoundedIntText(value=n or shown["n"], min=PARAMS["n"].low, max=PARAMS["n"].high,
                                         description="n", layout=W.Layout(width="14em")), "n")
-        stop = stop if isinstance(stop, str) or stop is None else ", ".join(_escape(s) for s in stop)
+        stop = stop if isinstance(stop, str) or stop is None else ", ".join(escape(s) for s in stop)
         self._stop_sequences = _tag(W.Text(value=stop or "", description="stop", layout=W.Layout(width="25em"),
                                            placeholder=r"up to 4: a, b, \n"), "stop_sequences")
         self._seed = _tag(W.Text(value="" if seed is None else str(seed), description="seed", placeholder="none",
@@ -191,7 +172,7 @@ class CompletionForm(W.VBox):
         return _tag(W.Text(value=model, description="model", placeholder="model id"), "model"), note
 
     def _values(self) -> dict[str, Any]:
-        stops = [_unescape(s.strip()) for s in re.split(r"[,\n]", self._stop_sequences.value) if s.strip()]
+        stops = [unescape(s.strip()) for s in re.split(r"[,\n]", self._stop_sequences.value) if s.strip()]
         return {"model": str(self._model.value or "").strip(), "endpoint": self._endpoint.value,
                 "system": self._system.value, "max_tokens": self._max_tokens.value, "n": self._n.value, "stop": stops,
                 "echo": self._echo.value, "seed": self._seed.value.strip(), "stream": self._stream.value,
@@ -205,15 +186,15 @@ class CompletionForm(W.VBox):
         v, shown = self._values(), self._shown
         chat, words = v["endpoint"] == CHAT, []
         if v["model"] != shown["model"]:
-            words += ["-m", _quote(v["model"])]
+            words += ["-m", quote(v["model"])]
         if v["endpoint"] != self._auto_endpoint(v["model"]):
             words += ["-e", v["endpoint"]]
         if chat and v["system"] != shown["system"]:
-            words += ["-s", _quote(v["system"].replace("\n", "\\n"))]
+            words += ["-s", quote(escape(v["system"]))]
         for flag, name in (("-t", "temperature"), ("--max-tokens", "max_tokens"), ("--top-p", "top_p"), ("-n", "n")):
             words += [flag, f"{v[name]:g}"] if v[name] != shown[name] else []
         for stop in v["stop"]:
-            words += ["--stop", _quote(_escape(stop))]
+            words += ["--stop", quote(escape(stop))]
         words += ["--echo"] if v["echo"] and not chat else []
         for flag, name in (("--presence-penalty", "presence_penalty"), ("--frequency-penalty", "frequency_penalty")):
             words += [flag, f"{v[name]:g}"] if v[name] != shown[name] else []

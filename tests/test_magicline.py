@@ -1,0 +1,62 @@
+"""Reading and writing a %%complete line: options vs prompt, quotes, escapes, interpolation."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jupyter_openai.errors import ConfigurationError
+from jupyter_openai.magicline import escape, interpolate, quote, split_options, unescape
+from jupyter_openai.magics import CompleteMagics
+
+ACTIONS = CompleteMagics.complete.parser._option_string_actions
+
+
+@pytest.mark.parametrize(
+    ("line", "argv", "rest"),
+    [
+        ("-m gpt-4o -t 0.5", ["-m", "gpt-4o", "-t", "0.5"], ""),
+        ("-t0.5 --max-tokens=9 Say hi", ["-t0.5", "--max-tokens=9"], "Say hi"),
+        ('-s "be brief" What\'s up?', ["-s", "be brief"], "What's up?"),
+        ("--echo -e completions  spaced   prompt ", ["--echo", "-e", "completions"], "spaced   prompt"),
+        ("-- -not an option", [], "-not an option"),
+        ("plain prompt -t 3", [], "plain prompt -t 3"),
+        ("", [], ""),
+    ],
+)
+def test_split_options(line: str, argv: list[str], rest: str) -> None:
+    assert split_options(line, ACTIONS) == (argv, rest)
+
+
+def test_unknown_option_is_named() -> None:
+    with pytest.raises(ConfigurationError, match="unknown option '--temprature'"):
+        split_options("--temprature 1 hi", ACTIONS)
+
+
+@given(st.text())
+def test_escape_then_unescape_gives_the_text_back(text: str) -> None:
+    assert unescape(escape(text)) == text
+    assert "\n" not in escape(text)
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1).filter(lambda t: t.strip() == t and t))
+def test_a_quoted_value_reads_back_as_one_option_value(value: str) -> None:
+    line = f"-s {quote(escape(value))} the prompt"
+    argv, rest = split_options(line, ACTIONS)
+    assert argv[0] == "-s" and unescape(argv[1]) == value
+    assert rest == "the prompt"
+
+
+def test_interpolate_fills_names_and_keeps_escaped_braces() -> None:
+    assert interpolate("{a} and {{b}} {c[0]}", {"a": 1, "c": "xyz"}) == "1 and {b} x"
+
+
+def test_interpolate_names_the_missing_variable() -> None:
+    with pytest.raises(ConfigurationError, match="name 'missing' is not defined"):
+        interpolate("hello {missing}", {})
+
+
+def test_interpolate_rejects_positional_fields() -> None:
+    with pytest.raises(ConfigurationError, match="cannot fill the prompt"):
+        interpolate("a {} b", {})
