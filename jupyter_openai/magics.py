@@ -8,6 +8,7 @@ re-read on every call. The HTTP stack is imported on first use, not at load time
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -30,6 +31,7 @@ from .log import session_log
 from .magicline import interpolate, split_options, unescape
 
 ENDPOINT_CHOICES = ("auto", "chat", "completions")
+_VARIABLE = re.compile(r"\$([A-Za-z_]\w*)")
 FORMATS = ("text", "markdown")
 LOG_COLUMNS = ("id", "timestamp", "source", "model", "status", "prompt_tokens", "completion_tokens", "latency", "prompt", "completion")
 
@@ -167,7 +169,7 @@ class CompleteMagics(Magics):
             %complete -m gpt-3.5-turbo-instruct Say hello
         """
         argv, rest = self._split_line(line)
-        args = self.complete.parser.parse_args(argv)
+        args = self.complete.parser.parse_args([self._variable(token) for token in argv])
         if cell is None:
             prompt = rest
         elif rest:
@@ -175,6 +177,16 @@ class CompleteMagics(Magics):
         else:
             prompt = cell[:-1] if cell.endswith("\n") else cell  # the newline IPython appends to every cell
         self._run(args, prompt)
+
+    def _variable(self, token: str) -> str:
+        """An option value written ``$name`` is the notebook variable ``name`` (``-m $model``);
+        prompts are never expanded."""
+        match = _VARIABLE.fullmatch(token)
+        if match is None:
+            return token
+        if match.group(1) not in self.shell.user_ns:
+            raise UsageError(f"{token}: no variable named {match.group(1)!r}")
+        return str(self.shell.user_ns[match.group(1)])
 
     def _split_line(self, line: str) -> tuple[list[str], str]:
         """Split ``-opt value … prompt words`` into option arguments and the verbatim rest."""
@@ -254,6 +266,9 @@ class CompleteMagics(Magics):
             view.finish(outcome.texts)
         if args.out:
             self.shell.user_ns[args.out] = outcome.texts if len(outcome.texts) > 1 else outcome.text
+        asked = request.params.get("n") or 1
+        if outcome.error is None and 0 < len(outcome.texts) < asked:
+            error_line(f"Note: asked for {asked} choices, the server returned {len(outcome.texts)}")
         if outcome.error is not None:
             kept = f" (partial text kept: {len(outcome.text)} chars)" if outcome.text else ""
             error_line(f"{outcome.error}{kept}")

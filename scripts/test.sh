@@ -28,4 +28,6 @@ echo "== installing jupyter-openai[test,local]"
 
 echo "== running the tests"
 .venv/bin/python -m pytest tests
+echo "== running the example notebooks (nbval, offline model)"
+.venv/bin/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
 echo "== setup and tests took $(( $(date +%s) - start )) s"

@@ -48,7 +48,7 @@ FAULT_KEYS = frozenset({
     "delay",  # seconds before the status line
     "crlf", "cr", "byte_by_byte", "bom", "no_done", "empty_choices_first", "chunk_delay", "stall_after",
     "stall", "drop_after", "malformed_after", "error_after", "comments",  # stream shape
-    "huge", "reject_stream_options", "chunks", "words",  # content
+    "huge", "reject_stream_options", "chunks", "words", "ignore_n",  # content
 })
 BUFFER = 64 * 1024  # HTTP chunk size when many events are coalesced
 _DISCONNECTS = (ConnectionError, TimeoutError)

@@ -268,7 +268,7 @@ def huge_text(size: int) -> str:
 
 def plan(kind: str, body: dict, fault: dict, stream: bool) -> Plan:
     """Decide the answer to a validated request, honouring the text-shaping fault keys."""
-    n = body.get("n") or 1
+    n = 1 if fault.get("ignore_n") else body.get("n") or 1  # ignore_n: as llama.cpp, one choice whatever n says
     stop = body.get("stop") or []
     stop = [stop] if isinstance(stop, str) else stop
     chunks = fault.get("chunks") or body.get("fake_chunks") or (fault.get("huge") if stream else None)

@@ -832,3 +832,27 @@ def test_canary_key_never_leaks(make_shell: Callable[..., InteractiveShell], can
             assert CANARY_KEY.encode() not in data and fragment.encode() not in data, path
     for record in session_log:
         assert fragment not in json.dumps(record)
+
+
+# == option values from variables, fewer choices than asked ===================================
+def test_dollar_name_option_values_come_from_the_namespace(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
+    shell.user_ns["chosen"] = "fake-instruct"
+    run(shell, f"%%complete -m $chosen\n{PROMPT} $chosen")
+    body = server.requests[-1].body
+    assert server.requests[-1].path == "/v1/completions"
+    assert body["model"] == "fake-instruct"
+    assert body["prompt"] == f"{PROMPT} $chosen"  # the prompt is never expanded
+
+
+def test_dollar_name_that_is_not_defined_is_a_usage_error(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
+    with pytest.raises(UsageError, match=r"\$nowhere: no variable named 'nowhere'"):
+        run(shell, f"%%complete -m $nowhere\n{PROMPT}")
+    assert server.requests == []
+
+
+def test_fewer_choices_than_asked_is_noted(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
+    server.add_fault(path="/chat", ignore_n=True)  # one choice whatever n says, as llama.cpp
+    cap = run(shell, f"%%complete -n 3\n{PROMPT}")
+    assert "Note: asked for 3 choices, the server returned 1" in cap.stderr
+    cap = run(shell, f"%%complete -n 3\n{PROMPT}")
+    assert "Note" not in cap.stderr
