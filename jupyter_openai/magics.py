@@ -188,6 +188,16 @@ class CompleteMagics(Magics):
             raise UsageError(f"{token}: no variable named {match.group(1)!r}")
         return str(self.shell.user_ns[match.group(1)])
 
+    def _cell_number(self) -> int | None:
+        """The number of the cell being run (``In [n]``). IPython 9 counts the cell before running
+        it and IPython 8 after, so ``execution_count`` is off by one on one of them; the history
+        of inputs is not (its entry 0 is a placeholder)."""
+        history = getattr(self.shell, "history_manager", None)
+        inputs = getattr(history, "input_hist_raw", None)
+        if inputs:
+            return len(inputs) - 1
+        return getattr(self.shell, "execution_count", None)
+
     def _split_line(self, line: str) -> tuple[list[str], str]:
         """Split ``-opt value … prompt words`` into option arguments and the verbatim rest."""
         try:
@@ -259,7 +269,7 @@ class CompleteMagics(Magics):
                         markdown=(args.format or self.output_format) == "markdown")
         try:
             outcome = run_call(client, request, on_update=None if quiet else view.update, source="magic",
-                               execution_count=getattr(self.shell, "execution_count", None))
+                               execution_count=self._cell_number())
         except ConfigurationError as exc:
             raise UsageError(str(exc)) from None
         if not quiet:

@@ -46,10 +46,12 @@ def fragments(key: str) -> list[str]:
 
 def verbose_ipython_traceback(exc: BaseException) -> str:
     ultratb = pytest.importorskip("IPython.core.ultratb")
-    try:
-        formatter = ultratb.VerboseTB(color_scheme="NoColor")
-    except TypeError:  # IPython >= 9
+    import IPython
+
+    if IPython.version_info >= (9,):
         formatter = ultratb.VerboseTB(theme_name="nocolor")
+    else:
+        formatter = ultratb.VerboseTB(color_scheme="NoColor")
     return formatter.text(type(exc), exc, exc.__traceback__)
 
 
