@@ -140,9 +140,10 @@ class LocalServer:
                     return
             except (urllib.error.URLError, OSError, ValueError):
                 time.sleep(0.1)
+        tail = self.log_tail()
         self.stop()
         raise LocalServerError(f"The local model server did not answer within {self.startup_timeout:g} s. "
-                               f"Log tail:\n{self.log_tail()}")
+                               f"Log tail:\n{tail}")
 
     def log_tail(self, lines: int = 15) -> str:
         """The last lines of the server's log."""
@@ -151,19 +152,21 @@ class LocalServer:
         return "\n".join(self.log_path.read_text("utf-8", "replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        """Stop the server (idempotent)."""
+        """Stop the server and remove its log (idempotent). A server that died keeps its log."""
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
         try:
             os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
             process.wait(timeout=5)
+        except ProcessLookupError:
+            pass
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
+            self.log_path = None
 
     def status(self) -> dict[str, object]:
         """What the server is doing (the key is not part of it)."""

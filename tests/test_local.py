@@ -689,3 +689,12 @@ def test_startup_failure_shows_the_log_tail(tmp_path: Path, content: bytes | Non
     assert tail and tail != "(no log)"
     assert str(model) in tail  # llama.cpp names the file it could not load
     assert not server.running
+
+
+def test_a_stopped_server_leaves_no_log_behind() -> None:
+    server = LocalServer().start()
+    log_path = server.log_path
+    assert log_path is not None and log_path.exists() and server.status()["log"] == str(log_path)
+    server.stop()
+    assert not log_path.exists() and server.log_path is None
+    assert not server.running
