@@ -65,10 +65,7 @@ def magic_defaults(magics: Any = None) -> dict[str, Any]:
     if magics is None:
         return {name: CompleteMagics.class_traits()[name].default_value for name in _DEFAULT_KEYS}
     values = {name: getattr(magics, name) for name in _DEFAULT_KEYS}
-    try:  # the offline model's name when calls go to the bundled model (magics.py, in progress)
-        values["model"] = magics.default_model()
-    except (AttributeError, ImportError):
-        pass
+    values["model"] = magics.default_model()  # the offline model's name when calls go to it
     return values
 
 
