@@ -161,6 +161,9 @@ class CompleteMagics(Magics):
     def complete(self, line: str, cell: str | None = None) -> None:
         """Send the cell (or the rest of the line) as a prompt and stream the answer.
 
+        An option value written ``$name`` is the notebook variable ``name`` (``-m $model``);
+        the prompt itself is sent as written (see ``--interpolate``).
+
         Examples::
 
             %%complete --model gpt-4o-mini -t 0.2 --max-tokens 100
