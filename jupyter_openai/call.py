@@ -197,7 +197,10 @@ def run_call(
         if isinstance(result, Stream):
             result.close()
     texts = result.texts if result is not None else []
-    coalescer.finish(texts)
+    try:
+        coalescer.finish(texts)
+    except KeyboardInterrupt:  # the call is over: log it; the caller redraws the final text anyway
+        pass
     return _outcome(client, request, endpoint, result, texts, status, error, started, source, execution_count, log, coalescer.count)
 
 

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from .cancel import CancelToken
 from .sse import SSEDecoder
 
+DRAIN_SECONDS = 1.0
+DRAIN_BYTES = 64 * 1024
 CHAT_KIND = "chat"
 COMPLETIONS_KIND = "completions"
 _DECODER = json.JSONDecoder()
@@ -168,6 +170,7 @@ class Stream:
                     data = event.data
                     if data == "[DONE]":
                         self.status = "ok"
+                        self._reuse_connection()
                         return
                     try:
                         obj = loads(data)
@@ -238,6 +241,25 @@ class Stream:
                 raise self._fail(mapped) from None
         if cancel is not None and cancel.cancelled:
             self.status = "interrupted"
+
+    def _reuse_connection(self) -> None:
+        """After ``[DONE]`` the body normally holds only its closing empty chunk: read it, waiting
+        at most :data:`DRAIN_SECONDS`, so the connection goes back to the pool and the next call
+        skips a new TCP and TLS handshake. Anything else (more data, a slow or broken end) and the
+        connection is closed as before."""
+        raw = self._response.raw
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        if sock is None:
+            return
+        try:
+            sock.settimeout(DRAIN_SECONDS)
+            leftover = raw.read(DRAIN_BYTES)
+        except Exception:  # noqa: BLE001 - not reusable; close() drops it
+            return
+        body = getattr(raw, "_fp", None)
+        if leftover or body is None or not body.isclosed():
+            return
+        raw.release_conn()  # urllib3 sets the read timeout again on the connection's next request
 
     def _drop_connections(self) -> None:
         """Forget idle pooled connections: a server that ends a stream without [DONE] often

@@ -206,12 +206,25 @@ def test_run_call_ctrl_c_inside_the_display_callback(client, server: FakeOpenAIS
     def on_update(texts: list[str]) -> None:
         calls.append(list(texts))
         # Ctrl-C reaches the main thread only (renders after a pause come from a timer thread).
-        if len(calls) >= 3 and threading.current_thread() is threading.main_thread() and not raised:
+        if len(calls) == 3 and threading.current_thread() is threading.main_thread() and not raised:
             raised.append(True)
             raise KeyboardInterrupt
 
-    outcome = run_call(client, CallRequest("x", "fake-chat"), on_update=on_update, log=private_log)
+    # rate=1000: every chunk (10 ms apart) is drawn at once on the main thread, none by the timer.
+    outcome = run_call(client, CallRequest("x", "fake-chat"), on_update=on_update, log=private_log, rate=1000)
     assert outcome.status == "interrupted"
     assert calls[-1] == outcome.texts  # the final render still happened
     assert 0 < len(outcome.text) < len("".join(SLOW_WORDS))
     assert private_log[-1]["status"] == "interrupted"
+
+
+def test_ctrl_c_during_the_final_render_still_logs_the_call(client, server: FakeOpenAIServer,
+                                                            private_log: SessionLog) -> None:
+    """The answer is complete when the last render starts: a Ctrl-C there loses nothing."""
+    def on_update(texts: list[str]) -> None:
+        if texts and texts[0] == ANSWER:
+            raise KeyboardInterrupt
+
+    outcome = run_call(client, CallRequest(PROMPT, "fake-chat", stream=False), on_update=on_update, log=private_log)
+    assert outcome.status == "ok" and outcome.text == ANSWER
+    assert private_log[-1]["completion"] == ANSWER

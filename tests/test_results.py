@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from fakeserver import FakeOpenAIServer
+from fakeserver import TEST_KEY, FakeOpenAIServer
+from jupyter_openai.client import OpenAIClient
 from jupyter_openai.results import CHAT_KIND, COMPLETIONS_KIND, Completion, Delta, Stream
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "one two three"}]
@@ -248,7 +249,6 @@ def open_connections(srv: FakeOpenAIServer, want: int, timeout: float = 2.0) -> 
 def test_truncated_stream_does_not_leave_its_connection_in_the_pool(own_server: FakeOpenAIServer) -> None:
     """Servers that end a stream without [DONE] tend to close the connection a moment later; reusing it
     from the pool would make the next call fail. Control: a plain call keeps its connection."""
-    from fakeserver import TEST_KEY
     from jupyter_openai.client import OpenAIClient
 
     with OpenAIClient(api_key=TEST_KEY, base_url=own_server.url, max_retries=0) as client:
@@ -259,3 +259,42 @@ def test_truncated_stream_does_not_leave_its_connection_in_the_pool(own_server: 
         assert stream.status == "truncated" and stream.text == CHAT_TEXT
         assert open_connections(own_server, 0) == 0  # dropped, not pooled
         assert client.chat("fake-chat", MESSAGES).text == CHAT_TEXT
+
+
+# ---------------------------------------------------------------- keep-alive after [DONE]
+def _accepted(server: FakeOpenAIServer) -> set[int]:
+    """The connections the server has open now (by identity)."""
+    with server._lock:
+        return {id(sock) for sock in server._connections}
+
+
+def test_a_finished_stream_gives_its_connection_back(own_server: FakeOpenAIServer) -> None:
+    messages = [{"role": "user", "content": "a b c"}]
+    server, client = own_server, OpenAIClient(api_key=TEST_KEY, base_url=own_server.url, read_timeout=5)
+    first = client.chat("fake-chat", messages, stream=True).read()
+    open_after_first = _accepted(server)
+    second = client.chat("fake-chat", messages, stream=True).read()
+    assert first.status == second.status == "ok"
+    assert len(open_after_first) == 1 and _accepted(server) == open_after_first  # one connection served both
+
+
+def test_a_reused_connection_gets_the_full_read_timeout_again(own_server: FakeOpenAIServer) -> None:
+    messages = [{"role": "user", "content": "a b c"}]
+    server, client = own_server, OpenAIClient(api_key=TEST_KEY, base_url=own_server.url, read_timeout=5)
+    client.chat("fake-chat", messages, stream=True).read()
+    server.add_fault(path="/chat", stall_after=2, stall=1.5)  # longer than the 1 s drain wait, within read_timeout
+    stream = client.chat("fake-chat", messages, stream=True).read()
+    assert stream.status == "ok" and stream.text == "Echo: c b a"
+
+
+def test_an_interrupted_or_truncated_stream_does_not_go_back_to_the_pool(own_server: FakeOpenAIServer) -> None:
+    messages = [{"role": "user", "content": "a b c"}]
+    server, client = own_server, OpenAIClient(api_key=TEST_KEY, base_url=own_server.url, read_timeout=5)
+    server.add_fault(path="/chat", no_done=True)
+    assert client.chat("fake-chat", messages, stream=True).read().status == "truncated"
+    with client.chat("fake-chat", messages, stream=True) as stream:
+        next(iter(stream))
+    deadline = time.monotonic() + 2
+    while _accepted(server) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _accepted(server) == set()
