@@ -146,6 +146,28 @@ def write_json(path: str | None, result: dict[str, Any]) -> None:
         Path(path).write_text(json.dumps(result, indent=1, default=str))
 
 
+def publish(args: argparse.Namespace, result: dict[str, Any], text: str) -> dict[str, Any]:
+    """Keep the printed report with the result and write the JSON if ``--json`` asked for it."""
+    result["markdown"] = text
+    write_json(args.json, result)
+    return result
+
+
+def profile(run: Any, top: int = 20) -> str:
+    """The ``tottime`` table of a cProfile of one ``run()``."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run()
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
 def fmt_rate(value: float) -> str:
     return f"{value:,.0f}"
 

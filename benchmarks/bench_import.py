@@ -284,9 +284,7 @@ def main() -> dict[str, Any]:
     result = measure(max(args.runs, 7), args.install_jai)
     text = report(result)
     print(text)
-    result["markdown"] = text
-    common.write_json(args.json, result)
-    return result
+    return common.publish(args, result, text)
 
 
 if __name__ == "__main__":

@@ -109,9 +109,7 @@ def main() -> dict[str, Any]:
     result = measure(args.records, args.runs)
     text = report(result)
     print(text)
-    result["markdown"] = text
-    common.write_json(args.json, result)
-    return result
+    return common.publish(args, result, text)
 
 
 if __name__ == "__main__":

@@ -159,17 +159,8 @@ def report(result: dict[str, Any]) -> str:
 
 
 def profile_magic(shell: Any, top: int = 20) -> str:
-    import cProfile
-    import io
-    import pstats
-
-    profiler = cProfile.Profile()
-    profiler.enable()
-    run_magic(shell)
-    profiler.disable()
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
-    return out.getvalue()
+    """cProfile of one %%complete run."""
+    return common.profile(lambda: run_magic(shell), top)
 
 
 def main() -> dict[str, Any]:
@@ -192,9 +183,7 @@ def main() -> dict[str, Any]:
             shell.run_line_magic("unload_ext", "jupyter_openai")
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    result["markdown"] = text
-    common.write_json(args.json, result)
-    return result
+    return common.publish(args, result, text)
 
 
 if __name__ == "__main__":

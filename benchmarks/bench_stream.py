@@ -349,20 +349,10 @@ def report(result: dict[str, Any], rounds: int) -> str:
 
 
 def profile_client(url: str, top: int = 18) -> str:
-    """cProfile of one client run (for finding hot spots)."""
-    import cProfile
-    import io
-    import pstats
-
+    """cProfile of one client run (for finding hot spots), after a warm-up run."""
     run = make_client(url)
     run()
-    profiler = cProfile.Profile()
-    profiler.enable()
-    run()
-    profiler.disable()
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
-    return out.getvalue()
+    return common.profile(run, top)
 
 
 def main() -> dict[str, Any]:
@@ -381,9 +371,7 @@ def main() -> dict[str, Any]:
         print(text)
         if args.profile:
             print("\ncProfile of one client run (tottime):\n" + profile_client(server.url))
-    result["markdown"] = text
-    common.write_json(args.json, result)
-    return result
+    return common.publish(args, result, text)
 
 
 if __name__ == "__main__":
