@@ -25,46 +25,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def keep_question_prompts(lines: list[str]) -> list[str]:
-    """Input cleanup: IPython reads any line ending in ``?`` as a help request, so
-    ``%complete What is the capital of France?`` would never be sent. Such lines become
-    the equivalent ``run_line_magic`` call (``%complete?`` alone still shows the help)."""
-    import re
-
-    if not lines or lines[0].lstrip().startswith("%%"):  # cell magic bodies are text
-        return lines
-    out = []
-    for line in lines:
-        match = re.match(r"(\s*)%complete[ \t]+(\S.*?\?)[ \t]*(\n?)$", line)
-        if match:
-            indent, prompt, newline = match.groups()
-            line = f"{indent}get_ipython().run_line_magic('complete', {prompt!r}){newline}"
-        out.append(line)
-    return out
-
-
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics (``%load_ext jupyter_openai``)."""
-    from .magics import CompleteMagics
+    from .magics import load
 
-    ipython.register_magics(CompleteMagics)
-    if keep_question_prompts not in ipython.input_transformers_cleanup:
-        ipython.input_transformers_cleanup.append(keep_question_prompts)
+    load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Remove the magics and their configurable (``%unload_ext jupyter_openai``)."""
-    from .magics import CompleteMagics
+    """Remove the magics, their configurable and connections (``%unload_ext jupyter_openai``)."""
+    from .magics import unload
 
-    while keep_question_prompts in ipython.input_transformers_cleanup:
-        ipython.input_transformers_cleanup.remove(keep_question_prompts)
-    manager = ipython.magics_manager
-    instance = manager.registry.pop(CompleteMagics.__name__, None)
-    for kind, names in CompleteMagics.magics.items():
-        for name in names:
-            manager.magics[kind].pop(name, None)
-    if instance is not None:
-        if instance in ipython.configurables:
-            ipython.configurables.remove(instance)
-        if instance._client is not None:
-            instance._client.close()
+    unload(ipython)

@@ -236,7 +236,8 @@ class OpenAIClient:
             if cancel is not None:
                 cancel.check()
             try:
-                response = self._session.request(method, url, data=data, headers=headers, timeout=timeout, stream=stream)
+                response = self._session.request(method, url, data=data, headers=headers, timeout=timeout,
+                                                 stream=stream)
             except requests.exceptions.RequestException as exc:
                 error = self._transport_error(exc, url)
                 if attempt < settings.max_retries:
@@ -284,7 +285,9 @@ class OpenAIClient:
     def _retry_delay(self, response: requests.Response, error: APIStatusError, attempt: int) -> float | None:
         """How long to wait before retrying, or None to give up now."""
         should = response.headers.get("x-should-retry", "").lower()
-        retryable = should == "true" or (should != "false" and (error.status in RETRYABLE_STATUSES or error.status >= 500))
+        retryable = should == "true" or (
+            should != "false" and (error.status in RETRYABLE_STATUSES or error.status >= 500)
+        )
         wait = error.retry_after
         if wait is not None and wait > MAX_RETRY_AFTER and (retryable or isinstance(error, RateLimitError)):
             # Too long to wait inside a notebook cell: fail now, and say when to try again.
@@ -305,8 +308,11 @@ class OpenAIClient:
         if isinstance(exc, requests.exceptions.Timeout):
             return APITimeoutError(f"No answer from {host} within {self.settings.read_timeout:g} s", url=url)
         if isinstance(exc, requests.exceptions.ProxyError):
-            return APIConnectionError(f"Could not connect to {host} through the proxy (see HTTPS_PROXY / HTTP_PROXY "
-                                      f"/ NO_PROXY): {_reason(exc)}", url=url)
+            return APIConnectionError(
+                f"Could not connect to {host} through the proxy (see HTTPS_PROXY / HTTP_PROXY "
+                f"/ NO_PROXY): {_reason(exc)}",
+                url=url,
+            )
         return APIConnectionError(f"Could not connect to {host}: {_reason(exc)}", url=url)
 
     def _read_error(self, exc: BaseException) -> APIConnectionError:

@@ -102,7 +102,7 @@ class Settings:
                  base_url: str = DEFAULT_BASE_URL, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
                  read_timeout: float = DEFAULT_READ_TIMEOUT, max_retries: int = DEFAULT_MAX_RETRIES) -> None:
         for name, value in zip(self.FIELDS, (api_key, organization, project, base_url, connect_timeout,
-                                             read_timeout, max_retries)):
+                                             read_timeout, max_retries), strict=False):
             object.__setattr__(self, name, value)
         self._check()
 
@@ -157,7 +157,7 @@ class Settings:
         unknown = set(overrides) - set(self.FIELDS)
         if unknown:
             raise ConfigurationError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        values = dict(zip(self.FIELDS, self._values()))
+        values = dict(zip(self.FIELDS, self._values(), strict=False))
         values.update({k: v for k, v in overrides.items() if v is not None and v != ""})
         return type(self)(**values)  # type: ignore[arg-type]
 

@@ -1,4 +1,4 @@
-"""How results look in a cell: the growing answer, the status line, error lines and tables.
+"""How results look in a cell: the growing answer, error lines and tables.
 
 The IPython side of the magic's output. Two ways to show a growing answer: display
 handles updated in place (Jupyter front ends, and any shell whose display publisher
@@ -87,31 +87,6 @@ class CellView:
             self._printed = len(text)
 
 
-def status_line(model: str | None, usage: dict[str, Any] | None, latency: float | None,
-                time_to_first_token: float | None, finish_reason: str | None, status: str) -> str:
-    """One compact line: model · tokens in/out · latency · tokens/s · finish reason."""
-    parts = [model or "?"]
-    prompt_tokens = (usage or {}).get("prompt_tokens")
-    completion_tokens = (usage or {}).get("completion_tokens")
-    if prompt_tokens is not None or completion_tokens is not None:
-        parts.append(f"{_n(prompt_tokens)} in / {_n(completion_tokens)} out tokens")
-    else:
-        parts.append("tokens not reported")
-    if latency is not None:
-        parts.append(f"{latency:.2f} s")
-        generating = latency - (time_to_first_token or 0.0)
-        if completion_tokens and generating > 0:
-            parts.append(f"{completion_tokens / generating:.1f} tok/s")
-    parts.append(f"finish: {finish_reason or '-'}")
-    if status != "ok":
-        parts.append(status)
-    return " · ".join(parts)
-
-
-def _n(value: int | None) -> str:
-    return "?" if value is None else str(value)
-
-
 def error_line(message: str) -> None:
     """Print one red line (stderr) without a traceback."""
     print(message, file=sys.stderr, flush=True)
@@ -132,13 +107,14 @@ class Table:
     def __repr__(self) -> str:
         cells = [[self._cell(r[c]) for c in self.columns] for r in self.rows]
         widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(self.columns)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(self.columns, widths)).rstrip()]
-        lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=False)).rstrip()]
+        lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip() for row in cells]
         return "\n".join(lines) if self.rows else "(empty)"
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(self._cell(r[c]))}</td>" for c in self.columns) + "</tr>" for r in self.rows
+            "<tr>" + "".join(f"<td>{html.escape(self._cell(r[c]))}</td>" for c in self.columns) + "</tr>"
+            for r in self.rows
         )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

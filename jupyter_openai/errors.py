@@ -47,6 +47,7 @@ __all__ = [
     "status_error",
     "parse_error_body",
     "redact",
+    "one_line",
 ]
 
 SNIPPET_CHARS = 200
@@ -61,9 +62,10 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     return _KEY_PATTERN.sub(lambda m: m.group(1) + "-***", text)
 
 
-def _one_line(text: str, limit: int = SNIPPET_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def one_line(text: object, limit: int = SNIPPET_CHARS) -> str:
+    """``text`` on one line (white space folded), cut to ``limit`` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 class OpenAIError(Exception):
@@ -114,7 +116,9 @@ class APIStatusError(OpenAIError):
 
     def __str__(self) -> str:
         parts = [f"{self.status} {self.label}: {self.message}"]
-        extras = [f"{name}={value}" for name, value in (("param", self.param), ("code", self.code)) if value not in (None, "")]
+        extras = [
+            f"{name}={value}" for name, value in (("param", self.param), ("code", self.code)) if value not in (None, "")
+        ]
         if extras:
             parts.append(f"({', '.join(extras)})")
         if self.request_id:
@@ -167,10 +171,9 @@ class InternalServerError(APIStatusError):
 class StreamError(OpenAIError):
     """A stream carried an error object, a malformed chunk, or ended early."""
 
-    def __init__(self, message: str, *, request_id: str | None = None, truncated: bool = False) -> None:
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
         self.message = message
         self.request_id = request_id
-        self.truncated = truncated
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -220,14 +223,14 @@ def parse_error_body(body: bytes | str | Any, content_type: str = "") -> dict[st
             if not isinstance(message, str):
                 message = json.dumps(message) if message is not None else json.dumps(data)
             return {
-                "message": _one_line(message, 500),
+                "message": one_line(message, 500),
                 "type": inner.get("type"),
                 "code": inner.get("code"),
                 "param": inner.get("param"),
             }
     if isinstance(data, str):
-        return {"message": _one_line(data) or "(empty body)", "type": None, "code": None, "param": None}
-    return {"message": _one_line(json.dumps(data)), "type": None, "code": None, "param": None}
+        return {"message": one_line(data) or "(empty body)", "type": None, "code": None, "param": None}
+    return {"message": one_line(json.dumps(data)), "type": None, "code": None, "param": None}
 
 
 def _text_snippet(text: str, content_type: str) -> str:
@@ -238,10 +241,10 @@ def _text_snippet(text: str, content_type: str) -> str:
 
         title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
         if title and title.group(1).strip():
-            return "HTML page: " + _one_line(html.unescape(title.group(1)))
+            return "HTML page: " + one_line(html.unescape(title.group(1)))
         stripped = re.sub(r"<(script|style)\b.*?</\1>|<[^>]+>", " ", text, flags=re.I | re.S)
-        return "HTML page: " + _one_line(html.unescape(stripped))
-    return _one_line(text)
+        return "HTML page: " + one_line(html.unescape(stripped))
+    return one_line(text)
 
 
 def status_error(

@@ -105,9 +105,26 @@ class LocalServer:
     def command(self) -> list[str]:
         """The command line that starts the server."""
         return [
-            sys.executable, "-c", _CHILD_BOOT, str(os.getpid()), "--model", str(self.model_path), "--model_alias", self.alias,
-            "--host", self.host, "--port", str(self.port), "--api_key", self.api_key,
-            "--interrupt_requests", "False", "--n_threads", str(self.threads), "--n_ctx", "2048",
+            sys.executable,
+            "-c",
+            _CHILD_BOOT,
+            str(os.getpid()),
+            "--model",
+            str(self.model_path),
+            "--model_alias",
+            self.alias,
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--api_key",
+            self.api_key,
+            "--interrupt_requests",
+            "False",
+            "--n_threads",
+            str(self.threads),
+            "--n_ctx",
+            "2048",
         ]
 
     def start(self) -> LocalServer:
@@ -121,8 +138,13 @@ class LocalServer:
             handle, name = tempfile.mkstemp(prefix="jupyter-openai-local-", suffix=".log")
             self.log_path = Path(name)
             with os.fdopen(handle, "wb") as log:
-                self._process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                                 stdin=subprocess.DEVNULL, start_new_session=True)
+                self._process = subprocess.Popen(
+                    self.command(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             self._wait_ready()
             return self
 
@@ -142,8 +164,9 @@ class LocalServer:
                 time.sleep(0.1)
         tail = self.log_tail()
         self.stop()
-        raise LocalServerError(f"The local model server did not answer within {self.startup_timeout:g} s. "
-                               f"Log tail:\n{tail}")
+        raise LocalServerError(
+            f"The local model server did not answer within {self.startup_timeout:g} s. Log tail:\n{tail}"
+        )
 
     def log_tail(self, lines: int = 15) -> str:
         """The last lines of the server's log."""
@@ -170,9 +193,13 @@ class LocalServer:
 
     def status(self) -> dict[str, object]:
         """What the server is doing (the key is not part of it)."""
-        return {"running": self.running, "model": self.alias, "base_url": self.base_url if self.port else None,
-                "pid": self._process.pid if self.running and self._process else None,
-                "log": str(self.log_path) if self.log_path else None}
+        return {
+            "running": self.running,
+            "model": self.alias,
+            "base_url": self.base_url if self.port else None,
+            "pid": self._process.pid if self.running and self._process else None,
+            "log": str(self.log_path) if self.log_path else None,
+        }
 
     def __enter__(self) -> LocalServer:
         return self.start()
@@ -181,7 +208,8 @@ class LocalServer:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"LocalServer(model={self.alias!r}, running={self.running}, base_url={self.base_url if self.port else None!r})"
+        url = self.base_url if self.port else None
+        return f"LocalServer(model={self.alias!r}, running={self.running}, base_url={url!r})"
 
 
 _shared: LocalServer | None = None

@@ -1,8 +1,8 @@
 """How a ``%%complete`` line is read and written: options vs prompt, quotes, escapes, ``{name}``.
 
-Shared by the magic (which reads lines) and the form (whose preview writes one that reads
-back to the same request). No IPython here: mistakes raise :class:`ConfigurationError`,
-which the magic shows as a one-line ``UsageError``.
+Shared by the magic (which reads lines) and the form (whose preview writes one with
+:func:`format_options` that reads back to the same request). No IPython here: mistakes raise
+:class:`ConfigurationError`, which the magic shows as a one-line ``UsageError``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ConfigurationError
+from .params import CHAT, OPTION_PARAMS
 
 _TOKEN = re.compile(r"""(?:"[^"]*"|'[^']*'|\S)+""")
 _QUOTED = re.compile(r""""([^"]*)"|'([^']*)'""")
@@ -74,7 +75,9 @@ def interpolate(prompt: str, namespace: Mapping[str, Any]) -> str:
         def __missing__(self, key: str) -> Any:
             if key in namespace:
                 return namespace[key]
-            raise ConfigurationError(f"--interpolate: name {key!r} is not defined (write {{{{ and }}}} for literal braces)")
+            raise ConfigurationError(
+                f"--interpolate: name {key!r} is not defined (write {{{{ and }}}} for literal braces)"
+            )
 
     try:
         return string.Formatter().vformat(prompt, (), Strict())
@@ -82,3 +85,33 @@ def interpolate(prompt: str, namespace: Mapping[str, Any]) -> str:
         raise
     except (IndexError, ValueError, AttributeError, KeyError) as exc:
         raise ConfigurationError(f"--interpolate: cannot fill the prompt: {exc}") from None
+
+
+def format_options(options: Mapping[str, Any], auto_endpoint: str, shown: Mapping[str, Any]) -> list[str]:
+    """The ``%%complete`` words that set ``options`` (``None``: not set, no word): the model and
+    the system message when they differ from ``shown``, the endpoint when it differs from
+    ``auto_endpoint``, each parameter by its first flag, ``--no-stream``."""
+    words: list[str] = []
+    if options.get("model") and options["model"] != shown.get("model"):
+        words += ["-m", quote(options["model"])]
+    if options.get("endpoint") and options["endpoint"] != auto_endpoint:
+        words += ["-e", options["endpoint"]]
+    if options.get("endpoint") == CHAT and options.get("system") is not None:
+        words += ["-s", quote(escape(options["system"]))]
+    for param in OPTION_PARAMS:
+        value = options.get(param.name)
+        if value is None or value is False:
+            continue
+        flag = param.flags[0]
+        if value is True:
+            words.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                words += [flag, quote(escape(item))]
+        elif isinstance(value, (int, float)):
+            words += [flag, f"{value:g}"]
+        else:
+            words += [flag, quote(escape(str(value)))]
+    if options.get("stream") is False:
+        words.append("--no-stream")
+    return words

@@ -1,155 +1,79 @@
-"""The IPython magics: ``%%complete``, ``%complete``, ``%complete_log`` and ``%complete_models``.
+"""The IPython magics: ``%%complete``, ``%complete``, ``%complete_log``, ``%complete_models``,
+``%complete_form`` and ``%complete_local``, and the extension's load and unload.
 
-They parse options, delegate to :mod:`jupyter_openai.call` and display. Settings are
-traits of :class:`CompleteMagics` (``%config CompleteMagics``, ``ipython_config.py``),
-re-read on every call. The HTTP stack is imported on first use, not at load time.
+They parse options, delegate to the core (:func:`~jupyter_openai.request.build_request`,
+:func:`~jupyter_openai.call.run_call`, :func:`~jupyter_openai.outcome.summarize`) and display.
+Settings are traits of :class:`CompleteMagics` (``%config CompleteMagics``,
+``ipython_config.py``; declared in :mod:`~jupyter_openai.magic_config`), re-read on every
+call. The HTTP stack is imported on first use, not at load time.
 """
 
 from __future__ import annotations
 
-import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, CaselessStrEnum, Float, Int, TraitType, Unicode
 
-from .config import (
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_READ_TIMEOUT,
-    ENV_API_KEY,
-    ENV_BASE_URL,
-    MISSING_KEY_HELP,
-    SecretStr,
-    Settings,
-)
-from .errors import ConfigurationError
-from .log import session_log
+from .magic_config import FORMATS, ConfiguredMagics, usage_errors
 from .magicline import interpolate, split_options, unescape
+from .params import ENDPOINT_CHOICES, ENDPOINTS, OPTION_PARAMS, PARAMS, Param
+from .questions import keep_question_prompts
 
-ENDPOINT_CHOICES = ("auto", "chat", "completions")
 _VARIABLE = re.compile(r"\$([A-Za-z_]\w*)")
-FORMATS = ("text", "markdown")
-LOG_COLUMNS = ("id", "timestamp", "source", "model", "status", "prompt_tokens", "completion_tokens", "latency", "prompt", "completion")
+LOG_COLUMNS = (
+    "id",
+    "timestamp",
+    "source",
+    "model",
+    "status",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency",
+    "prompt",
+    "completion",
+)
 
 
-class Secret(TraitType):
-    """A string trait whose value prints masked (``%config`` output included)."""
+def _param_options(params: tuple[Param, ...], prefix: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add one magic option per parameter (flags, help and type from :mod:`~jupyter_openai.params`)."""
 
-    default_value = None
-    allow_none = True
-    info_text = "a secret string"
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for param in reversed(params):  # magic_arguments adds decorators in reverse order
+            func = argument(*param.flags, dest=param.name, help=prefix + param.help, **_argparse_kind(param))(func)
+        return func
 
-    def validate(self, obj: Any, value: Any) -> SecretStr | None:
-        if value is None or value == "":
-            return None
-        if isinstance(value, str):
-            return value if isinstance(value, SecretStr) else SecretStr(value)
-        self.error(obj, value)
+    return decorate
+
+
+def _argparse_kind(param: Param) -> dict[str, Any]:
+    if param.kind is bool:
+        return {"action": "store_true", "default": None}
+    if param.kind == (str, list):
+        return {"action": "append"}
+    if param.kind in (int, float):
+        return {"type": param.kind}
+    return {}
 
 
 @magics_class
-class CompleteMagics(Magics):
+class CompleteMagics(ConfiguredMagics):
     """Send prompts to an OpenAI-compatible server and stream the answers into the cell."""
-
-    api_key = Secret(help="API key. Prefer the OPENAI_API_KEY environment variable; never paste it into a notebook.").tag(config=True)
-    organization = Unicode(None, allow_none=True, help="Organization id (OpenAI-Organization header); else $OPENAI_ORG_ID.").tag(config=True)
-    project = Unicode(None, allow_none=True, help="Project id (OpenAI-Project header); else $OPENAI_PROJECT_ID.").tag(config=True)
-    base_url = Unicode(None, allow_none=True, help="Server URL ending in /v1; else $OPENAI_BASE_URL, else OpenAI.").tag(config=True)
-    model = Unicode("gpt-4o-mini", help="Default model.").tag(config=True)
-    endpoint = CaselessStrEnum(ENDPOINT_CHOICES, default_value="auto",
-                               help="chat, completions, or auto: completions for instruct/legacy models, chat otherwise.").tag(config=True)
-    system = Unicode(None, allow_none=True, help="Default system message (chat).").tag(config=True)
-    temperature = Float(None, allow_none=True, help="Default temperature, 0 to 2 (None: the server's).").tag(config=True)
-    top_p = Float(None, allow_none=True, help="Default top_p, 0 to 1 (None: the server's).").tag(config=True)
-    max_tokens = Int(256, allow_none=True, help="Default largest number of tokens to generate.").tag(config=True)
-    stream = Bool(True, help="Stream answers into the cell as they arrive.").tag(config=True)
-    timeout = Float(DEFAULT_READ_TIMEOUT, help="Read timeout in seconds: longest wait for the next byte.").tag(config=True)
-    connect_timeout = Float(DEFAULT_CONNECT_TIMEOUT, help="Connect timeout in seconds.").tag(config=True)
-    max_retries = Int(DEFAULT_MAX_RETRIES, help="Retries on 408/409/429/5xx and connection errors.").tag(config=True)
-    output_format = CaselessStrEnum(FORMATS, default_value="text", help="text, or markdown (rendered at the end).").tag(config=True)
-    interpolate = Bool(False, help="Fill {name} in prompts from the notebook's variables ({{ }} escape).").tag(config=True)
-    log_file = Unicode(None, allow_none=True, help="Append every call to this JSONL file as it happens.").tag(config=True)
-
-    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
-        super().__init__(shell=shell, **kwargs)
-        self._client: Any = None
-        self._client_settings: Settings | None = None
-
-    # -- settings and client -------------------------------------------------------
-    def settings(self) -> Settings:
-        """Settings from traits over the environment (traits win); the offline model when neither
-        a key nor a base URL is configured anywhere."""
-        try:
-            settings = Settings.from_env(
-                api_key=self.api_key, organization=self.organization, project=self.project, base_url=self.base_url,
-                read_timeout=self.timeout, connect_timeout=self.connect_timeout, max_retries=self.max_retries,
-            )
-        except ConfigurationError as exc:
-            raise UsageError(str(exc)) from None
-        if self.offline(settings):
-            return self._offline_settings(settings)
-        return settings
-
-    def offline(self, settings: Settings | None = None) -> bool:
-        """True when no key and no base URL are set: calls go to the bundled offline model."""
-        # Decided from the raw values, so a malformed OPENAI_BASE_URL still ends as settings()' UsageError.
-        has_key = settings.api_key is not None if settings is not None else bool(
-            self.api_key or os.environ.get(ENV_API_KEY, "").strip())
-        return not has_key and not self.base_url and not os.environ.get(ENV_BASE_URL, "").strip()
-
-    def _offline_settings(self, settings: Settings) -> Settings:
-        from . import local
-
-        if not local.is_available():
-            raise UsageError(f"{MISSING_KEY_HELP} Or, to work with no key and no internet, {local.INSTALL_HINT}.")
-        first_use = not local.shared_server(start=False).running
-        try:
-            server = local.shared_server()
-        except local.LocalServerError as exc:
-            raise UsageError(str(exc)) from None
-        if first_use:
-            print(f"Using the offline model {local.MODEL_LABEL}: no API key or base URL is set. "
-                  "For OpenAI, set OPENAI_API_KEY in the environment or ipython_config.py.")
-        return settings.with_overrides(base_url=server.base_url, api_key=server.api_key)
-
-    def default_model(self) -> str:
-        """The model trait, or the offline model's name when the trait is untouched and calls go offline."""
-        from .local import MODEL_ALIAS
-
-        untouched = self.model == type(self).model.default_value
-        return MODEL_ALIAS if untouched and self.offline() else self.model
-
-    def client(self) -> Any:
-        """The client for the current settings (kept while they do not change)."""
-        from .client import OpenAIClient
-
-        settings = self.settings()
-        if self._client is None or self._client_settings != settings:
-            if self._client is not None:
-                self._client.close()
-            self._client, self._client_settings = OpenAIClient(settings), settings
-        return self._client
 
     # -- %%complete ----------------------------------------------------------------
     @magic_arguments()
     @argument("-m", "--model", help="Model id (default: the model trait).")
-    @argument("-e", "--endpoint", choices=ENDPOINT_CHOICES, help="auto (completions for instruct/legacy models, chat otherwise), chat or completions.")
+    @argument(
+        "-e",
+        "--endpoint",
+        choices=ENDPOINT_CHOICES,
+        help="auto (completions for instruct/legacy models, chat otherwise), chat or completions.",
+    )
     @argument("-s", "--system", help="System message (chat).")
-    @argument("-t", "--temperature", type=float, help="Sampling temperature, 0 to 2.")
-    @argument("--max-tokens", type=int, help="Largest number of tokens to generate (>= 1).")
-    @argument("--top-p", type=float, help="Nucleus sampling mass, 0 to 1.")
-    @argument("-n", type=int, help="Number of choices to generate (>= 1).")
-    @argument("--stop", action="append", help=r"Stop sequence; repeat for up to 4. \n means newline.")
-    @argument("--echo", action="store_true", default=None, help="Completions: include the prompt in the answer.")
-    @argument("--suffix", help="Completions: text that follows the insertion.")
-    @argument("--presence-penalty", type=float, help="Presence penalty, -2 to 2.")
-    @argument("--frequency-penalty", type=float, help="Frequency penalty, -2 to 2.")
-    @argument("--seed", type=int, help="Seed for repeatable sampling.")
-    @argument("--logprobs", type=int, help="Log probabilities of the top N tokens (completions 0-5; chat: top_logprobs).")
+    @_param_options(OPTION_PARAMS)
     @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
     @argument("-o", "--out", help="Store the answer text in this variable.")
     @argument("-f", "--format", choices=FORMATS, help="text, or markdown (rendered at the end).")
@@ -171,12 +95,15 @@ class CompleteMagics(Magics):
 
             %complete -m gpt-3.5-turbo-instruct Say hello
         """
-        argv, rest = self._split_line(line)
+        with usage_errors():
+            argv, rest = split_options(line, self.complete.parser._option_string_actions)
         args = self.complete.parser.parse_args([self._variable(token) for token in argv])
         if cell is None:
             prompt = rest
         elif rest:
-            raise UsageError(f"unexpected text on the %%complete line: {rest!r} (options start with -; the prompt goes in the cell)")
+            raise UsageError(
+                f"unexpected text on the %%complete line: {rest!r} (options start with -; the prompt goes in the cell)"
+            )
         else:
             prompt = cell[:-1] if cell.endswith("\n") else cell  # the newline IPython appends to every cell
         self._run(args, prompt)
@@ -201,97 +128,52 @@ class CompleteMagics(Magics):
             return len(inputs) - 1
         return getattr(self.shell, "execution_count", None)
 
-    def _split_line(self, line: str) -> tuple[list[str], str]:
-        """Split ``-opt value … prompt words`` into option arguments and the verbatim rest."""
-        try:
-            return split_options(line, self.complete.parser._option_string_actions)
-        except ConfigurationError as exc:
-            raise UsageError(str(exc)) from None
-
-    def _request(self, args: Any, prompt: str) -> Any:
-        from .call import CallRequest, choose_endpoint
-
+    def _options(self, args: Any, prompt: str) -> dict[str, Any]:
+        """The user's options for :func:`~jupyter_openai.request.build_request` (None: not given)."""
         if not prompt.strip():
             raise UsageError("the prompt is empty: write it in the cell below %%complete")
         if args.interpolate or (args.interpolate is None and self.interpolate):
-            try:
+            with usage_errors():
                 prompt = interpolate(prompt, self.shell.user_ns)
-            except ConfigurationError as exc:
-                raise UsageError(str(exc)) from None
-        model = args.model or self.default_model()
-        endpoint = args.endpoint or self.endpoint
-        try:
-            endpoint = choose_endpoint(model, endpoint)
-        except ConfigurationError as exc:
-            raise UsageError(str(exc)) from None
-        if args.max_tokens is not None and args.max_tokens < 1:
-            raise UsageError(f"--max-tokens must be at least 1, got {args.max_tokens}")
-        params: dict[str, Any] = {
-            "temperature": args.temperature if args.temperature is not None else self.temperature,
-            "top_p": args.top_p if args.top_p is not None else self.top_p,
-            "max_tokens": args.max_tokens if args.max_tokens is not None else self.max_tokens,
-            "n": args.n,
-            "stop": [unescape(s) for s in args.stop] if args.stop else None,
-            "presence_penalty": args.presence_penalty,
-            "frequency_penalty": args.frequency_penalty,
-            "seed": args.seed,
+        options = {param.name: getattr(args, param.name) for param in OPTION_PARAMS}
+        options["stop"] = [unescape(s) for s in args.stop] if args.stop else None
+        system = unescape(args.system) if args.system is not None else None
+        return {
+            **options,
+            "prompt": prompt,
+            "model": args.model,
+            "endpoint": args.endpoint,
+            "system": system,
+            "stream": False if args.no_stream else None,
         }
-        if endpoint == "completions":
-            params.update(echo=args.echo, suffix=args.suffix, logprobs=args.logprobs)
-        elif args.echo or args.suffix is not None:
-            raise UsageError("--echo and --suffix work with the completions endpoint only (add -e completions)")
-        elif args.logprobs is not None:
-            params.update(logprobs=True, top_logprobs=args.logprobs)
-        system = unescape(args.system) if args.system is not None else self.system
-        if system and endpoint == "completions":
-            raise UsageError("--system works with the chat endpoint only")
-        request = CallRequest(prompt, model, endpoint, system, stream=self.stream and not args.no_stream, params=params)
-        self._validate(request, endpoint)
-        return request
-
-    @staticmethod
-    def _validate(request: Any, endpoint: str) -> None:
-        from .params import check_params
-
-        if request.params.get("n") is not None and request.params["n"] < 1:
-            raise UsageError(f"-n must be at least 1, got {request.params['n']}")
-        try:
-            check_params(endpoint, request.params)
-        except ConfigurationError as exc:
-            raise UsageError(str(exc)) from None
 
     def _run(self, args: Any, prompt: str) -> None:
-        from .call import run_call
-        from .display import CellView, error_line, status_line
+        from .call import Origin, run_call
+        from .display import CellView, error_line
+        from .outcome import summarize
+        from .request import build_request
 
-        request = self._request(args, prompt)
+        with usage_errors():
+            request = build_request(self._options(args, prompt), self.defaults())
         client = self.client()
-        session_log.path = self.log_file
-        quiet = args.quiet
-        view = CellView(self.shell, n=request.params.get("n") or 1,
-                        markdown=(args.format or self.output_format) == "markdown")
-        try:
-            outcome = run_call(client, request, on_update=None if quiet else view.update, source="magic",
-                               execution_count=self._cell_number())
-        except ConfigurationError as exc:
-            raise UsageError(str(exc)) from None
-        if not quiet:
+        view = CellView(self.shell, n=request.choices, markdown=(args.format or self.output_format) == "markdown")
+        with usage_errors():
+            outcome = run_call(
+                client,
+                request,
+                on_update=None if args.quiet else view.update,
+                log=self.log,
+                origin=Origin("magic", self._cell_number()),
+            )
+        if not args.quiet:
             view.finish(outcome.texts)
         if args.out:
             self.shell.user_ns[args.out] = outcome.texts if len(outcome.texts) > 1 else outcome.text
-        asked = request.params.get("n") or 1
-        if outcome.error is None and 0 < len(outcome.texts) < asked:
-            error_line(f"Note: asked for {asked} choices, the server returned {len(outcome.texts)}")
-        if outcome.error is not None:
-            kept = f" (partial text kept: {len(outcome.text)} chars)" if outcome.text else ""
-            error_line(f"{outcome.error}{kept}")
-        elif outcome.status == "interrupted":
-            error_line(f"Interrupted: the request was stopped (partial text kept: {len(outcome.text)} chars)")
-        elif outcome.status == "truncated":
-            error_line("Warning: the server closed the stream without [DONE]; the answer may be incomplete")
-        if not quiet:
-            print(status_line(outcome.model, outcome.usage, outcome.latency, outcome.time_to_first_token,
-                              outcome.finish_reasons[0] if outcome.finish_reasons else None, outcome.status))
+        summary = summarize(outcome)
+        for note in summary.notes:
+            error_line(note)
+        if not args.quiet:
+            print(summary.status)
 
     # -- %complete_log -------------------------------------------------------------
     @magic_arguments()
@@ -304,19 +186,20 @@ class CompleteMagics(Magics):
         from .display import Table
 
         args = parse_argstring(self.complete_log, line)
+        log = self.log
         if args.clear:
-            session_log.clear()
+            log.clear()
             print("Session log cleared.")
             return None
         if args.save:
-            writers = {".json": session_log.to_json, ".jsonl": session_log.to_jsonl, ".csv": session_log.to_csv}
+            writers = {".json": log.to_json, ".jsonl": log.to_jsonl, ".csv": log.to_csv}
             suffix = next((s for s in writers if args.save.lower().endswith(s)), None)
             if suffix is None:
                 raise UsageError("--save needs a file name ending in .json, .jsonl or .csv")
             writers[suffix](args.save)
-            print(f"Saved {len(session_log)} call(s) to {args.save}")
+            print(f"Saved {len(log)} call(s) to {args.save}")
             return None
-        return Table(session_log.tail(args.last), LOG_COLUMNS)
+        return Table(log.tail(args.last), LOG_COLUMNS)
 
     # -- %complete_models ----------------------------------------------------------
     @magic_arguments()
@@ -330,29 +213,33 @@ class CompleteMagics(Magics):
         from .errors import OpenAIError
 
         args = parse_argstring(self.complete_models, line)
+        client = self.client()
         try:
-            client = self.client()
-            models = [client.retrieve_model(args.model_id)] if args.model_id else client.list_models()
-        except ConfigurationError as exc:
-            raise UsageError(str(exc)) from None
+            with usage_errors():
+                models = [client.retrieve_model(args.model_id)] if args.model_id else client.list_models()
         except OpenAIError as exc:
             error_line(str(exc))
             return None
         rows = []
         for model in sorted(models, key=lambda m: str(m.get("id"))):
             created = model.get("created")
-            when = datetime.fromtimestamp(created, timezone.utc).strftime("%Y-%m-%d") if isinstance(created, (int, float)) else None
+            when = (
+                datetime.fromtimestamp(created, timezone.utc).strftime("%Y-%m-%d")
+                if isinstance(created, (int, float))
+                else None
+            )
             rows.append({**model, "created": when})
-        columns = ["id", "owned_by", "created"] + sorted({k for m in rows for k in m} - {"id", "owned_by", "created", "object"})
+        columns = ["id", "owned_by", "created"] + sorted(
+            {k for m in rows for k in m} - {"id", "owned_by", "created", "object"}
+        )
         return Table(rows, columns if args.model_id else ["id", "owned_by", "created"])
 
     # -- %complete_form ------------------------------------------------------------
     @magic_arguments()
     @argument("-m", "--model", help="Preset model.")
-    @argument("-e", "--endpoint", choices=("chat", "completions"), help="Preset endpoint.")
+    @argument("-e", "--endpoint", choices=ENDPOINTS, help="Preset endpoint.")
     @argument("-s", "--system", help="Preset system message (chat).")
-    @argument("-t", "--temperature", type=float, help="Preset temperature, 0 to 2.")
-    @argument("--max-tokens", type=int, help="Preset largest number of tokens.")
+    @_param_options((PARAMS["temperature"], PARAMS["max_tokens"]), prefix="Preset: ")
     @argument("prompt", nargs="*", help="Preset prompt.")
     @line_magic
     def complete_form(self, line: str) -> Any:
@@ -360,10 +247,18 @@ class CompleteMagics(Magics):
         from .widgets import CompletionForm
 
         args = parse_argstring(self.complete_form, line)
-        presets = {"model": args.model, "endpoint": args.endpoint, "system": args.system,
-                   "temperature": args.temperature, "max_tokens": args.max_tokens,
-                   "prompt": " ".join(args.prompt) or None}
-        return CompletionForm.from_magics(self, **{k: v for k, v in presets.items() if v is not None})
+        presets = {
+            "model": args.model,
+            "endpoint": args.endpoint,
+            "system": args.system,
+            "temperature": args.temperature,
+            "max_tokens": args.max_tokens,
+            "prompt": " ".join(args.prompt) or None,
+        }
+        self.client()  # settings problems show here, as one line, before the form is drawn
+        return CompletionForm(
+            self.client, log=self.log, defaults=self.defaults(), **{k: v for k, v in presets.items() if v is not None}
+        )
 
     # -- %complete_local -----------------------------------------------------------
     @magic_arguments()
@@ -375,16 +270,45 @@ class CompleteMagics(Magics):
 
         args = parse_argstring(self.complete_local, line)
         if args.action == "stop":
-            print("Stopped the local model server." if local.stop_shared_server() else "The local model server is not running.")
+            print(
+                "Stopped the local model server."
+                if local.stop_shared_server()
+                else "The local model server is not running."
+            )
             return
         if not local.is_available():
             raise UsageError(f"The offline model is not installed: {local.INSTALL_HINT}")
-        try:
+        with usage_errors(local.LocalServerError):
             server = local.shared_server(start=args.action == "start")
-        except local.LocalServerError as exc:
-            raise UsageError(str(exc)) from None
         state = server.status()
         if not state["running"]:
-            print("The local model server is not running (it starts on first use; %complete_local start starts it now).")
+            print(
+                "The local model server is not running (it starts on first use; %complete_local start starts it now)."
+            )
             return
-        print(f"{local.MODEL_LABEL} as model {state['model']!r} at {state['base_url']} (pid {state['pid']}, log {state['log']})")
+        print(
+            f"{local.MODEL_LABEL} as model {state['model']!r} at {state['base_url']} "
+            f"(pid {state['pid']}, log {state['log']})"
+        )
+
+
+def load(ipython: Any) -> None:
+    """Register the magics and the input cleanup that keeps ``?`` prompts (``%load_ext``)."""
+    ipython.register_magics(CompleteMagics)
+    if keep_question_prompts not in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.append(keep_question_prompts)
+
+
+def unload(ipython: Any) -> None:
+    """Undo :func:`load`: the magics, their configurable and connections, the input cleanup."""
+    while keep_question_prompts in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.remove(keep_question_prompts)
+    manager = ipython.magics_manager
+    instance = manager.registry.pop(CompleteMagics.__name__, None)
+    for kind, names in CompleteMagics.magics.items():
+        for name in names:
+            manager.magics[kind].pop(name, None)
+    if instance is not None:
+        if instance in ipython.configurables:
+            ipython.configurables.remove(instance)
+        instance.close()

@@ -1,8 +1,12 @@
-"""The request parameters users tune, with their types and ranges, checked before sending.
+"""The request parameters users tune: one declaration for the client, the magic and the form.
 
-One table serves the client (validation), the magic (its options) and the form (its
-sliders), so a range is written down once. Ranges and defaults follow the official
-schemas of ``CreateCompletionRequest`` and ``CreateChatCompletionRequest``.
+Each :class:`Param` names an API field, its type and range (from the official schemas of
+``CreateCompletionRequest`` and ``CreateChatCompletionRequest``), the endpoints that take it,
+its help text, the magic option that sets it and the form control that shows it. The client
+validates with :func:`check_params`; ``%%complete``'s options and the form's controls are
+generated from :data:`PARAMS`, so a range or a help text is written down once.
+
+The endpoint names live here too, once for the whole package.
 """
 
 from __future__ import annotations
@@ -12,35 +16,66 @@ from typing import Any, NamedTuple
 
 from .errors import ConfigurationError
 
+AUTO = "auto"
 COMPLETIONS = "completions"
 CHAT = "chat"
-ENDPOINTS = (COMPLETIONS, CHAT)
+ENDPOINTS = (CHAT, COMPLETIONS)  #: what a request is finally sent to
+ENDPOINT_CHOICES = (AUTO, *ENDPOINTS)  #: what a user may ask for
+ENDPOINT_PATHS = {CHAT: "/chat/completions", COMPLETIONS: "/completions"}
+
+#: Form controls: a slider (``step``; ints get a slider up to ``form_max``), a number box, a
+#: text field, a checkbox. ``None``: the parameter has no control in the form.
+SLIDER, NUMBER, TEXT, CHECK = "slider", "number", "text", "check"
 
 
 class Param(NamedTuple):
-    """One request field: its type, allowed range and the endpoints that take it."""
+    """One request field: its type and range, where it applies, and how users set it."""
 
     name: str
     kind: type | tuple[type, ...]
     low: float | None = None
     high: float | None = None
     endpoints: tuple[str, ...] = ENDPOINTS
-    default: Any = None
-    help: str = ""
+    default: Any = None  #: the server's default, shown by the form when nothing is set
+    help: str = ""  #: feeds ``%%complete?`` and the form's tooltips
+    flags: tuple[str, ...] = ()  #: the magic's option strings (none: not a magic option)
+    control: str | None = None  #: the form's control kind
+    step: float | None = None  #: slider step
+    form_max: int | None = None  #: upper end of an int slider when the API sets none
 
-    def check(self, value: Any) -> None:
-        """Raise :class:`ConfigurationError` if ``value`` is not allowed."""
+    def check(self, value: Any, label: str | None = None) -> None:
+        """Raise :class:`ConfigurationError` if ``value`` is not allowed (``label``: how the message
+        names the parameter, default its API name)."""
+        label = label or self.name
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
             pass
         elif bool not in kinds and isinstance(value, bool) or not isinstance(value, kinds):
             names = " or ".join(k.__name__ for k in kinds)
-            raise ConfigurationError(f"{self.name} must be {names}, got {value!r}")
+            raise ConfigurationError(f"{label} must be {names}, got {value!r}")
         if isinstance(value, float) and value != value:  # NaN passes every comparison and is not JSON
-            raise ConfigurationError(f"{self.name} must be a number, got {value!r}")
+            raise ConfigurationError(f"{label} must be a number, got {value!r}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if self.low is not None and value < self.low or self.high is not None and value > self.high:
-                raise ConfigurationError(f"{self.name} must be between {_fmt(self.low)} and {_fmt(self.high)}, got {value}")
+                raise ConfigurationError(f"{label} must be {self.range_text()}, got {value}")
+
+    def range_text(self) -> str:
+        """``between 0 and 2``, ``at least 1``, or ''."""
+        if self.low is not None and self.high is not None:
+            return f"between {_fmt(self.low)} and {_fmt(self.high)}"
+        if self.low is not None:
+            return f"at least {_fmt(self.low)}"
+        return ""
+
+    @property
+    def label(self) -> str:
+        """How a user-facing message names it: ``max_tokens (--max-tokens)``."""
+        return f"{self.name} ({self.flags[0]})" if self.flags else self.name
+
+    @property
+    def option(self) -> str:
+        """The long option string (``--max-tokens``), or the first one."""
+        return next((f for f in self.flags if f.startswith("--")), self.flags[0] if self.flags else "")
 
 
 def _fmt(bound: float | None) -> str:
@@ -49,30 +84,45 @@ def _fmt(bound: float | None) -> str:
     return str(int(bound)) if float(bound).is_integer() else str(bound)
 
 
+_CO = (COMPLETIONS,)
+_CH = (CHAT,)
 _PARAMS = [
-    Param("max_tokens", int, 0, None, default=16, help="largest number of tokens to generate"),
-    Param("max_completion_tokens", int, 0, None, endpoints=(CHAT,), help="chat: newer name of max_tokens"),
-    Param("temperature", float, 0, 2, default=1.0, help="sampling temperature, 0 to 2"),
-    Param("top_p", float, 0, 1, default=1.0, help="nucleus sampling mass, 0 to 1"),
-    Param("n", int, 1, 128, default=1, help="how many choices to generate"),
-    Param("stop", (str, list), help="up to 4 sequences where generation stops"),
-    Param("presence_penalty", float, -2, 2, default=0.0, help="penalty for tokens already present, -2 to 2"),
-    Param("frequency_penalty", float, -2, 2, default=0.0, help="penalty by token frequency, -2 to 2"),
-    Param("seed", int, help="seed for repeatable sampling (best effort)"),
-    Param("user", str, help="end-user id for abuse monitoring"),
-    Param("logit_bias", dict, help="token id -> bias, -100 to 100"),
-    Param("logprobs", int, 0, 5, endpoints=(COMPLETIONS,), help="completions: log probabilities of the top N tokens"),
-    Param("echo", bool, endpoints=(COMPLETIONS,), default=False, help="completions: include the prompt in the answer"),
-    Param("suffix", str, endpoints=(COMPLETIONS,), help="completions: text after the insertion"),
-    Param("best_of", int, 0, 20, endpoints=(COMPLETIONS,), help="completions: server-side candidates"),
-    Param("top_logprobs", int, 0, 20, endpoints=(CHAT,), help="chat: log probabilities of the top N tokens"),
-    Param("stream_options", dict, help="streaming options such as include_usage"),
+    Param("temperature", float, 0, 2, default=1.0, help="Sampling temperature, 0 to 2.",
+          flags=("-t", "--temperature"), control=SLIDER, step=0.05),
+    Param("max_tokens", int, 1, None, default=16, help="Largest number of tokens to generate (>= 1).",
+          flags=("--max-tokens",), control=SLIDER, form_max=4096),
+    Param("top_p", float, 0, 1, default=1.0, help="Nucleus sampling mass, 0 to 1.",
+          flags=("--top-p",), control=SLIDER, step=0.01),
+    Param("n", int, 1, 128, default=1, help="Number of choices to generate (>= 1).", flags=("-n",), control=NUMBER),
+    Param("stop", (str, list), help=r"Stop sequence; repeat for up to 4. \n means newline.",
+          flags=("--stop",), control=TEXT),
+    Param("echo", bool, endpoints=_CO, default=False, help="Completions: include the prompt in the answer.",
+          flags=("--echo",), control=CHECK),
+    Param("suffix", str, endpoints=_CO, help="Completions: text that follows the insertion.", flags=("--suffix",)),
+    Param("presence_penalty", float, -2, 2, default=0.0, help="Presence penalty, -2 to 2.",
+          flags=("--presence-penalty",), control=SLIDER, step=0.1),
+    Param("frequency_penalty", float, -2, 2, default=0.0, help="Frequency penalty, -2 to 2.",
+          flags=("--frequency-penalty",), control=SLIDER, step=0.1),
+    Param("seed", int, help="Seed for repeatable sampling (best effort).", flags=("--seed",), control=TEXT),
+    Param("logprobs", int, 0, 5, endpoints=_CO,
+          help="Log probabilities of the top N tokens (completions 0-5; chat: top_logprobs).", flags=("--logprobs",)),
+    Param("max_completion_tokens", int, 1, None, endpoints=_CH, help="Chat: newer name of max_tokens."),
+    Param("user", str, help="End-user id for abuse monitoring."),
+    Param("logit_bias", dict, help="Token id -> bias, -100 to 100."),
+    Param("best_of", int, 0, 20, endpoints=_CO, help="Completions: server-side candidates."),
+    Param("top_logprobs", int, 0, 20, endpoints=_CH, help="Chat: log probabilities of the top N tokens."),
+    Param("stream_options", dict, help="Streaming options such as include_usage."),
 ]
 PARAMS: dict[str, Param] = {p.name: p for p in _PARAMS}
+#: The parameters the magic has options for, in the order ``%%complete?`` lists them.
+OPTION_PARAMS: tuple[Param, ...] = tuple(p for p in _PARAMS if p.flags)
+#: The parameters the form has controls for.
+FORM_PARAMS: tuple[Param, ...] = tuple(p for p in _PARAMS if p.control)
 
 
-def check_params(endpoint: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate sampling parameters for ``endpoint``; return them without ``None`` values."""
+def check_params(endpoint: str, params: Mapping[str, Any], *, options: bool = False) -> dict[str, Any]:
+    """Validate sampling parameters for ``endpoint``; return them without ``None`` values.
+    ``options``: messages name the magic's option too (``n (-n) must be …``)."""
     if endpoint not in ENDPOINTS:
         raise ConfigurationError(f"unknown endpoint {endpoint!r}: use one of {', '.join(ENDPOINTS)}")
     clean: dict[str, Any] = {}
@@ -89,7 +139,7 @@ def check_params(endpoint: str, params: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigurationError(f"unknown parameter {name!r} (pass extra_body={{...}} for server-specific fields)")
         if endpoint not in spec.endpoints:
             raise ConfigurationError(f"{name} is not a parameter of the {endpoint} endpoint")
-        spec.check(value)
+        spec.check(value, spec.label if options else None)
         clean[name] = value
     stop = clean.get("stop")
     if isinstance(stop, list):
@@ -100,5 +150,6 @@ def check_params(endpoint: str, params: Mapping[str, Any]) -> dict[str, Any]:
     bias = clean.get("logit_bias") or {}
     for token, weight in bias.items():
         if not isinstance(weight, int) or isinstance(weight, bool) or not -100 <= weight <= 100:
-            raise ConfigurationError(f"logit_bias[{token!r}] must be a whole number between -100 and 100, got {weight!r}")
+            raise ConfigurationError(f"logit_bias[{token!r}] must be a whole number between -100 and 100, "
+                                     f"got {weight!r}")
     return clean

@@ -15,17 +15,15 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import requests
-
 import urllib3
 
+from . import connection
 from .errors import APIConnectionError, StreamError, redact
+from .sse import SSEDecoder
 
 if TYPE_CHECKING:
     from .cancel import CancelToken
-from .sse import SSEDecoder
 
-DRAIN_SECONDS = 1.0
-DRAIN_BYTES = 64 * 1024
 CHAT_KIND = "chat"
 COMPLETIONS_KIND = "completions"
 _DECODER = json.JSONDecoder()
@@ -64,7 +62,9 @@ class Completion:
 
     __slots__ = ("raw", "kind", "request_id", "latency")
 
-    def __init__(self, raw: dict[str, Any], kind: str, request_id: str | None = None, latency: float | None = None) -> None:
+    def __init__(
+        self, raw: dict[str, Any], kind: str, request_id: str | None = None, latency: float | None = None
+    ) -> None:
         self.raw = raw
         self.kind = kind
         self.request_id = request_id
@@ -170,7 +170,7 @@ class Stream:
                     data = event.data
                     if data == "[DONE]":
                         self.status = "ok"
-                        self._reuse_connection()
+                        connection.reuse(self._response)
                         return
                     try:
                         obj = loads(data)
@@ -211,7 +211,7 @@ class Stream:
             decoder.close()
             if self.status == "streaming":  # EOF without [DONE] (a cancel set "interrupted")
                 self.status = "truncated"
-            self._drop_connections()
+            connection.drop(self._response)
         except GeneratorExit:
             if self.status == "streaming":
                 self.status = "interrupted"
@@ -241,37 +241,6 @@ class Stream:
                 raise self._fail(mapped) from None
         if cancel is not None and cancel.cancelled:
             self.status = "interrupted"
-
-    def _reuse_connection(self) -> None:
-        """After ``[DONE]`` the body normally holds only its closing empty chunk: read it, waiting
-        at most :data:`DRAIN_SECONDS`, so the connection goes back to the pool and the next call
-        skips a new TCP and TLS handshake. Anything else (more data, a slow or broken end) and the
-        connection is closed as before."""
-        raw = self._response.raw
-        sock = getattr(getattr(raw, "connection", None), "sock", None)
-        if sock is None:
-            return
-        try:
-            sock.settimeout(DRAIN_SECONDS)
-            leftover = raw.read(DRAIN_BYTES)
-        except Exception:  # noqa: BLE001 - not reusable; close() drops it
-            return
-        body = getattr(raw, "_fp", None)
-        if leftover or body is None or not body.isclosed():
-            return
-        raw.release_conn()  # urllib3 sets the read timeout again on the connection's next request
-
-    def _drop_connections(self) -> None:
-        """Forget idle pooled connections: a server that ends a stream without [DONE] often
-        closes the connection a moment later, and the next call on it would fail."""
-        adapter = getattr(self._response, "connection", None)
-        if adapter is not None and hasattr(adapter, "close"):
-            adapter.close()
-        # urllib3 2 does not close the pools it forgets: close the one this stream's connection went
-        # back to, so the socket is really closed now (connections in use elsewhere finish normally).
-        pool = getattr(self._response.raw, "_pool", None)
-        if pool is not None and hasattr(pool, "close"):
-            pool.close()
 
     def _fail(self, exc: BaseException) -> BaseException:
         self.status = "error"

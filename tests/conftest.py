@@ -18,6 +18,24 @@ CANARY_KEY = "sk-canary-" + "C4N4RY" * 6
 _OPENAI_ENV = ("OPENAI_API_KEY", "OPENAI_ORG_ID", "OPENAI_ORGANIZATION", "OPENAI_PROJECT_ID", "OPENAI_BASE_URL")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_temp_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Temporary files of the code under test (a killed server's log, say) go to pytest's own
+    folder, so a run leaves nothing in the system's temp folder."""
+    import os
+    import tempfile
+
+    folder = tmp_path_factory.mktemp("temp")
+    saved_dir, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir, os.environ["TMPDIR"] = str(folder), str(folder)
+    yield folder
+    tempfile.tempdir = saved_dir
+    if saved_env is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved_env
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's own OpenAI settings."""
@@ -68,42 +86,92 @@ def client(server: FakeOpenAIServer) -> Iterator[object]:
         yield c
 
 
+class RaisingShell:
+    """Made on first use: an ``InteractiveShell`` whose ``run_cell`` raises the cell's error."""
+
+    cls: type | None = None
+
+    @classmethod
+    def get(cls) -> type:
+        if cls.cls is None:
+            from IPython.core.interactiveshell import InteractiveShell
+
+            class _RaisingShell(InteractiveShell):
+                def run_cell(self, raw_cell: str, *args: object, **kwargs: object):  # type: ignore[override]
+                    result = super().run_cell(raw_cell, *args, **kwargs)
+                    result.raise_error()
+                    return result
+
+            cls.cls = _RaisingShell
+        return cls.cls
+
+
+def new_shell(config: object, ipython_dir: Path) -> object:
+    """A real InteractiveShell with jupyter_openai loaded (GUIDE 7's recipe); close with :func:`close_shell`."""
+    import os
+
+    from IPython.core.history import HistoryAccessor
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from jupyter_openai.log import session_log
+
+    os.environ["IPYTHONDIR"] = str(ipython_dir)
+    shell_class = RaisingShell.get()
+    HistoryAccessor.enabled = False
+    InteractiveShell.clear_instance()
+    shell_class.clear_instance()
+    config.HistoryManager.enabled = False  # type: ignore[attr-defined]
+    ip = shell_class.instance(config=config)
+    session_log.clear()
+    session_log.path = None
+    ip.run_line_magic("load_ext", "jupyter_openai")
+    return ip
+
+
+def close_shell(ip: object) -> None:
+    """Unload the extension and forget the shell singleton and the session log."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from jupyter_openai.log import session_log
+
+    ip.run_line_magic("unload_ext", "jupyter_openai")  # type: ignore[attr-defined]
+    session_log.clear()
+    session_log.path = None
+    RaisingShell.get().clear_instance()
+    InteractiveShell.clear_instance()
+
+
 @pytest.fixture
-def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: FakeOpenAIServer) -> Iterator[object]:
+def make_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: FakeOpenAIServer) -> Iterator[object]:
+    """Build shells from a traitlets Config and environment (as ipython_config.py would); the
+    default environment points at the test server with the test key."""
+    from traitlets.config import Config
+
+    made: list[object] = []
+
+    def make(config: Config | None = None, env: dict[str, str] | None = None) -> object:
+        monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+        env = env if env is not None else {"OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": server.url}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        made.append(new_shell(config or Config(), tmp_path / "ipython"))
+        return made[-1]
+
+    yield make
+    for ip in made:
+        close_shell(ip)
+
+
+@pytest.fixture
+def shell(make_shell: object) -> object:
     """A real InteractiveShell with jupyter_openai loaded and pointed at the test server.
 
     ``shell.run_cell`` raises the cell's error, so failures are not swallowed.
     """
-    from IPython.core.history import HistoryAccessor
-    from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
 
-    from jupyter_openai.log import session_log
-
-    class RaisingShell(InteractiveShell):
-        def run_cell(self, raw_cell: str, *args: object, **kwargs: object):  # type: ignore[override]
-            result = super().run_cell(raw_cell, *args, **kwargs)
-            result.raise_error()
-            return result
-
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
-    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
-    HistoryAccessor.enabled = False
-    InteractiveShell.clear_instance()
-    RaisingShell.clear_instance()
     config = Config()
-    config.HistoryManager.enabled = False
     config.CompleteMagics.model = "fake-chat"
     config.CompleteMagics.connect_timeout = 2.0
     config.CompleteMagics.timeout = 5.0
-    ip = RaisingShell.instance(config=config)
-    session_log.clear()
-    session_log.path = None
-    ip.run_line_magic("load_ext", "jupyter_openai")
-    yield ip
-    ip.run_line_magic("unload_ext", "jupyter_openai")
-    session_log.clear()
-    session_log.path = None
-    RaisingShell.clear_instance()
-    InteractiveShell.clear_instance()
+    return make_shell(config)  # type: ignore[operator]

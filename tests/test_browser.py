@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from fakeserver import TEST_KEY, FakeOpenAIServer
 
 pytestmark = pytest.mark.browser
@@ -227,8 +228,11 @@ def test_form_in_jupyterlab(fake: FakeOpenAIServer, lab: tuple[str, str, Path], 
             # Stop a slow stream: the partial text stays, the status says interrupted.
             fake.add_fault(path="/chat", chunks=3000, chunk_delay=0.02)
             form.locator("button.jo-submit").click()
-            page.wait_for_function("() => { const text = document.querySelector('.jupyter-openai-form .jo-output').textContent;"
-                                   " return text.startsWith('w0') && text.length > 40; }", timeout=10_000)
+            page.wait_for_function(
+                "() => { const text = document.querySelector('.jupyter-openai-form .jo-output').textContent;"
+                " return text.startsWith('w0') && text.length > 40; }",
+                timeout=10_000,
+            )
             form.locator("button.jo-stop").click()
             expect(form.locator(".jo-status")).to_contain_text("interrupted", timeout=5_000)
             kept = _output_length(page)
@@ -258,6 +262,8 @@ def _report_latency(trace: Path, seen: list[list[float]]) -> None:
     if not delays:
         print("display latency: no matching updates seen")
         return
-    print(f"display latency (text reaches the form in the kernel -> visible in the page), {len(delays)} updates: "
-          f"first {delays[0] * 1000:.1f} ms, median {statistics.median(delays) * 1000:.1f} ms, "
-          f"max {max(delays) * 1000:.1f} ms")
+    print(
+        f"display latency (text reaches the form in the kernel -> visible in the page), {len(delays)} updates: "
+        f"first {delays[0] * 1000:.1f} ms, median {statistics.median(delays) * 1000:.1f} ms, "
+        f"max {max(delays) * 1000:.1f} ms"
+    )

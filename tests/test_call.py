@@ -11,11 +11,14 @@ import time
 
 import pytest
 
-from fakeserver import FakeOpenAIServer
-from jupyter_openai.call import CallRequest, Coalescer, choose_endpoint, run_call
+from jupyter_openai import call
+from jupyter_openai.call import Coalescer, Origin, run_call
 from jupyter_openai.cancel import CancelToken
 from jupyter_openai.errors import AuthenticationError, ConfigurationError
 from jupyter_openai.log import SessionLog, session_log
+from jupyter_openai.request import CallRequest, choose_endpoint
+
+from fakeserver import FakeOpenAIServer
 
 PROMPT = "one two three four five six"
 ANSWER = "Echo: six five four three two one"
@@ -117,7 +120,7 @@ def test_run_call_streams_and_logs(client, server: FakeOpenAIServer, private_log
     seen: list[list[str]] = []
     before = len(session_log)
     outcome = run_call(client, CallRequest(PROMPT, "fake-chat", params={"max_tokens": 50}), on_update=seen.append,
-                       log=private_log, source="form", execution_count=7)
+                       log=private_log, origin=Origin("form", 7))
     assert outcome.status == "ok"
     assert outcome.texts == [ANSWER]
     assert outcome.finish_reasons == ["stop"]
@@ -145,7 +148,8 @@ def test_run_call_without_streaming(client, server: FakeOpenAIServer, private_lo
     assert outcome.record["completion"] == ANSWER
 
 
-def test_run_call_keeps_an_error_in_the_outcome_and_log(client, server: FakeOpenAIServer, private_log: SessionLog) -> None:
+def test_run_call_keeps_an_error_in_the_outcome_and_log(client, server: FakeOpenAIServer,
+                                                        private_log: SessionLog) -> None:
     server.add_fault(status=401)
     outcome = run_call(client, CallRequest(PROMPT, "fake-chat"), log=private_log)
     assert outcome.status == "error"
@@ -197,7 +201,9 @@ def test_run_call_cancel_token_stops_the_stream(client, server: FakeOpenAIServer
     assert _wait_closed(server, streamed), "the stream's connection is still open on the server"
 
 
-def test_run_call_ctrl_c_inside_the_display_callback(client, server: FakeOpenAIServer, private_log: SessionLog) -> None:
+def test_run_call_ctrl_c_inside_the_display_callback(
+    client, server: FakeOpenAIServer, private_log: SessionLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A KeyboardInterrupt can land in the display code; the stream still closes and is logged."""
     server.add_fault(words=SLOW_WORDS, chunk_delay=0.01)
     calls: list[list[str]] = []
@@ -210,17 +216,20 @@ def test_run_call_ctrl_c_inside_the_display_callback(client, server: FakeOpenAIS
             raised.append(True)
             raise KeyboardInterrupt
 
-    # rate=1000: every chunk (10 ms apart) is drawn at once on the main thread, none by the timer.
-    outcome = run_call(client, CallRequest("x", "fake-chat"), on_update=on_update, log=private_log, rate=1000)
+    # 1000 updates/s: every chunk (10 ms apart) is drawn at once on the main thread, none by the timer.
+    monkeypatch.setattr(call, "UPDATES_PER_SECOND", 1000)
+    outcome = run_call(client, CallRequest("x", "fake-chat"), on_update=on_update, log=private_log)
     assert outcome.status == "interrupted"
     assert calls[-1] == outcome.texts  # the final render still happened
     assert 0 < len(outcome.text) < len("".join(SLOW_WORDS))
     assert private_log[-1]["status"] == "interrupted"
 
 
-def test_ctrl_c_during_the_final_render_still_logs_the_call(client, server: FakeOpenAIServer,
-                                                            private_log: SessionLog) -> None:
+def test_ctrl_c_during_the_final_render_still_logs_the_call(
+    client, server: FakeOpenAIServer, private_log: SessionLog
+) -> None:
     """The answer is complete when the last render starts: a Ctrl-C there loses nothing."""
+
     def on_update(texts: list[str]) -> None:
         if texts and texts[0] == ANSWER:
             raise KeyboardInterrupt

@@ -26,12 +26,12 @@ from typing import Any
 
 import pytest
 
-from conftest import CANARY_KEY
-from conftest import Recorder
-from fakeserver import TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
 from jupyter_openai.client import USER_AGENT, OpenAIClient
 from jupyter_openai.errors import APIStatusError, AuthenticationError, OpenAIError
 from jupyter_openai.results import Stream
+
+from conftest import CANARY_KEY, Recorder
+from fakeserver import TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
 
 MESSAGES = [{"role": "user", "content": "one two three"}]
 #: A key without the ``sk-`` shape: only redaction of the configured key itself can hide it.
@@ -77,7 +77,7 @@ def object_strings(obj: Any) -> list[str]:
     texts = [repr(obj), str(obj), f"{obj}"]
     if isinstance(obj, OpenAIClient):
         s = obj.settings
-        texts += [repr(s), str(s), repr(s.api_key), str(s.api_key), f"{s.api_key}", "%s" % s.api_key,
+        texts += [repr(s), str(s), repr(s.api_key), str(s.api_key), f"{s.api_key}", f"{s.api_key}",
                   repr({name: getattr(s, name) for name in s.FIELDS}), repr(vars(obj)), repr(s.headers(USER_AGENT))]
     if isinstance(obj, Stream):
         texts += [repr(obj.error), str(obj.error), str(obj.request_id), repr(list(obj)), obj.status]
@@ -357,8 +357,9 @@ def test_key_is_still_sent_correctly(server: FakeOpenAIServer) -> None:
 @pytest.mark.parametrize("mode", ["json-error", "html", "retry-after", "malformed", "error-chunk", "not-json"])
 @pytest.mark.parametrize("stream", [True, False])
 def test_session_log_never_holds_the_key(echo_server: str, delays: Recorder, mode: str, stream: bool) -> None:
-    from jupyter_openai.call import CallRequest, run_call
+    from jupyter_openai.call import run_call
     from jupyter_openai.log import SessionLog
+    from jupyter_openai.request import CallRequest
 
     log = SessionLog()
     for key in (CANARY_KEY, PLAIN_CANARY):

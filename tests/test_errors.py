@@ -120,29 +120,55 @@ def test_status_error_str_without_extras() -> None:
 # ---------------------------------------------------------------- body shapes
 
 SHAPES = {
-    "openai": ('{"error": {"message": "Rate limit reached", "type": "requests", "param": null, '
-               '"code": "rate_limit_exceeded"}}', "application/json",
-               {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded", "param": None}),
-    "int_code (vLLM)": ('{"error": {"message": "bad n", "type": "BadRequestError", "param": null, "code": 400}}',
-                        "application/json", {"message": "bad n", "type": "BadRequestError", "code": 400, "param": None}),
-    "flat (older vLLM)": ('{"object": "error", "message": "The model `x` does not exist.", "type": '
-                          '"NotFoundError", "param": null, "code": 404}', "application/json",
-                          {"message": "The model `x` does not exist.", "type": "NotFoundError", "code": 404,
-                           "param": None}),
-    "detail (FastAPI)": ('{"detail": "Invalid API key"}', "application/json",
-                         {"message": "Invalid API key", "type": None, "code": None, "param": None}),
-    "string in error": ('{"error": "model overloaded"}', "application/json",
-                        {"message": "model overloaded", "type": None, "code": None, "param": None}),
-    "json string": ('"just a string"', "application/json",
-                    {"message": "just a string", "type": None, "code": None, "param": None}),
-    "plain text": ("upstream connect error or disconnect/reset before headers", "text/plain",
-                   {"message": "upstream connect error or disconnect/reset before headers", "type": None,
-                    "code": None, "param": None}),
+    "openai": (
+        '{"error": {"message": "Rate limit reached", "type": "requests", "param": null, '
+        '"code": "rate_limit_exceeded"}}',
+        "application/json",
+        {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded", "param": None},
+    ),
+    "int_code (vLLM)": (
+        '{"error": {"message": "bad n", "type": "BadRequestError", "param": null, "code": 400}}',
+        "application/json",
+        {"message": "bad n", "type": "BadRequestError", "code": 400, "param": None},
+    ),
+    "flat (older vLLM)": (
+        '{"object": "error", "message": "The model `x` does not exist.", "type": '
+        '"NotFoundError", "param": null, "code": 404}',
+        "application/json",
+        {"message": "The model `x` does not exist.", "type": "NotFoundError", "code": 404, "param": None},
+    ),
+    "detail (FastAPI)": (
+        '{"detail": "Invalid API key"}',
+        "application/json",
+        {"message": "Invalid API key", "type": None, "code": None, "param": None},
+    ),
+    "string in error": (
+        '{"error": "model overloaded"}',
+        "application/json",
+        {"message": "model overloaded", "type": None, "code": None, "param": None},
+    ),
+    "json string": (
+        '"just a string"',
+        "application/json",
+        {"message": "just a string", "type": None, "code": None, "param": None},
+    ),
+    "plain text": (
+        "upstream connect error or disconnect/reset before headers",
+        "text/plain",
+        {
+            "message": "upstream connect error or disconnect/reset before headers",
+            "type": None,
+            "code": None,
+            "param": None,
+        },
+    ),
     "empty": ("", "", {"message": "(empty body)", "type": None, "code": None, "param": None}),
     "whitespace": ("  \r\n ", "", {"message": "(empty body)", "type": None, "code": None, "param": None}),
-    "html with title": ("<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
-                        "</body></html>", "text/html",
-                        {"message": "HTML page: 502 Bad Gateway", "type": None, "code": None, "param": None}),
+    "html with title": (
+        "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>",
+        "text/html",
+        {"message": "HTML page: 502 Bad Gateway", "type": None, "code": None, "param": None},
+    ),
 }
 
 
@@ -154,8 +180,10 @@ def test_parse_error_body_shapes(body: str, content_type: str, expected: dict) -
 
 def test_parse_error_body_accepts_parsed_objects() -> None:
     assert parse_error_body({"error": {"message": "x", "code": 7}})["code"] == 7
-    assert parse_error_body({"detail": [{"loc": ["body", "n"], "msg": "bad"}]})["message"] == \
-        '[{"loc": ["body", "n"], "msg": "bad"}]'
+    assert (
+        parse_error_body({"detail": [{"loc": ["body", "n"], "msg": "bad"}]})["message"]
+        == '[{"loc": ["body", "n"], "msg": "bad"}]'
+    )
 
 
 def test_parse_error_body_detail_list_and_odd_json() -> None:
@@ -166,8 +194,10 @@ def test_parse_error_body_detail_list_and_odd_json() -> None:
 
 
 def test_parse_error_body_html_without_title_strips_tags_scripts_and_entities() -> None:
-    page = ("<html><head><style>body{color:red}</style><script>var secret = 1;</script></head>"
-            "<body><h1>Service&nbsp;Unavailable</h1><p>Try &amp; wait</p></body></html>")
+    page = (
+        "<html><head><style>body{color:red}</style><script>var secret = 1;</script></head>"
+        "<body><h1>Service&nbsp;Unavailable</h1><p>Try &amp; wait</p></body></html>"
+    )
     message = parse_error_body(page, "text/html")["message"]
     assert message.startswith("HTML page: ")
     assert "Service Unavailable Try & wait" in message
@@ -203,30 +233,38 @@ def test_status_error_str_is_one_line() -> None:
 
 # ---------------------------------------------------------------- other errors
 
+
 def test_stream_error_str_and_fields() -> None:
-    err = StreamError("the server sent an error mid-stream: boom", request_id="req_7", truncated=True)
+    err = StreamError("the server sent an error mid-stream: boom", request_id="req_7")
     assert str(err) == "Stream error: the server sent an error mid-stream: boom [request id req_7]"
-    assert err.truncated and err.request_id == "req_7"
+    assert err.request_id == "req_7"
     assert str(StreamError("x")) == "Stream error: x"
 
 
 def test_connection_error_fields() -> None:
     err = APITimeoutError("Timed out connecting to h after 1 s", url="http://h/v1/models")
     assert isinstance(err, APIConnectionError)
-    assert (str(err), err.message, err.url) == ("Timed out connecting to h after 1 s",
-                                                "Timed out connecting to h after 1 s", "http://h/v1/models")
+    assert (str(err), err.message, err.url) == (
+        "Timed out connecting to h after 1 s",
+        "Timed out connecting to h after 1 s",
+        "http://h/v1/models",
+    )
 
 
 # ---------------------------------------------------------------- redaction
 
-@pytest.mark.parametrize("text, expected", [
-    (f"key {KEY} used", "key sk-*** used"),
-    ("Bearer sk-abcdefgh12345678", "Bearer sk-***"),
-    ("rk-live_abcdefgh and pk-ABCDEFGH.ij", "rk-*** and pk-***"),
-    ("short sk-abc stays", "short sk-abc stays"),
-    ("task-abcdefghij is a word", "task-abcdefghij is a word"),
-    ("masked sk-te****.", "masked sk-te****."),
-])
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (f"key {KEY} used", "key sk-*** used"),
+        ("Bearer sk-abcdefgh12345678", "Bearer sk-***"),
+        ("rk-live_abcdefgh and pk-ABCDEFGH.ij", "rk-*** and pk-***"),
+        ("short sk-abc stays", "short sk-abc stays"),
+        ("task-abcdefghij is a word", "task-abcdefghij is a word"),
+        ("masked sk-te****.", "masked sk-te****."),
+    ],
+)
 def test_redact_patterns(text: str, expected: str) -> None:
     assert redact(text) == expected
 
@@ -239,8 +277,9 @@ def test_redact_given_secret_without_key_shape() -> None:
 
 def test_status_error_redacts_every_field() -> None:
     secret = "weird-secret-value"
-    body = json.dumps({"error": {"message": f"bad {KEY} {secret}", "type": f"t {secret}", "param": KEY,
-                                 "code": f"c-{secret}"}})
+    body = json.dumps(
+        {"error": {"message": f"bad {KEY} {secret}", "type": f"t {secret}", "param": KEY, "code": f"c-{secret}"}}
+    )
     err = status_error(401, body, request_id=f"req {secret}", secrets=(secret,))
     text = " ".join(map(str, (str(err), repr(err), err.args, err.type, err.param, err.code, err.request_id)))
     assert KEY not in text and secret not in text

@@ -8,8 +8,8 @@ import json
 import os
 import re
 import socket
-import subprocess
 import struct
+import subprocess
 import sys
 import threading
 import time

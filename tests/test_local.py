@@ -28,12 +28,15 @@ import pytest
 import requests
 
 from jupyter_openai import local
-from jupyter_openai.call import CallRequest, run_call
+from jupyter_openai.call import Origin, run_call
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import APIStatusError, AuthenticationError, NotFoundError
 from jupyter_openai.local import MODEL_ALIAS, LocalServer, LocalServerError
 from jupyter_openai.log import SessionLog, session_log
+from jupyter_openai.request import CallRequest
 from jupyter_openai.results import Completion, Stream
+
+from conftest import close_shell, new_shell
 
 pytestmark = [
     pytest.mark.local_model,
@@ -99,38 +102,6 @@ def local_client(local_server: LocalServer) -> Iterator[OpenAIClient]:
         yield client
 
 
-def _new_shell(config: Any) -> Any:
-    """A real InteractiveShell with jupyter_openai loaded (the recipe of conftest's ``shell``)."""
-    from IPython.core.history import HistoryAccessor
-    from IPython.core.interactiveshell import InteractiveShell
-
-    class RaisingShell(InteractiveShell):
-        def run_cell(self, raw_cell: str, *args: object, **kwargs: object):  # type: ignore[override]
-            result = super().run_cell(raw_cell, *args, **kwargs)
-            result.raise_error()
-            return result
-
-    HistoryAccessor.enabled = False
-    InteractiveShell.clear_instance()
-    RaisingShell.clear_instance()
-    config.HistoryManager.enabled = False
-    shell = RaisingShell.instance(config=config)
-    session_log.clear()
-    session_log.path = None
-    shell.run_line_magic("load_ext", "jupyter_openai")
-    return shell
-
-
-def _close_shell(shell: Any) -> None:
-    from IPython.core.interactiveshell import InteractiveShell
-
-    shell.run_line_magic("unload_ext", "jupyter_openai")
-    session_log.clear()
-    session_log.path = None
-    type(shell).clear_instance()
-    InteractiveShell.clear_instance()
-
-
 @pytest.fixture
 def local_shell(shell: Any, local_server: LocalServer) -> Any:
     """conftest's shell, re-pointed at the real server with ``%config`` (traits beat the environment)."""
@@ -163,11 +134,11 @@ def offline_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _shared_slot:
         monkeypatch.delenv(name, raising=False)
     config = Config()
     config.CompleteMagics.timeout = 60.0
-    shell = _new_shell(config)
+    shell = new_shell(config, tmp_path / "ipython")
     try:
         yield shell
     finally:
-        _close_shell(shell)
+        close_shell(shell)
 
 
 def _magics(shell: Any) -> Any:
@@ -283,7 +254,7 @@ def test_stream_through_the_client(local_client: OpenAIClient, endpoint: str) ->
 def test_stream_usage_is_logged_as_none(local_client: OpenAIClient) -> None:
     log = SessionLog()
     outcome = run_call(local_client, CallRequest("Say hello.", MODEL_ALIAS, "chat", params={"max_tokens": 8}),
-                       source="test", log=log)
+                       origin=Origin("test"), log=log)
     assert outcome.status == "ok" and outcome.text.strip()
     record = log[-1]
     assert record["status"] == "ok" and record["error"] is None
@@ -325,7 +296,7 @@ def test_stream_through_the_form(local_shell: Any, local_server: LocalServer) ->
     pytest.importorskip("jupyter_openai.widgets", reason="the form (jupyter_openai/widgets.py) is not there yet")
     form = local_shell.run_line_magic("complete_form", f"-m {MODEL_ALIAS} --max-tokens 12 -t 0 Tell me about the sea.")
     try:
-        form._submit.click()
+        form.submit()
         assert form.wait(60), "the form's call did not finish within 60 s"
         details = f"text={form.text!r} status={form.status_text!r} error={getattr(form, 'error_text', None)!r}"
         assert isinstance(form.text, str) and form.text.strip(), details
@@ -362,7 +333,7 @@ def test_invalid_parameters_become_one_line_errors(local_client: OpenAIClient) -
 def test_invalid_parameters_in_a_call_are_logged(local_client: OpenAIClient) -> None:
     log = SessionLog()
     request = CallRequest("hi", MODEL_ALIAS, "chat", stream=False, params={"max_tokens": 2, "logit_bias": {"x": 1}})
-    outcome = run_call(local_client, request, source="test", log=log)
+    outcome = run_call(local_client, request, origin=Origin("test"), log=log)
     assert outcome.status == "error" and isinstance(outcome.error, APIStatusError)
     assert log[-1]["status"] == "error"
     assert log[-1]["error"] and "\n" not in log[-1]["error"]
@@ -373,7 +344,7 @@ def test_invalid_parameters_in_a_stream(local_client: OpenAIClient) -> None:
     stream with no event at all: the call must end, not hang, show no text, and not claim success."""
     log = SessionLog()
     request = CallRequest("hi", MODEL_ALIAS, "chat", stream=True, params={"max_tokens": 2, "logit_bias": {"x": 1}})
-    outcome = run_call(local_client, request, source="test", log=log)
+    outcome = run_call(local_client, request, origin=Origin("test"), log=log)
     assert outcome.status in ("truncated", "error") and outcome.text == ""
     assert log[-1]["status"] == outcome.status and log[-1]["completion_tokens"] is None
     if outcome.error is not None:
@@ -429,12 +400,12 @@ def test_keyboard_interrupt_mid_stream_leaves_the_server_usable(local_client: Op
             raise KeyboardInterrupt
 
     request = CallRequest(LONG_PROMPT, MODEL_ALIAS, "chat", params={"max_tokens": 200, "temperature": 0})
-    outcome = run_call(local_client, request, on_update=on_update, source="test", log=log)
+    outcome = run_call(local_client, request, on_update=on_update, origin=Origin("test"), log=log)
     assert fired and outcome.status == "interrupted" and outcome.text.startswith(fired[0])
     assert log[-1]["status"] == "interrupted" and log[-1]["completion"] == outcome.text
     started = time.monotonic()
     again = run_call(local_client, CallRequest("Say hello.", MODEL_ALIAS, "chat", params={"max_tokens": 4}),
-                     source="test", log=log)
+                     origin=Origin("test"), log=log)
     _timing["next call after Ctrl-C"] = time.monotonic() - started
     assert again.status == "ok" and again.text
 

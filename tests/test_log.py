@@ -20,9 +20,10 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
-from fakeserver import FakeOpenAIServer
 from jupyter_openai.log import COLUMNS, STATUSES, SessionLog, session_log
 from jupyter_openai.magics import LOG_COLUMNS
+
+from fakeserver import FakeOpenAIServer
 
 PROMPT = "one two three four five six"
 ANSWER = "Echo: six five four three two one"

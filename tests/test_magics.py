@@ -16,23 +16,23 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.history import HistoryAccessor
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
-from conftest import CANARY_KEY
-from fakeserver import DEFAULT_MODELS, TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
 from jupyter_openai.call import UPDATES_PER_SECOND
 from jupyter_openai.config import DEFAULT_BASE_URL
 from jupyter_openai.log import session_log
 from jupyter_openai.magics import CompleteMagics
+
+from conftest import CANARY_KEY
+from fakeserver import DEFAULT_MODELS, TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
 
 PROMPT = "one two three four five six"
 ANSWER = "Echo: six five four three two one"
@@ -86,45 +86,6 @@ def one_line(text: str) -> bool:
 
 def config(shell: InteractiveShell, line: str) -> None:
     shell.run_line_magic("config", line)
-
-
-class RaisingShell(InteractiveShell):
-    """Like conftest's shell: ``run_cell`` raises the cell's error."""
-
-    def run_cell(self, raw_cell: str, *args: Any, **kwargs: Any):  # type: ignore[override]
-        result = super().run_cell(raw_cell, *args, **kwargs)
-        result.raise_error()
-        return result
-
-
-@pytest.fixture
-def make_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: FakeOpenAIServer) -> Iterator[Callable[..., InteractiveShell]]:
-    """Build a shell from a given traitlets Config and environment (as ipython_config.py would)."""
-    made: list[InteractiveShell] = []
-
-    def make(cfg: Config | None = None, env: dict[str, str] | None = None) -> InteractiveShell:
-        monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-        for name, val in (env or {"OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": server.url}).items():
-            monkeypatch.setenv(name, val)
-        HistoryAccessor.enabled = False
-        InteractiveShell.clear_instance()
-        RaisingShell.clear_instance()
-        cfg = cfg or Config()
-        cfg.HistoryManager.enabled = False
-        ip = RaisingShell.instance(config=cfg)
-        session_log.clear()
-        session_log.path = None
-        ip.run_line_magic("load_ext", "jupyter_openai")
-        made.append(ip)
-        return ip
-
-    yield make
-    for ip in made:
-        ip.run_line_magic("unload_ext", "jupyter_openai")
-    session_log.clear()
-    session_log.path = None
-    RaisingShell.clear_instance()
-    InteractiveShell.clear_instance()
 
 
 def _question_transformers(shell: InteractiveShell) -> int:
@@ -294,13 +255,19 @@ def test_ipython_config_sets_the_traits(make_shell: Callable[..., InteractiveShe
                                  "OPENAI_BASE_URL": f"http://127.0.0.1:{closed_port()}/v1"})
     run(shell, "%%complete\nhello")
     assert server.requests[-1].path == "/v1/chat/completions"
-    assert last_body(server)["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"}]
-    assert (last_body(server)["model"], last_body(server)["temperature"], last_body(server)["max_tokens"]) == ("fake-instruct", 0.25, 9)
+    assert last_body(server)["messages"] == [{"role": "system", "content": "Be brief."},
+                                             {"role": "user", "content": "hello"}]
+    assert (last_body(server)["model"], last_body(server)["temperature"], last_body(server)["max_tokens"]) == (
+        "fake-instruct",
+        0.25,
+        9,
+    )
     assert session_log[-1]["status"] == "ok"
 
 
-def test_api_key_is_masked_in_config_output(shell: InteractiveShell, server: FakeOpenAIServer,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_key_is_masked_in_config_output(
+    shell: InteractiveShell, server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("OPENAI_API_KEY")
     key = "sk-proj-" + "abcdefghij" + "-fake-test-key-0123"  # obviously fake; split so it looks like no real key
     config(shell, f"CompleteMagics.api_key = {key!r}")
@@ -333,26 +300,48 @@ def test_api_key_is_masked_in_config_output(shell: InteractiveShell, server: Fak
         ("--max-tokens 7", "/v1/chat/completions", {"max_tokens": 7}),
         ("--top-p 0.9", "/v1/chat/completions", {"top_p": 0.9}),
         ("-n 2", "/v1/chat/completions", {"n": 2}),
-        (r"--stop \n --stop END --stop '\t' --stop 'a b'", "/v1/chat/completions", {"stop": ["\n", "END", "\t", "a b"]}),
+        (
+            r"--stop \n --stop END --stop '\t' --stop 'a b'",
+            "/v1/chat/completions",
+            {"stop": ["\n", "END", "\t", "a b"]},
+        ),
         ('--stop "two words"', "/v1/chat/completions", {"stop": ["two words"]}),
         ("-e completions --echo", "/v1/completions", {"echo": True}),
         ("-e completions --suffix 'the end'", "/v1/completions", {"suffix": "the end"}),
-        ("--presence-penalty 0.5 --frequency-penalty -0.5", "/v1/chat/completions",
-         {"presence_penalty": 0.5, "frequency_penalty": -0.5}),
+        (
+            "--presence-penalty 0.5 --frequency-penalty -0.5",
+            "/v1/chat/completions",
+            {"presence_penalty": 0.5, "frequency_penalty": -0.5},
+        ),
         ("--seed 42", "/v1/chat/completions", {"seed": 42}),
         ("-m fake-instruct --logprobs 2", "/v1/completions", {"logprobs": 2}),
         ("--logprobs 3", "/v1/chat/completions", {"logprobs": True, "top_logprobs": 3}),
-        ("-s 'You are terse.'", "/v1/chat/completions",
-         {"messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": PROMPT}]}),
-        ('--system "Answer in French"', "/v1/chat/completions",
-         {"messages": [{"role": "system", "content": "Answer in French"}, {"role": "user", "content": PROMPT}]}),
-        ("", "/v1/chat/completions", {"model": "fake-chat", "max_tokens": 256, "stream": True,
-                                      "stream_options": {"include_usage": True},
-                                      "messages": [{"role": "user", "content": PROMPT}]}),
+        (
+            "-s 'You are terse.'",
+            "/v1/chat/completions",
+            {"messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": PROMPT}]},
+        ),
+        (
+            '--system "Answer in French"',
+            "/v1/chat/completions",
+            {"messages": [{"role": "system", "content": "Answer in French"}, {"role": "user", "content": PROMPT}]},
+        ),
+        (
+            "",
+            "/v1/chat/completions",
+            {
+                "model": "fake-chat",
+                "max_tokens": 256,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+                "messages": [{"role": "user", "content": PROMPT}],
+            },
+        ),
     ],
 )
-def test_option_reaches_the_request_body(shell: InteractiveShell, server: FakeOpenAIServer, line: str, path: str,
-                                         expected: dict) -> None:
+def test_option_reaches_the_request_body(
+    shell: InteractiveShell, server: FakeOpenAIServer, line: str, path: str, expected: dict
+) -> None:
     run(shell, f"%%complete {line}\n{PROMPT}")
     assert len(server.requests) == 1
     assert server.requests[-1].path == path
@@ -414,9 +403,27 @@ def test_text_format_has_no_markdown(shell: InteractiveShell, server: FakeOpenAI
 def test_generated_help_lists_every_option(shell: InteractiveShell) -> None:
     for query in ("%%complete?", "%complete?"):
         text = run(shell, query).stdout
-        for option in ("--model", "--endpoint", "--system", "--temperature", "--max-tokens", "--top-p", "-n",
-                       "--stop", "--echo", "--suffix", "--presence-penalty", "--frequency-penalty", "--seed",
-                       "--logprobs", "--no-stream", "--out", "--format", "--quiet", "--interpolate"):
+        for option in (
+            "--model",
+            "--endpoint",
+            "--system",
+            "--temperature",
+            "--max-tokens",
+            "--top-p",
+            "-n",
+            "--stop",
+            "--echo",
+            "--suffix",
+            "--presence-penalty",
+            "--frequency-penalty",
+            "--seed",
+            "--logprobs",
+            "--no-stream",
+            "--out",
+            "--format",
+            "--quiet",
+            "--interpolate",
+        ):
             assert option in text, (query, option)
         assert "instruct" in text  # the auto endpoint rule is documented
 
@@ -425,7 +432,7 @@ def test_generated_help_lists_every_option(shell: InteractiveShell) -> None:
     ("line", "prompt", "body"),
     [
         ("What's the capital of France?", "What's the capital of France?", {}),
-        ("-t 0.5 it's {x} and $x, {\"a\": 1}", "it's {x} and $x, {\"a\": 1}", {"temperature": 0.5}),
+        ('-t 0.5 it\'s {x} and $x, {"a": 1}', 'it\'s {x} and $x, {"a": 1}', {"temperature": 0.5}),
         ("-m fake-instruct don't {{stop}}", "don't {{stop}}", {"model": "fake-instruct"}),
         ("-- -5 degrees is cold", "-5 degrees is cold", {}),
         ("Why is the sky blue?", "Why is the sky blue?", {}),  # not an IPython help request
@@ -454,7 +461,7 @@ def test_text_grows_in_one_output(shell: InteractiveShell, server: FakeOpenAISer
     texts = [data["text/plain"] for data in published]
     assert [o.update for o in cap.outputs] == [False] + [True] * (len(texts) - 1)
     assert len(texts) >= 4  # it grew while it arrived, not only at the end
-    assert all(a != b and b.startswith(a) for a, b in zip(texts, texts[1:]))
+    assert all(a != b and b.startswith(a) for a, b in zip(texts, texts[1:], strict=False))
     assert texts[-1] == "".join(words) == session_log[-1]["completion"]
 
 
@@ -479,15 +486,20 @@ def test_updates_are_coalesced(shell: InteractiveShell, server: FakeOpenAIServer
 
 def test_each_choice_has_its_block(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
     cap = run(shell, f"%%complete -n 3\n{PROMPT}")
-    assert final_texts(cap) == [f"[choice 0]\n{ANSWER}", "[choice 1]\nEcho2: six five four three two one",
-                                "[choice 2]\nEcho3: six five four three two one"]
+    assert final_texts(cap) == [
+        f"[choice 0]\n{ANSWER}",
+        "[choice 1]\nEcho2: six five four three two one",
+        "[choice 2]\nEcho3: six five four three two one",
+    ]
 
 
 def test_status_line(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
     cap = run(shell, f"%%complete\n{PROMPT}")
     assert re.fullmatch(r"fake-chat · 6 in / 7 out tokens · \d+\.\d\d s · \d+\.\d tok/s · finish: stop\n", cap.stdout)
     cap = run(shell, f"%%complete -m fake-instruct --max-tokens 3\n{PROMPT}")
-    assert re.fullmatch(r"fake-instruct · 6 in / 3 out tokens · \d+\.\d\d s · \d+\.\d tok/s · finish: length\n", cap.stdout)
+    assert re.fullmatch(
+        r"fake-instruct · 6 in / 3 out tokens · \d+\.\d\d s · \d+\.\d tok/s · finish: length\n", cap.stdout
+    )
 
 
 # == 5. prompts are sent as written ==========================================================
@@ -541,8 +553,9 @@ def test_interpolation_names_the_missing_variable(shell: InteractiveShell, serve
         (f"%%complete -m fake-instruct --logprobs 6\n{PROMPT}", "logprobs"),
     ],
 )
-def test_bad_input_fails_before_any_request(shell: InteractiveShell, server: FakeOpenAIServer, cell: str,
-                                            message: str) -> None:
+def test_bad_input_fails_before_any_request(
+    shell: InteractiveShell, server: FakeOpenAIServer, cell: str, message: str
+) -> None:
     with capture_output() as cap, pytest.raises(UsageError) as caught:
         shell.run_cell(cell)
     assert message in str(caught.value)
@@ -558,8 +571,9 @@ def test_bad_endpoint_trait_is_refused(shell: InteractiveShell) -> None:
     assert magics(shell).endpoint == "auto"
 
 
-def test_missing_key_explains_how_to_set_it(shell: InteractiveShell, server: FakeOpenAIServer,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_key_explains_how_to_set_it(
+    shell: InteractiveShell, server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("OPENAI_API_KEY")
     config(shell, f"CompleteMagics.base_url = {DEFAULT_BASE_URL!r}")
     with pytest.raises(UsageError) as caught:
@@ -581,37 +595,95 @@ def _unaccepting() -> dict:
 
 # (faults, config, status, message parts, requests made, text shown: "none" / "partial" / "full")
 FAULT_ROWS = [
-    pytest.param([{"status": 429, "times": None}], {"max_retries": 0}, "error",
-                 ["429 Rate limited", "Rate limit reached for requests"], 1, "none", id="429"),
-    pytest.param([{"status": 429, "retry_after": "0", "times": None}], {"max_retries": 2}, "error",
-                 ["429 Rate limited"], 3, "none", id="429-retry-after-exhausted"),
+    pytest.param(
+        [{"status": 429, "times": None}],
+        {"max_retries": 0},
+        "error",
+        ["429 Rate limited", "Rate limit reached for requests"],
+        1,
+        "none",
+        id="429",
+    ),
+    pytest.param(
+        [{"status": 429, "retry_after": "0", "times": None}],
+        {"max_retries": 2},
+        "error",
+        ["429 Rate limited"],
+        3,
+        "none",
+        id="429-retry-after-exhausted",
+    ),
     pytest.param([{"status": 429, "retry_after": "0"}], {}, "ok", [], 2, "full", id="429-retry-after-then-ok"),
     pytest.param([{"status": 500, "retry_after_ms": "10"}], {}, "ok", [], 2, "full", id="500-then-ok"),
-    pytest.param([{"status": 502, "body_style": "html", "retry_after_ms": "10"}], {}, "ok", [], 2, "full", id="502-then-ok"),
-    pytest.param([{"status": 503, "retry_after_ms": "10", "times": 2}], {}, "ok", [], 3, "full", id="503-twice-then-ok"),
-    pytest.param([{"status": 401}], {}, "error", ["401 Authentication failed", "Incorrect API key provided"], 1, "none", id="401"),
+    pytest.param(
+        [{"status": 502, "body_style": "html", "retry_after_ms": "10"}], {}, "ok", [], 2, "full", id="502-then-ok"
+    ),
+    pytest.param(
+        [{"status": 503, "retry_after_ms": "10", "times": 2}], {}, "ok", [], 3, "full", id="503-twice-then-ok"
+    ),
+    pytest.param(
+        [{"status": 401}], {}, "error", ["401 Authentication failed", "Incorrect API key provided"], 1, "none", id="401"
+    ),
     pytest.param([{"status": 403}], {}, "error", ["403 Permission denied", "Country, region"], 1, "none", id="403"),
     pytest.param([{"status": 404}], {}, "error", ["404 Not found", "does not exist"], 1, "none", id="404"),
-    pytest.param([{"status": 400, "message": "Invalid 'messages'."}], {}, "error", ["400 Bad request", "Invalid 'messages'."],
-                 1, "none", id="400"),
-    pytest.param([{"status": 502, "body_style": "html", "times": None}], {"max_retries": 0}, "error",
-                 ["502 Server error", "502 Bad Gateway"], 1, "none", id="html-error-page"),
-    pytest.param([], _refused, "error", ["Could not connect", "Connection refused"], 0, "none", id="connection-refused"),
+    pytest.param(
+        [{"status": 400, "message": "Invalid 'messages'."}],
+        {},
+        "error",
+        ["400 Bad request", "Invalid 'messages'."],
+        1,
+        "none",
+        id="400",
+    ),
+    pytest.param(
+        [{"status": 502, "body_style": "html", "times": None}],
+        {"max_retries": 0},
+        "error",
+        ["502 Server error", "502 Bad Gateway"],
+        1,
+        "none",
+        id="html-error-page",
+    ),
+    pytest.param(
+        [], _refused, "error", ["Could not connect", "Connection refused"], 0, "none", id="connection-refused"
+    ),
     pytest.param([], _unaccepting, "error", ["Timed out connecting", "0.3 s"], 0, "none", id="connect-timeout"),
-    pytest.param([{"stall_after": 3, "stall": 2}], {"timeout": 0.5}, "error", ["stream stalled", "0.5 s"], 1, "partial",
-                 id="read-timeout-mid-stream"),
+    pytest.param(
+        [{"stall_after": 3, "stall": 2}],
+        {"timeout": 0.5},
+        "error",
+        ["stream stalled", "0.5 s"],
+        1,
+        "partial",
+        id="read-timeout-mid-stream",
+    ),
     pytest.param([{"drop_after": 4}], {}, "error", ["stream was cut off"], 1, "partial", id="dropped-mid-stream"),
     pytest.param([{"malformed_after": 3}], {}, "error", ["malformed chunk"], 1, "partial", id="malformed-chunk"),
-    pytest.param([{"error_after": 3, "message": "The engine crashed."}], {}, "error",
-                 ["error mid-stream", "The engine crashed."], 1, "partial", id="error-object-mid-stream"),
+    pytest.param(
+        [{"error_after": 3, "message": "The engine crashed."}],
+        {},
+        "error",
+        ["error mid-stream", "The engine crashed."],
+        1,
+        "partial",
+        id="error-object-mid-stream",
+    ),
     pytest.param([{"no_done": True}], {}, "truncated", ["without [DONE]"], 1, "full", id="eof-without-done"),
     pytest.param([{"empty_choices_first": True}], {}, "ok", [], 1, "full", id="empty-choices-first"),
 ]
 
 
 @pytest.mark.parametrize(("faults", "settings", "status", "parts", "requests", "shown"), FAULT_ROWS)
-def test_fault_through_the_magic(shell: InteractiveShell, server: FakeOpenAIServer, faults: list, settings: Any,
-                                 status: str, parts: list[str], requests: int, shown: str) -> None:
+def test_fault_through_the_magic(
+    shell: InteractiveShell,
+    server: FakeOpenAIServer,
+    faults: list,
+    settings: Any,
+    status: str,
+    parts: list[str],
+    requests: int,
+    shown: str,
+) -> None:
     for fault in faults:
         server.add_fault(**fault)
     for name, val in (settings() if callable(settings) else settings).items():
@@ -679,6 +751,7 @@ def _interrupt_later(seconds: float, before: Callable[[], None] = lambda: None) 
 
     Aimed at the main thread: a process-wide signal may be taken by one of the test
     server's threads, and then the main thread's blocking read is not woken."""
+
     def fire() -> None:
         before()
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
@@ -767,7 +840,9 @@ def _exercise(shell: InteractiveShell, srv: FakeOpenAIServer, tmp_path: Path, re
             except UsageError as exc:
                 result = None
                 seen.append(str(exc))
-        seen.extend([cap.stdout, cap.stderr, repr(result), json.dumps([o.data for o in cap.outputs], ensure_ascii=False)])
+        seen.extend(
+            [cap.stdout, cap.stderr, repr(result), json.dumps([o.data for o in cap.outputs], ensure_ascii=False)]
+        )
 
     config(shell, f"CompleteMagics.log_file = {str(tmp_path / 'calls.jsonl')!r}")
     config(shell, "CompleteMagics.max_retries = 0")
@@ -794,14 +869,24 @@ def _exercise(shell: InteractiveShell, srv: FakeOpenAIServer, tmp_path: Path, re
     cell("%complete_log -n 50")
     for suffix in ("json", "jsonl", "csv"):
         cell(f"%complete_log --save {tmp_path / ('export.' + suffix)}")
-    seen.extend([session_log.to_json(), session_log.to_jsonl(), session_log.to_csv(), repr(session_log),
-                 repr(magics(shell).settings()), repr(magics(shell).client()), repr(list(session_log))])
+    seen.extend(
+        [
+            session_log.to_json(),
+            session_log.to_jsonl(),
+            session_log.to_csv(),
+            repr(session_log),
+            repr(magics(shell).settings()),
+            repr(magics(shell).client()),
+            repr(list(session_log)),
+        ]
+    )
     return seen
 
 
 @pytest.mark.parametrize("where", ["%config", "environment", "ipython_config"])
-def test_canary_key_never_leaks(make_shell: Callable[..., InteractiveShell], canary_server: FakeOpenAIServer,
-                                tmp_path: Path, where: str) -> None:
+def test_canary_key_never_leaks(
+    make_shell: Callable[..., InteractiveShell], canary_server: FakeOpenAIServer, tmp_path: Path, where: str
+) -> None:
     cfg = Config()
     cfg.CompleteMagics.model = "fake-chat"
     env = {"OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": canary_server.url}

@@ -187,16 +187,21 @@ def test_binder_requirements_install_in_a_fresh_venv(tmp_path: Path) -> None:
         requirements += f"\nllama-cpp-python=={newest}\n"
     (tmp_path / "requirements.txt").write_text(requirements, "utf-8")
     result = _pip(python, "install", "--disable-pip-version-check", "-q", "-r", str(tmp_path / "requirements.txt"))
-    if result.returncode and re.search(r"NewConnectionError|Temporary failure in name resolution|Network is unreachable",
-                                       result.stdout + result.stderr):
+    if result.returncode and re.search(
+        r"NewConnectionError|Temporary failure in name resolution|Network is unreachable", result.stdout + result.stderr
+    ):
         pytest.skip("no package index reachable")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    probe = ("import jupyter_openai, pandas, matplotlib, ipywidgets; from jupyter_openai import local; "
-             "print(jupyter_openai.__file__); print(local.is_available())")
+    probe = (
+        "import jupyter_openai, pandas, matplotlib, ipywidgets; from jupyter_openai import local; "
+        "print(jupyter_openai.__file__); print(local.is_available())"
+    )
     run = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     location, available = run.stdout.split()
-    assert Path(location).is_relative_to(tmp_path / "venv"), "the package must be installed, not imported from the checkout"
+    assert Path(location).is_relative_to(tmp_path / "venv"), (
+        "the package must be installed, not imported from the checkout"
+    )
     assert available == ("True" if cached else "False")
 
 

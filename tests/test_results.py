@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from fakeserver import TEST_KEY, FakeOpenAIServer
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.results import CHAT_KIND, COMPLETIONS_KIND, Completion, Delta, Stream
+
+from fakeserver import TEST_KEY, FakeOpenAIServer
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "one two three"}]
 CHAT_TEXT = "Echo: three two one"
@@ -155,7 +156,7 @@ def test_read_is_idempotent_and_iterating_again_yields_nothing(client: Any) -> N
 
 def test_iteration_can_resume_after_break(client: Any) -> None:
     stream = client.chat("fake-chat", MESSAGES, stream=True)
-    for delta in stream:
+    for delta in stream:  # noqa: B007 - the loop is left at once on purpose
         break
     assert delta.text == "Echo:" and stream.status == "streaming"
     assert stream.read().text == CHAT_TEXT and stream.status == "ok"

@@ -397,7 +397,7 @@ def streams(draw) -> bytes:
 def splits(draw, stream: bytes) -> list[bytes]:
     cuts = sorted(draw(st.lists(st.integers(0, len(stream)), max_size=12)))
     bounds = [0, *cuts, len(stream)]
-    return [stream[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [stream[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 @settings(max_examples=200, deadline=None)

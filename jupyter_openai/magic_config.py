@@ -1,0 +1,193 @@
+"""The magics' configuration: the traits ``%config CompleteMagics`` shows, and what they imply.
+
+:class:`ConfiguredMagics` is the base of :class:`~jupyter_openai.magics.CompleteMagics`: its
+traits (``.tag(config=True)``, set by ``%config`` or ``ipython_config.py``) are re-read on
+every call and become the connection :class:`~jupyter_openai.config.Settings` (over the
+environment, or the bundled offline model when no key and no base URL are set anywhere),
+the client kept for them, and the defaults of a request. The log it writes to is the
+session log, whose file is the ``log_file`` trait.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics
+from traitlets import Bool, CaselessStrEnum, Float, Int, TraitType, Unicode, observe
+
+from .config import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_READ_TIMEOUT,
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    MISSING_KEY_HELP,
+    SecretStr,
+    Settings,
+)
+from .errors import ConfigurationError
+from .log import session_log
+from .params import ENDPOINT_CHOICES
+from .request import DEFAULTS
+
+FORMATS = ("text", "markdown")
+#: The traits that are defaults of a request (what a call uses for options not given).
+REQUEST_DEFAULTS = tuple(DEFAULTS)
+
+
+@contextmanager
+def usage_errors(*also: type[Exception]) -> Iterator[None]:
+    """Show the core's configuration errors (and ``also`` these) as IPython shows user mistakes:
+    one line, no traceback."""
+    try:
+        yield
+    except (ConfigurationError, *also) as exc:
+        raise UsageError(str(exc)) from None
+
+
+class Secret(TraitType):
+    """A string trait whose value prints masked (``%config`` output included)."""
+
+    default_value = None
+    allow_none = True
+    info_text = "a secret string"
+
+    def validate(self, obj: Any, value: Any) -> SecretStr | None:
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            return value if isinstance(value, SecretStr) else SecretStr(value)
+        self.error(obj, value)
+
+
+class ConfiguredMagics(Magics):
+    """The configuration every jupyter_openai magic reads: traits, settings, client, defaults, log."""
+
+    api_key = Secret(
+        help="API key. Prefer the OPENAI_API_KEY environment variable; never paste it into a notebook."
+    ).tag(config=True)
+    organization = Unicode(
+        None, allow_none=True, help="Organization id (OpenAI-Organization header); else $OPENAI_ORG_ID."
+    ).tag(config=True)
+    project = Unicode(None, allow_none=True, help="Project id (OpenAI-Project header); else $OPENAI_PROJECT_ID.").tag(
+        config=True
+    )
+    base_url = Unicode(None, allow_none=True, help="Server URL ending in /v1; else $OPENAI_BASE_URL, else OpenAI.").tag(
+        config=True
+    )
+    model = Unicode(DEFAULTS["model"], help="Default model.").tag(config=True)
+    endpoint = CaselessStrEnum(
+        ENDPOINT_CHOICES,
+        default_value="auto",
+        help="chat, completions, or auto: completions for instruct/legacy models, chat otherwise.",
+    ).tag(config=True)
+    system = Unicode(None, allow_none=True, help="Default system message (chat).").tag(config=True)
+    temperature = Float(None, allow_none=True, help="Default temperature, 0 to 2 (None: the server's).").tag(
+        config=True
+    )
+    top_p = Float(None, allow_none=True, help="Default top_p, 0 to 1 (None: the server's).").tag(config=True)
+    max_tokens = Int(DEFAULTS["max_tokens"], allow_none=True, help="Default largest number of tokens to generate.").tag(
+        config=True
+    )
+    stream = Bool(True, help="Stream answers into the cell as they arrive.").tag(config=True)
+    timeout = Float(DEFAULT_READ_TIMEOUT, help="Read timeout in seconds: longest wait for the next byte.").tag(
+        config=True
+    )
+    connect_timeout = Float(DEFAULT_CONNECT_TIMEOUT, help="Connect timeout in seconds.").tag(config=True)
+    max_retries = Int(DEFAULT_MAX_RETRIES, help="Retries on 408/409/429/5xx and connection errors.").tag(config=True)
+    output_format = CaselessStrEnum(FORMATS, default_value="text", help="text, or markdown (rendered at the end).").tag(
+        config=True
+    )
+    interpolate = Bool(False, help="Fill {name} in prompts from the notebook's variables ({{ }} escape).").tag(
+        config=True
+    )
+    log_file = Unicode(None, allow_none=True, help="Append every call to this JSONL file as it happens.").tag(
+        config=True
+    )
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self._client: Any = None
+        self._client_settings: Settings | None = None
+        self.log = session_log  #: the session log this shell's calls go to (path: the log_file trait)
+        self.log.path = self.log_file
+
+    @observe("log_file")
+    def _on_log_file(self, change: dict[str, Any]) -> None:
+        self.log.path = change["new"]
+
+    def close(self) -> None:
+        """Release the client's connections (the extension's unload calls this)."""
+        if self._client is not None:
+            self._client.close()
+            self._client, self._client_settings = None, None
+
+    # -- settings and client -------------------------------------------------------
+    def settings(self) -> Settings:
+        """Settings from traits over the environment (traits win); the offline model when neither
+        a key nor a base URL is configured anywhere."""
+        with usage_errors():
+            settings = Settings.from_env(
+                api_key=self.api_key,
+                organization=self.organization,
+                project=self.project,
+                base_url=self.base_url,
+                read_timeout=self.timeout,
+                connect_timeout=self.connect_timeout,
+                max_retries=self.max_retries,
+            )
+        if self.offline(settings):
+            return self._offline_settings(settings)
+        return settings
+
+    def offline(self, settings: Settings | None = None) -> bool:
+        """True when no key and no base URL are set: calls go to the bundled offline model."""
+        # Decided from the raw values, so a malformed OPENAI_BASE_URL still ends as settings()' UsageError.
+        has_key = (
+            settings.api_key is not None
+            if settings is not None
+            else bool(self.api_key or os.environ.get(ENV_API_KEY, "").strip())
+        )
+        return not has_key and not self.base_url and not os.environ.get(ENV_BASE_URL, "").strip()
+
+    def _offline_settings(self, settings: Settings) -> Settings:
+        from . import local
+
+        if not local.is_available():
+            raise UsageError(f"{MISSING_KEY_HELP} Or, to work with no key and no internet, {local.INSTALL_HINT}.")
+        first_use = not local.shared_server(start=False).running
+        with usage_errors(local.LocalServerError):
+            server = local.shared_server()
+        if first_use:
+            print(
+                f"Using the offline model {local.MODEL_LABEL}: no API key or base URL is set. "
+                "For OpenAI, set OPENAI_API_KEY in the environment or ipython_config.py."
+            )
+        return settings.with_overrides(base_url=server.base_url, api_key=server.api_key)
+
+    def default_model(self) -> str:
+        """The model trait, or the offline model's name when the trait is untouched and calls go offline."""
+        from .local import MODEL_ALIAS
+
+        untouched = self.model == type(self).model.default_value
+        return MODEL_ALIAS if untouched and self.offline() else self.model
+
+    def defaults(self) -> dict[str, Any]:
+        """What a call uses for options not given: the traits (``%config``), with the offline
+        model's name when calls go to it."""
+        return {**{name: getattr(self, name) for name in REQUEST_DEFAULTS}, "model": self.default_model()}
+
+    def client(self) -> Any:
+        """The client for the current settings (kept while they do not change)."""
+        from .client import OpenAIClient
+
+        settings = self.settings()
+        if self._client is None or self._client_settings != settings:
+            if self._client is not None:
+                self._client.close()
+            self._client, self._client_settings = OpenAIClient(settings), settings
+        return self._client

@@ -1,0 +1,74 @@
+"""What a finished call says to its user: the notes after the answer and the status line.
+
+One function, :func:`summarize`, turns a :class:`~jupyter_openai.call.CallOutcome` into the
+lines both front ends show (the magic prints them, the form puts them in its labels), so
+every string exists once. Pure text: no IPython, no widgets.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .errors import one_line
+
+if TYPE_CHECKING:
+    from .call import CallOutcome
+
+SNIPPET_CHARS = 300
+TRUNCATED = "Warning: the server closed the stream without [DONE]; the answer may be incomplete"
+DETACHED = "interrupted: the server had not answered; the request ends in the background"
+
+
+class Summary(NamedTuple):
+    """The note lines (errors and warnings, each one line) and the status line of a call."""
+
+    notes: list[str]
+    status: str
+
+
+def summarize(outcome: CallOutcome) -> Summary:
+    """The notes and the status line for a finished call."""
+    notes: list[str] = []
+    kept = len(outcome.text)
+    asked = outcome.request.choices if outcome.request is not None else 1
+    if outcome.error is not None:
+        notes.append(one_line(outcome.error, SNIPPET_CHARS) + (f" (partial text kept: {kept} chars)" if kept else ""))
+    elif outcome.status == "interrupted":
+        notes.append(f"Interrupted: the request was stopped (partial text kept: {kept} chars)")
+    elif outcome.status == "truncated":
+        notes.append(TRUNCATED)
+    if outcome.error is None and 0 < len(outcome.texts) < asked:
+        notes.append(f"Note: asked for {asked} choices, the server returned {len(outcome.texts)}")
+    reason = outcome.finish_reasons[0] if outcome.finish_reasons else None
+    return Summary(notes, status_line(outcome.model, outcome.usage, outcome.latency, outcome.time_to_first_token,
+                                      reason, outcome.status))
+
+
+def unexpected(exc: BaseException) -> str:
+    """The one line for an error that is none of the project's own (a bug: say what it was)."""
+    return one_line(f"{type(exc).__name__}: {exc}", SNIPPET_CHARS)
+
+
+def status_line(model: str | None, usage: dict[str, Any] | None, latency: float | None,
+                time_to_first_token: float | None, finish_reason: str | None, status: str) -> str:
+    """One compact line: model · tokens in/out · latency · tokens/s · finish reason."""
+    parts = [model or "?"]
+    prompt_tokens = (usage or {}).get("prompt_tokens")
+    completion_tokens = (usage or {}).get("completion_tokens")
+    if prompt_tokens is not None or completion_tokens is not None:
+        parts.append(f"{_n(prompt_tokens)} in / {_n(completion_tokens)} out tokens")
+    else:
+        parts.append("tokens not reported")
+    if latency is not None:
+        parts.append(f"{latency:.2f} s")
+        generating = latency - (time_to_first_token or 0.0)
+        if completion_tokens and generating > 0:
+            parts.append(f"{completion_tokens / generating:.1f} tok/s")
+    parts.append(f"finish: {finish_reason or '-'}")
+    if status != "ok":
+        parts.append(status)
+    return " · ".join(parts)
+
+
+def _n(value: int | None) -> str:
+    return "?" if value is None else str(value)

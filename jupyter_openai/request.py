@@ -1,0 +1,105 @@
+"""What to ask: user options plus defaults become one validated :class:`CallRequest`.
+
+The single place where a call is decided, for the magic and the form alike: which model,
+which endpoint (``auto`` resolved once, by :func:`choose_endpoint`), which system message,
+and which sampling parameters (checked once, against :mod:`jupyter_openai.params`). Front
+ends hand :func:`build_request` what the user set (``None`` = not set) and their defaults
+(the magic's traits); mistakes raise :class:`~jupyter_openai.errors.ConfigurationError`
+before anything is sent. No IPython here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigurationError
+from .params import AUTO, CHAT, COMPLETIONS, ENDPOINT_CHOICES, PARAMS, check_params
+
+DEFAULT_MODEL = "gpt-4o-mini"
+#: What a call uses for anything neither the user nor the configuration set.
+DEFAULTS: dict[str, Any] = {"model": DEFAULT_MODEL, "endpoint": AUTO, "system": None, "stream": True,
+                            "temperature": None, "top_p": None, "max_tokens": 256}
+#: The request fields that are not sampling parameters.
+REQUEST_FIELDS = ("prompt", "model", "endpoint", "system", "stream")
+_LEGACY_MODEL = re.compile(r"instruct|^(text-|code-)|^(davinci|babbage|curie|ada)\b|^(davinci|babbage)-00", re.I)
+
+
+def choose_endpoint(model: str, endpoint: str = AUTO) -> str:
+    """The endpoint to call. ``auto``: completions for instruct and legacy models
+    (names with ``instruct``, or starting ``davinci``, ``babbage``, ``curie``, ``ada``,
+    ``text-``, ``code-``), chat for every other model."""
+    if endpoint not in ENDPOINT_CHOICES:
+        raise ConfigurationError(f"unknown endpoint {endpoint!r}: use one of {', '.join(ENDPOINT_CHOICES)}")
+    if endpoint != AUTO:
+        return endpoint
+    return COMPLETIONS if _LEGACY_MODEL.search(model or "") else CHAT
+
+
+@dataclass
+class CallRequest:
+    """One call: the prompt, the model, the endpoint (``auto`` is resolved on creation), the
+    system message and the sampling parameters."""
+
+    prompt: str
+    model: str
+    endpoint: str = AUTO
+    system: str | None = None
+    stream: bool = True
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.endpoint = choose_endpoint(self.model, self.endpoint)
+
+    @property
+    def choices(self) -> int:
+        """How many choices the request asks for."""
+        return self.params.get("n") or 1
+
+    def messages(self) -> list[dict[str, str]]:
+        """The chat messages this request implies."""
+        head = [{"role": "system", "content": self.system}] if self.system else []
+        return [*head, {"role": "user", "content": self.prompt}]
+
+
+def build_request(options: Mapping[str, Any], defaults: Mapping[str, Any] = DEFAULTS) -> CallRequest:
+    """The validated request for ``options`` (what the user set; ``None`` or absent = not set)
+    over ``defaults`` (the configuration's values for model, endpoint, system, stream and any
+    parameter). Raises :class:`ConfigurationError` naming the first mistake."""
+    unknown = set(options) - set(REQUEST_FIELDS) - set(PARAMS)
+    if unknown:
+        raise ConfigurationError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    defaults = {**DEFAULTS, **defaults}
+    prompt = options.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ConfigurationError("the prompt is empty")
+    model = _given(options, "model", defaults)
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigurationError("the model is empty: name one (-m MODEL, or the model setting)")
+    endpoint = choose_endpoint(model.strip(), _given(options, "endpoint", defaults) or AUTO)
+    params = {name: _given(options, name, defaults) for name in PARAMS if name in options or name in defaults}
+    params = {name: value for name, value in params.items() if value is not None}
+    for name, _value in list(params.items()):
+        if endpoint not in PARAMS[name].endpoints and not (name == "logprobs" and endpoint == CHAT):
+            if options.get(name) is None:  # a configured default that does not apply here
+                del params[name]
+                continue
+            raise ConfigurationError(f"{PARAMS[name].option or name} works with the "
+                                     f"{' and '.join(PARAMS[name].endpoints)} endpoint only (add -e completions)")
+    if endpoint == CHAT and "logprobs" in params:  # one option, the chat API's two fields
+        params.update(logprobs=True, top_logprobs=params["logprobs"])
+    system = options.get("system")
+    if system is not None and system != "" and endpoint != CHAT:
+        raise ConfigurationError("--system works with the chat endpoint only")
+    if system is None and endpoint == CHAT:
+        system = defaults.get("system")
+    stream = _given(options, "stream", defaults)
+    check_params(endpoint, params, options=True)
+    return CallRequest(prompt, model.strip(), endpoint, system or None, stream=bool(stream), params=params)
+
+
+def _given(options: Mapping[str, Any], name: str, defaults: Mapping[str, Any]) -> Any:
+    value = options.get(name)
+    return defaults.get(name) if value is None else value
