@@ -116,9 +116,11 @@ def spread(values: list[float]) -> str:
 
 
 def machine() -> str:
-    return (f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'}),"
-            f" Python {platform.python_version()} ({platform.python_implementation()}), {platform.system()}"
-            f" {platform.machine()}")
+    return (
+        f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'}),"
+        f" Python {platform.python_version()} ({platform.python_implementation()}), {platform.system()}"
+        f" {platform.machine()}"
+    )
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:

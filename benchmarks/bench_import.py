@@ -207,7 +207,8 @@ def measure(runs: int, install: bool) -> dict[str, Any]:
         if jai_python is None and not jai_status:
             jai_status = "not installed (python benchmarks/bench_import.py --install-jai tries)"
         elif jai_python is not None:
-            jai_status = "jupyter_ai_magics " + _version(jai_python) + " from " + jai_python.replace(str(Path.home()), "~")
+            where = jai_python.replace(str(Path.home()), "~")
+            jai_status = "jupyter_ai_magics " + _version(jai_python) + " from " + where
         load = time_load_ext(runs, cwd, jai_python)
     finally:
         shutil.rmtree(cwd, ignore_errors=True)
@@ -221,12 +222,18 @@ def measure(runs: int, install: bool) -> dict[str, Any]:
     load_cpu = {name: med([s["cpu"] for s in samples]) for name, samples in load.items()}
     ours = "%load_ext jupyter_openai"
     return {
-        "runs": runs, "imports": wall, "imports_cpu": cpu, "import_medians": wall_m, "import_cpu_medians": cpu_m,
-        "client_minus_requests": diff_wall, "client_minus_requests_cpu": diff_cpu,
+        "runs": runs,
+        "imports": wall,
+        "imports_cpu": cpu,
+        "import_medians": wall_m,
+        "import_cpu_medians": cpu_m,
+        "client_minus_requests": diff_wall,
+        "client_minus_requests_cpu": diff_cpu,
         "client_minus_requests_of_medians": cpu_m["jupyter_openai.client"] - cpu_m["requests"],
         "importtime_extra": extra,
         "load_ext": {name: [s["seconds"] for s in samples] for name, samples in load.items()},
-        "load_ext_medians": load_wall, "load_ext_cpu_medians": load_cpu,
+        "load_ext_medians": load_wall,
+        "load_ext_cpu_medians": load_cpu,
         "load_ext_heavy": {name: sorted({h for s in samples for h in s["heavy"]}) for name, samples in load.items()},
         "load_ext_modules": {name: int(med([s["modules"] for s in samples])) for name, samples in load.items()},
         "shell_start": med([s["shell_start"] for samples in load.values() for s in samples]),
@@ -243,44 +250,75 @@ def measure(runs: int, install: bool) -> dict[str, Any]:
 
 def report(result: dict[str, Any]) -> str:
     runs, ms = result["runs"], common.fmt_ms
-    rows = [[f"import {m}", ms(result["import_cpu_medians"][m]), ms(result["import_medians"][m]),
-             common.spread([x * 1000 for x in result["imports"][m]]) + " ms"] for m in IMPORTS]
+    rows = [
+        [
+            f"import {m}",
+            ms(result["import_cpu_medians"][m]),
+            ms(result["import_medians"][m]),
+            common.spread([x * 1000 for x in result["imports"][m]]) + " ms",
+        ]
+        for m in IMPORTS
+    ]
     met = result["targets"]["client import adds < 30 ms over requests"]
     counts = {m: len(result["imports"][m]) for m in IMPORTS}
-    lines = [f"Import cost in a fresh interpreter ({counts['requests']} interleaved rounds, `openai` in "
-             f"{counts['openai']} of them; CPU = process CPU time, the judged figure, robust to other load; "
-             "wall = elapsed):", "",
-             common.table(["import", "median CPU", "median wall", "wall range"], rows), "",
-             f"- jupyter_openai.client − requests (median of per-round differences): "
-             f"**{result['client_minus_requests_cpu'] * 1000:.1f} ms CPU** "
-             f"({result['client_minus_requests'] * 1000:.1f} ms wall; difference of the CPU medians "
-             f"{result['client_minus_requests_of_medians'] * 1000:.1f} ms); target < 30 ms: **{common.verdict(met)}**"]
+    lines = [
+        f"Import cost in a fresh interpreter ({counts['requests']} interleaved rounds, `openai` in "
+        f"{counts['openai']} of them; CPU = process CPU time, the judged figure, robust to other load; "
+        "wall = elapsed):",
+        "",
+        common.table(["import", "median CPU", "median wall", "wall range"], rows),
+        "",
+        f"- jupyter_openai.client − requests (median of per-round differences): "
+        f"**{result['client_minus_requests_cpu'] * 1000:.1f} ms CPU** "
+        f"({result['client_minus_requests'] * 1000:.1f} ms wall; difference of the CPU medians "
+        f"{result['client_minus_requests_of_medians'] * 1000:.1f} ms); target < 30 ms: **{common.verdict(met)}**",
+    ]
     if result["importtime_extra"]:
         top = ", ".join(f"{name} {sec * 1000:.1f}" for name, sec in result["importtime_extra"][:6])
         lines.append(f"- beyond requests, by self time (ms, one -X importtime run): {top}")
     rows = []
     for name, m in result["load_ext_medians"].items():
         heavy = ", ".join(result["load_ext_heavy"][name]) or "none"
-        rows.append([name, ms(result["load_ext_cpu_medians"][name]), ms(m),
-                     common.spread([x * 1000 for x in result["load_ext"][name]]) + " ms",
-                     str(result["load_ext_modules"][name]), heavy])
+        rows.append(
+            [
+                name,
+                ms(result["load_ext_cpu_medians"][name]),
+                ms(m),
+                common.spread([x * 1000 for x in result["load_ext"][name]]) + " ms",
+                str(result["load_ext_modules"][name]),
+                heavy,
+            ]
+        )
     ours = "%load_ext jupyter_openai"
     met = result["targets"]["%load_ext jupyter_openai <= 30 ms"]
-    lines += ["", f"In a fresh interpreter with IPython imported and an InteractiveShell created "
-              f"(that start: median {result['shell_start'] * 1000:.0f} ms wall, not counted), median of {runs}:", "",
-              common.table(["timed step", "median CPU", "median wall", "wall range", "new modules",
-                            "heavy modules pulled in"], rows), "",
-              f"- %load_ext jupyter_openai: **{result['load_ext_cpu_medians'][ours] * 1000:.1f} ms CPU** "
-              f"({result['load_ext_medians'][ours] * 1000:.1f} ms wall); target ≤ 30 ms: **{common.verdict(met)}**",
-              f"- jupyter-ai-magics: {result['jai_status']}"]
+    lines += [
+        "",
+        f"In a fresh interpreter with IPython imported and an InteractiveShell created "
+        f"(that start: median {result['shell_start'] * 1000:.0f} ms wall, not counted), median of {runs}:",
+        "",
+        common.table(
+            ["timed step", "median CPU", "median wall", "wall range", "new modules", "heavy modules pulled in"], rows
+        ),
+        "",
+        f"- %load_ext jupyter_openai: **{result['load_ext_cpu_medians'][ours] * 1000:.1f} ms CPU** "
+        f"({result['load_ext_medians'][ours] * 1000:.1f} ms wall); target ≤ 30 ms: **{common.verdict(met)}**",
+        f"- jupyter-ai-magics: {result['jai_status']}",
+    ]
     return "\n".join(lines)
 
 
 def main() -> dict[str, Any]:
-    args = common.parse_args(__doc__.splitlines()[0], lambda p: (
-        p.add_argument("--runs", type=int, default=7, help="fresh interpreters per case (default and minimum 7)"),
-        p.add_argument("--install-jai", action="store_true",
-                       help="pip install jupyter-ai-magics into a private virtualenv first, if missing")))
+    args = common.parse_args(
+        __doc__.splitlines()[0],
+        lambda p: (
+            p.add_argument("--runs", type=int, default=7, help="fresh interpreters per case (default and minimum 7)"),
+            p.add_argument(
+                "--install-jai",
+                action="store_true",
+                help="pip install jupyter-ai-magics into a private virtualenv first, if missing",
+            ),
+        ),
+    )
     result = measure(max(args.runs, 7), args.install_jai)
     text = report(result)
     print(text)

@@ -110,16 +110,21 @@ def measure(url: str, shell: Any, rounds: int) -> dict[str, Any]:
         displays.append(count)
         if not r % 2:
             bare_times.append(bare())
-    ratio = common.median([b / m for m, b in zip(magic_times, bare_times)])
-    per_second = [d / t for d, t in zip(displays, magic_times)]
+    ratio = common.median([b / m for m, b in zip(magic_times, bare_times, strict=False)])
+    per_second = [d / t for d, t in zip(displays, magic_times, strict=False)]
     # The bound: one display every 1/25 s while text grows, plus the first and the final one.
-    within = all(d <= t * RATE_LIMIT + 2 for d, t in zip(displays, magic_times))
+    within = all(d <= t * RATE_LIMIT + 2 for d, t in zip(displays, magic_times, strict=False))
     return {
-        "rounds": rounds, "magic_times": magic_times, "bare_times": bare_times, "displays": displays,
-        "magic_rate": common.EVENTS / common.median(magic_times), "bare_rate": common.EVENTS / common.median(bare_times),
-        "ratio": ratio, "displays_per_second": common.median(per_second), "displays_within_bound": within,
-        "targets": {"magic >= 0.5x bare client": ratio >= TARGET_RATIO,
-                    "display updates bounded by ~25/s": within},
+        "rounds": rounds,
+        "magic_times": magic_times,
+        "bare_times": bare_times,
+        "displays": displays,
+        "magic_rate": common.EVENTS / common.median(magic_times),
+        "bare_rate": common.EVENTS / common.median(bare_times),
+        "ratio": ratio,
+        "displays_per_second": common.median(per_second),
+        "displays_within_bound": within,
+        "targets": {"magic >= 0.5x bare client": ratio >= TARGET_RATIO, "display updates bounded by ~25/s": within},
     }
 
 
@@ -127,34 +132,53 @@ def measure_coalescing(server: common.Server, shell: Any, chunks: int = SLOW_CHU
     """One cell on a slow stream (the server sleeps ~1 ms between chunks, ~2 s in all): over a
     duration that long the display rate shows, and it must stay near 25/s (not 1,000/s)."""
     server.control("reset")
-    server.control("faults", [{"path": "/completions", "chunks": chunks, "chunk_delay": SLOW_DELAY, "times": 1},
-                              {"path": "/completions", "chunks": common.CHUNKS, "times": None}])
+    server.control(
+        "faults",
+        [
+            {"path": "/completions", "chunks": chunks, "chunk_delay": SLOW_DELAY, "times": 1},
+            {"path": "/completions", "chunks": common.CHUNKS, "times": None},
+        ],
+    )
     elapsed, count = run_magic(shell, " ".join(f"w{i}" for i in range(chunks)))
-    return {"chunks": chunks, "seconds": elapsed, "displays": count, "per_second": count / elapsed,
-            "within": count <= elapsed * RATE_LIMIT + 2}
+    return {
+        "chunks": chunks,
+        "seconds": elapsed,
+        "displays": count,
+        "per_second": count / elapsed,
+        "within": count <= elapsed * RATE_LIMIT + 2,
+    }
 
 
 def report(result: dict[str, Any]) -> str:
     rows = [
-        ["%%complete (real InteractiveShell, captured)", common.fmt_rate(result["magic_rate"]),
-         f"{common.median(result['magic_times']) * 1000:.1f}"],
+        [
+            "%%complete (real InteractiveShell, captured)",
+            common.fmt_rate(result["magic_rate"]),
+            f"{common.median(result['magic_times']) * 1000:.1f}",
+        ],
         ["bare client", common.fmt_rate(result["bare_rate"]), f"{common.median(result['bare_times']) * 1000:.1f}"],
     ]
     displays = result["displays"]
-    lines = [f"%%complete on {common.CHUNKS:,} chunks ({common.EVENTS:,} SSE events) vs the bare client, "
-             f"median of {result['rounds']} interleaved rounds:", "",
-             common.table(["path", "events/s", "median ms"], rows), "",
-             f"- magic/client: **{result['ratio']:.2f}x**; target ≥ 0.5x: "
-             f"**{common.verdict(result['ratio'] >= TARGET_RATIO)}**",
-             f"- display messages per cell (first display + updates + final): {min(displays)}–{max(displays)} "
-             f"for {common.CHUNKS:,} chunks, median {result['displays_per_second']:.1f}/s of cell time; "
-             f"bound {RATE_LIMIT}/s + 2: **{common.verdict(result['displays_within_bound'])}**"]
+    lines = [
+        f"%%complete on {common.CHUNKS:,} chunks ({common.EVENTS:,} SSE events) vs the bare client, "
+        f"median of {result['rounds']} interleaved rounds:",
+        "",
+        common.table(["path", "events/s", "median ms"], rows),
+        "",
+        f"- magic/client: **{result['ratio']:.2f}x**; target ≥ 0.5x: "
+        f"**{common.verdict(result['ratio'] >= TARGET_RATIO)}**",
+        f"- display messages per cell (first display + updates + final): {min(displays)}–{max(displays)} "
+        f"for {common.CHUNKS:,} chunks, median {result['displays_per_second']:.1f}/s of cell time; "
+        f"bound {RATE_LIMIT}/s + 2: **{common.verdict(result['displays_within_bound'])}**",
+    ]
     slow = result.get("slow")
     if slow:
-        lines.append(f"- slow stream ({slow['chunks']:,} chunks, ~{SLOW_DELAY * 1000:g} ms apart): {slow['displays']} "
-                     f"display messages in {slow['seconds']:.2f} s = **{slow['per_second']:.1f}/s** "
-                     f"(vs {slow['chunks'] / slow['seconds']:.0f} chunks/s); bound {RATE_LIMIT}/s + 2: "
-                     f"**{common.verdict(slow['within'])}**")
+        lines.append(
+            f"- slow stream ({slow['chunks']:,} chunks, ~{SLOW_DELAY * 1000:g} ms apart): {slow['displays']} "
+            f"display messages in {slow['seconds']:.2f} s = **{slow['per_second']:.1f}/s** "
+            f"(vs {slow['chunks'] / slow['seconds']:.0f} chunks/s); bound {RATE_LIMIT}/s + 2: "
+            f"**{common.verdict(slow['within'])}**"
+        )
     return "\n".join(lines)
 
 
@@ -164,9 +188,13 @@ def profile_magic(shell: Any, top: int = 20) -> str:
 
 
 def main() -> dict[str, Any]:
-    args = common.parse_args(__doc__.splitlines()[0], lambda p: (
-        p.add_argument("--rounds", type=int, default=7, help="measured rounds (default 7)"),
-        p.add_argument("--profile", action="store_true", help="also print a cProfile of one %%complete run")))
+    args = common.parse_args(
+        __doc__.splitlines()[0],
+        lambda p: (
+            p.add_argument("--rounds", type=int, default=7, help="measured rounds (default 7)"),
+            p.add_argument("--profile", action="store_true", help="also print a cProfile of one %%complete run"),
+        ),
+    )
     common.scrub_environ()
     home = tempfile.mkdtemp(prefix="bench-magic-ipython-")
     try:

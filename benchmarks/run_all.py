@@ -40,7 +40,11 @@ def run(script: str, args: list[str], tmp: str) -> tuple[dict[str, Any] | None, 
                           text=True, cwd=str(common.ROOT), env=common.clean_env(), timeout=600)
     elapsed = time.perf_counter() - started
     if done.returncode != 0 or not os.path.exists(out):
-        return None, f"**{script} failed** (exit {done.returncode}):\n\n```\n{done.stderr.strip()[-2000:]}\n```", elapsed
+        return (
+            None,
+            f"**{script} failed** (exit {done.returncode}):\n\n```\n{done.stderr.strip()[-2000:]}\n```",
+            elapsed,
+        )
     return json.loads(Path(out).read_text()), "", elapsed
 
 
@@ -49,30 +53,58 @@ def summary_rows(results: dict[str, dict[str, Any] | None]) -> list[list[str]]:
     stream = results.get("bench_stream.py")
     if stream:
         r = stream["ratios"]
-        rows.append(["streaming: client ≥ 0.7× floor", f"{r['client/floor']:.2f}× "
-                     f"({stream['rates']['client']:,.0f} vs {stream['rates']['floor']:,.0f} events/s)",
-                     common.verdict(stream["targets"]["client >= 0.7x floor"])])
-        rows.append(["streaming: client ≥ 10× official SDK", f"{r['client/sdk']:.1f}× "
-                     f"({stream['rates']['sdk']:,.0f} events/s for the SDK)",
-                     common.verdict(stream["targets"]["client >= 10x SDK"])])
+        rows.append(
+            [
+                "streaming: client ≥ 0.7× floor",
+                f"{r['client/floor']:.2f}× "
+                f"({stream['rates']['client']:,.0f} vs {stream['rates']['floor']:,.0f} events/s)",
+                common.verdict(stream["targets"]["client >= 0.7x floor"]),
+            ]
+        )
+        rows.append(
+            [
+                "streaming: client ≥ 10× official SDK",
+                f"{r['client/sdk']:.1f}× ({stream['rates']['sdk']:,.0f} events/s for the SDK)",
+                common.verdict(stream["targets"]["client >= 10x SDK"]),
+            ]
+        )
     imports = results.get("bench_import.py")
     if imports:
-        rows.append(["import jupyter_openai.client − import requests < 30 ms",
-                     f"{imports['client_minus_requests_cpu'] * 1000:.1f} ms CPU "
-                     f"({imports['client_minus_requests'] * 1000:.1f} ms wall)",
-                     common.verdict(imports["targets"]["client import adds < 30 ms over requests"])])
+        rows.append(
+            [
+                "import jupyter_openai.client − import requests < 30 ms",
+                f"{imports['client_minus_requests_cpu'] * 1000:.1f} ms CPU "
+                f"({imports['client_minus_requests'] * 1000:.1f} ms wall)",
+                common.verdict(imports["targets"]["client import adds < 30 ms over requests"]),
+            ]
+        )
         cpu, wall, ours = imports["load_ext_cpu_medians"], imports["load_ext_medians"], "%load_ext jupyter_openai"
         others = "; ".join(f"{k}: {v * 1000:.0f} ms CPU" for k, v in cpu.items() if k != ours)
-        rows.append(["%load_ext jupyter_openai ≤ 30 ms", f"{cpu[ours] * 1000:.1f} ms CPU ({wall[ours] * 1000:.1f} ms "
-                     f"wall); {others}", common.verdict(imports["targets"]["%load_ext jupyter_openai <= 30 ms"])])
+        rows.append(
+            [
+                "%load_ext jupyter_openai ≤ 30 ms",
+                f"{cpu[ours] * 1000:.1f} ms CPU ({wall[ours] * 1000:.1f} ms wall); {others}",
+                common.verdict(imports["targets"]["%load_ext jupyter_openai <= 30 ms"]),
+            ]
+        )
     magic = results.get("bench_magic.py")
     if magic:
-        rows.append(["%%complete ≥ 0.5× bare client", f"{magic['ratio']:.2f}× ({magic['magic_rate']:,.0f} vs "
-                     f"{magic['bare_rate']:,.0f} events/s)", common.verdict(magic["targets"]["magic >= 0.5x bare client"])])
+        rows.append(
+            [
+                "%%complete ≥ 0.5× bare client",
+                f"{magic['ratio']:.2f}× ({magic['magic_rate']:,.0f} vs {magic['bare_rate']:,.0f} events/s)",
+                common.verdict(magic["targets"]["magic >= 0.5x bare client"]),
+            ]
+        )
         slow = magic.get("slow") or {}
-        rows.append(["display updates bounded by ~25/s", f"{min(magic['displays'])}–{max(magic['displays'])} per "
-                     f"20,000-chunk cell; {slow.get('per_second', float('nan')):.1f}/s on a ~2 s stream",
-                     common.verdict(magic["targets"]["display updates bounded by ~25/s"])])
+        rows.append(
+            [
+                "display updates bounded by ~25/s",
+                f"{min(magic['displays'])}–{max(magic['displays'])} per "
+                f"20,000-chunk cell; {slow.get('per_second', float('nan')):.1f}/s on a ~2 s stream",
+                common.verdict(magic["targets"]["display updates bounded by ~25/s"]),
+            ]
+        )
     log = results.get("bench_log.py")
     if log:
         for name, seconds in log["medians"].items():
@@ -94,26 +126,31 @@ def main() -> None:
             body = failure or result["markdown"]  # type: ignore[index]
             sections.append(f"### {script} ({elapsed:.0f} s)\n\n{body}")
     load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
-    load = (f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
-            if load_before and load_after else "load average unknown")
-    text = "\n".join([
-        "# Benchmark results",
-        "",
-        f"- date: {when}",
-        f"- machine: {common.machine()}; {load} (other work on the machine adds noise: "
-        "figures are medians of interleaved runs, ratios are measured side by side in one run)",
-        "- command: `python benchmarks/run_all.py` (each `benchmarks/bench_*.py` also runs alone)",
-        f"- total time: {time.perf_counter() - started:.0f} s",
-        "",
-        "## Targets",
-        "",
-        common.table(["target", "measured", "status"], summary_rows(results)),
-        "",
-        "## Details",
-        "",
-        "\n\n".join(sections),
-        "",
-    ])
+    load = (
+        f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
+        if load_before and load_after
+        else "load average unknown"
+    )
+    text = "\n".join(
+        [
+            "# Benchmark results",
+            "",
+            f"- date: {when}",
+            f"- machine: {common.machine()}; {load} (other work on the machine adds noise: "
+            "figures are medians of interleaved runs, ratios are measured side by side in one run)",
+            "- command: `python benchmarks/run_all.py` (each `benchmarks/bench_*.py` also runs alone)",
+            f"- total time: {time.perf_counter() - started:.0f} s",
+            "",
+            "## Targets",
+            "",
+            common.table(["target", "measured", "status"], summary_rows(results)),
+            "",
+            "## Details",
+            "",
+            "\n\n".join(sections),
+            "",
+        ]
+    )
     (HERE / "results.md").write_text(text)
     print(text)
 

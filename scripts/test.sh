@@ -26,6 +26,8 @@ export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" CMAKE_BUILD_PARALLEL_LEVEL=
 echo "== installing jupyter-openai[test,local]"
 .venv/bin/python -m pip install -q -e ".[test,local]"
 
+echo "== lint (ruff)"
+.venv/bin/python -m ruff check jupyter_openai tests benchmarks
 echo "== running the tests"
 .venv/bin/python -m pytest tests
 echo "== running the example notebooks (nbval, offline model)"
