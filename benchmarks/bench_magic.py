@@ -5,7 +5,7 @@
 A real ``InteractiveShell`` (IPYTHONDIR in a temp dir, history off, as in ``tests/conftest.py``) loads
 the extension, is pointed at the project's test server (a child process streaming 20,000 completion
 chunks per request) with ``%config CompleteMagics.base_url = ...``, and runs the cell
-``%%complete -m fake-instruct`` through ``shell.run_cell`` inside ``IPython.utils.capture.capture_output()``.
+``%%complete -m davinci-002`` through ``shell.run_cell`` inside ``IPython.utils.capture.capture_output()``.
 In the same process and the same interleaved rounds, the bare client streams the same answer.
 
 Reported: events/s of each (medians), the ratio magic/client (median of per-round ratios; target
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as common  # noqa: E402
 
-CELL = "%%complete -m fake-instruct\nx"
+CELL = "%%complete -m davinci-002\nx"
 RATE_LIMIT = 25  # jupyter_openai.call.UPDATES_PER_SECOND
 TARGET_RATIO = 0.5
 SLOW_CHUNKS = 1500
@@ -72,7 +72,7 @@ def run_magic(shell: Any, expected: str = common.EXPECTED_TEXT) -> tuple[float, 
     record = session_log[-1]
     if record["status"] != "ok" or record["completion"] != expected:
         raise RuntimeError(f"%%complete: the log recorded status {record['status']!r}")
-    if "fake-instruct" not in captured.stdout:
+    if "davinci-002" not in captured.stdout:
         raise RuntimeError("%%complete: no status line")
     return elapsed, len(outputs)
 
@@ -85,7 +85,7 @@ def make_bare(url: str) -> Any:
     def run() -> float:
         gc.collect()
         started = time.perf_counter()
-        stream = client.completion("fake-instruct", "x", stream=True)
+        stream = client.completion("davinci-002", "x", stream=True)
         count = sum(1 for delta in stream if delta.text)
         elapsed = time.perf_counter() - started
         if count != common.CHUNKS or stream.text != common.EXPECTED_TEXT or stream.status != "ok":

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as common  # noqa: E402
 
-MODEL = "fake-instruct"
+MODEL = "davinci-002"
 PROMPT = "x"
 RECV_SIZE = 256 * 1024
 

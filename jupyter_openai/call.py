@@ -19,9 +19,10 @@ from .cancel import CancelToken
 from .client import OpenAIClient
 from .errors import Cancelled, ConfigurationError, OpenAIError, redact
 from .log import SessionLog, session_log
-from .params import CHAT
+from .params import CHAT, COMPLETIONS, RESPONSES
 from .request import CallRequest
-from .results import Completion, Stream
+from .results import Completion
+from .stream import Stream
 
 UPDATES_PER_SECOND = 25
 
@@ -34,6 +35,15 @@ class Origin(NamedTuple):
 
 
 MAGIC = Origin()
+
+
+class Progress(NamedTuple):
+    """What a call has received so far, for display: the answer per choice, choice 0's reasoning
+    text (kept apart from the answer) and a refusal."""
+
+    texts: list[str]
+    reasoning: str = ""
+    refusal: str = ""
 
 
 @dataclass
@@ -51,10 +61,17 @@ class CallOutcome:
     time_to_first_token: float | None = None
     updates: int = 0
     request: CallRequest | None = None
+    reasoning: str = ""
+    refusal: str = ""
+    notes: list[str] = field(default_factory=list)  #: what the client changed to get an answer
 
     @property
     def text(self) -> str:
         return self.texts[0] if self.texts else ""
+
+    @property
+    def progress(self) -> Progress:
+        return Progress(self.texts, self.reasoning, self.refusal)
 
 
 class Coalescer:
@@ -64,19 +81,19 @@ class Coalescer:
     timer renders it once the interval is over. Renders never overlap.
     """
 
-    def __init__(self, render: Callable[[list[str]], None], rate: float = UPDATES_PER_SECOND,
+    def __init__(self, render: Callable[[Progress], None], rate: float = UPDATES_PER_SECOND,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._render = render
         self._interval = 1.0 / rate
         self._clock = clock
         self._last = -1e9
-        self._pending: Callable[[], list[str]] | None = None
+        self._pending: Callable[[], Progress] | None = None
         self._timer: threading.Timer | None = None
         self._lock = threading.RLock()
         self._finished = False
         self.count = 0
 
-    def offer(self, texts_now: Callable[[], list[str]]) -> None:
+    def offer(self, state_now: Callable[[], Progress]) -> None:
         """New text arrived: render now if the interval has passed, else render it later."""
         now = self._clock()
         if now - self._last >= self._interval:
@@ -84,9 +101,9 @@ class Coalescer:
                 if now - self._last >= self._interval:
                     self._last = now
                     self._pending = None
-                    self._draw(texts_now())
+                    self._draw(state_now())
                     return
-        self._pending = texts_now
+        self._pending = state_now
         if self._timer is None:
             with self._lock:
                 if self._timer is None and not self._finished:
@@ -113,11 +130,11 @@ class Coalescer:
             except Exception:  # noqa: BLE001 - the final render, on the caller's thread, reports it
                 pass
 
-    def _draw(self, texts: list[str]) -> None:
+    def _draw(self, state: Progress) -> None:
         self.count += 1
-        self._render(texts)
+        self._render(state)
 
-    def finish(self, texts: list[str]) -> None:
+    def finish(self, state: Progress) -> None:
         """Render the final text (always, so the last state equals the full answer)."""
         timer = self._timer
         if timer is not None:
@@ -125,25 +142,25 @@ class Coalescer:
         with self._lock:
             self._finished = True
             self._pending = None
-            self._draw(texts)
+            self._draw(state)
 
 
-def run_call(client: OpenAIClient, request: CallRequest, *, on_update: Callable[[list[str]], None] | None = None,
+def run_call(client: OpenAIClient, request: CallRequest, *, on_update: Callable[[Progress], None] | None = None,
              log: SessionLog = session_log, cancel: CancelToken | None = None, origin: Origin = MAGIC) -> CallOutcome:
     """Run one request. Errors and Ctrl-C are caught, kept in the outcome and the log.
 
-    ``on_update`` receives the texts of all choices so far, coalesced to
-    :data:`UPDATES_PER_SECOND`, and a last time with the final texts. ``cancel.cancel()`` from
+    ``on_update`` receives the :class:`Progress` so far (texts of all choices, reasoning), coalesced to
+    :data:`UPDATES_PER_SECOND`, and a last time with the final state. ``cancel.cancel()`` from
     another thread stops the call at once (status ``interrupted``, partial text kept).
     """
-    attempt = _Attempt(Coalescer(on_update or (lambda texts: None), UPDATES_PER_SECOND))
+    attempt = _Attempt(Coalescer(on_update or (lambda progress: None), UPDATES_PER_SECOND))
     try:
         attempt.result = _send(client, request, cancel)
         if isinstance(attempt.result, Stream):
             stream = attempt.result
             with stream:
                 for _ in stream:
-                    attempt.coalescer.offer(lambda: stream.texts)  # noqa: B023 - stream is fixed here
+                    attempt.coalescer.offer(attempt.progress)
             attempt.status = stream.status if stream.status != "streaming" else "interrupted"
             if stream.error is not None:
                 attempt.error = stream.error if isinstance(stream.error, OpenAIError) else None
@@ -159,7 +176,7 @@ def run_call(client: OpenAIClient, request: CallRequest, *, on_update: Callable[
         if isinstance(attempt.result, Stream):
             attempt.result.close()
     try:
-        attempt.coalescer.finish(attempt.texts)
+        attempt.coalescer.finish(attempt.progress())
     except KeyboardInterrupt:  # the call is over: log it; the caller redraws the final text anyway
         pass
     return attempt.outcome(client, request, log, origin)
@@ -168,6 +185,9 @@ def run_call(client: OpenAIClient, request: CallRequest, *, on_update: Callable[
 def _send(client: OpenAIClient, request: CallRequest, cancel: CancelToken | None) -> Completion | Stream:
     if request.endpoint == CHAT:
         return client.chat(request.model, request.messages(), stream=request.stream, cancel=cancel, **request.params)
+    if request.endpoint == RESPONSES:
+        return client.responses(request.model, request.prompt, instructions=request.system, stream=request.stream,
+                                cancel=cancel, **request.params)
     return client.completion(request.model, request.prompt, stream=request.stream, cancel=cancel, **request.params)
 
 
@@ -185,6 +205,12 @@ class _Attempt:
     def texts(self) -> list[str]:
         return self.result.texts if self.result is not None else []
 
+    def progress(self) -> Progress:
+        result = self.result
+        if result is None:
+            return Progress([])
+        return Progress(result.texts, result.reasoning, result.refusal)
+
     def finish_reasons(self) -> list[str | None]:
         result = self.result
         if result is None:
@@ -194,54 +220,52 @@ class _Attempt:
         return [result.finish_reasons.get(i) for i in range(max(len(result.texts), len(result.finish_reasons)))]
 
     def outcome(self, client: OpenAIClient, request: CallRequest, log: SessionLog, origin: Origin) -> CallOutcome:
-        result, texts = self.result, self.texts
+        result, texts, progress = self.result, self.texts, self.progress()
         usage = result.usage if result is not None else None
         reasons = self.finish_reasons()
-        latency = (
-            result.latency if result is not None and result.latency is not None else time.monotonic() - self.started
-        )
+        ended = result.latency if result is not None else None
+        latency = ended if ended is not None else time.monotonic() - self.started
         ttft = result.time_to_first_token if isinstance(result, Stream) else (latency if result is not None else None)
+        record = log.append(self._record(client, request, origin, usage, reasons, latency, ttft))
+        return CallOutcome(texts, self.status, record, self.error, usage, reasons, record["model"], latency, ttft,
+                           self.coalescer.count, request, progress.reasoning, progress.refusal,
+                           list(result.notes) if result is not None else [])
+
+    def _record(self, client: OpenAIClient, request: CallRequest, origin: Origin, usage: dict[str, Any] | None,
+                reasons: list[str | None], latency: float, ttft: float | None) -> dict[str, Any]:
+        """The log record: what was asked, what was sent (after any change the client made), what came back."""
+        result, texts, progress = self.result, self.texts, self.progress()
         secrets = (client.settings.api_key,) if client.settings.api_key else ()
-        params = {k: v for k, v in request.params.items() if v is not None}
+        sent = result.sent if result is not None and result.sent else request.params
+        params = {k: v for k, v in sent.items() if v is not None and k not in ("stream", "stream_options")}
         if request.stream:
             params["stream"] = True
-        record = log.append(
-            {
-                "source": origin.source,
-                "execution_count": origin.execution_count,
-                "model": (result.model if result is not None else None) or request.model,
-                "endpoint": request.endpoint,
-                "host": urlsplit(client.settings.base_url).netloc,
-                "prompt": request.prompt,
-                "system": request.system if request.endpoint == CHAT else None,
-                "completion": texts[0] if texts else "",
-                "completions": json.dumps(texts, ensure_ascii=False) if len(texts) > 1 else None,
-                "finish_reason": reasons[0] if reasons else None,
-                "prompt_tokens": _usage(usage, "prompt_tokens"),
-                "completion_tokens": _usage(usage, "completion_tokens"),
-                "total_tokens": _usage(usage, "total_tokens"),
-                "latency": round(latency, 4),
-                "time_to_first_token": None if ttft is None else round(ttft, 4),
-                "status": self.status,
-                "error": redact(str(self.error), secrets) if self.error is not None else None,
-                "request_id": getattr(self.error, "request_id", None)
-                or (result.request_id if result is not None else None),
-                "params": json.dumps(params, ensure_ascii=False, sort_keys=True),
-            }
-        )
-        return CallOutcome(
-            texts,
-            self.status,
-            record,
-            self.error,
-            usage,
-            reasons,
-            record["model"],
-            latency,
-            ttft,
-            self.coalescer.count,
-            request,
-        )
+        request_id = getattr(self.error, "request_id", None) or (result.request_id if result is not None else None)
+        return {
+            "source": origin.source,
+            "execution_count": origin.execution_count,
+            "model": (result.model if result is not None else None) or request.model,
+            "requested_model": request.model,
+            "endpoint": request.endpoint,
+            "host": urlsplit(client.settings.base_url).netloc,
+            "prompt": request.prompt,
+            "system": request.system if request.endpoint != COMPLETIONS else None,
+            "completion": texts[0] if texts else "",
+            "completions": json.dumps(texts, ensure_ascii=False) if len(texts) > 1 else None,
+            "reasoning": progress.reasoning or None,
+            "refusal": progress.refusal or None,
+            "finish_reason": reasons[0] if reasons else None,
+            "prompt_tokens": _usage(usage, "prompt_tokens"),
+            "completion_tokens": _usage(usage, "completion_tokens"),
+            "total_tokens": _usage(usage, "total_tokens"),
+            "reasoning_tokens": _usage(usage, "reasoning_tokens"),
+            "latency": round(latency, 4),
+            "time_to_first_token": None if ttft is None else round(ttft, 4),
+            "status": self.status,
+            "error": redact(str(self.error), secrets) if self.error is not None else None,
+            "request_id": request_id,
+            "params": json.dumps(params, ensure_ascii=False, sort_keys=True),
+        }
 
 
 def _usage(usage: dict[str, Any] | None, name: str) -> int | None:

@@ -17,21 +17,26 @@ from typing import Any
 
 import requests
 
-from . import __version__
+from . import __version__, models, responses
+from .adapt import FieldRules
 from .cancel import CancelToken
-from .config import Settings
+from .config import Settings, is_openai_host
 from .errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    BadRequestError,
     ConfigurationError,
+    NotFoundError,
+    OpenAIError,
     RateLimitError,
     parse_error_body,
     redact,
     status_error,
 )
-from .params import CHAT, COMPLETIONS, check_params
-from .results import CHAT_KIND, COMPLETIONS_KIND, Completion, Stream
+from .params import CHAT, COMPLETIONS, RESPONSES, check_params
+from .results import CHAT_KIND, COMPLETIONS_KIND, RESPONSES_KIND, Completion
+from .stream import Stream
 
 USER_AGENT = f"jupyter-openai/{__version__} python-requests/{requests.__version__}"
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
@@ -39,6 +44,7 @@ MAX_RETRY_AFTER = 60.0
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 ERROR_BODY_LIMIT = 64 * 1024
+_NOT_PARAMETERS = frozenset({"model", "prompt", "messages", "input", "instructions"})
 NOT_A_STREAM = frozenset({"text/html", "application/json"})  # 200 answers to stream=True that carry no events
 
 Sleep = Callable[[float], None]
@@ -111,16 +117,26 @@ class OpenAIClient:
         self._session = session or requests.Session()
         self._sleep = sleep
         self._skip_stream_options = False
+        self._rules = FieldRules()
+        self._first_model: str | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIClient({self.settings!r})"
 
     # -- endpoints -----------------------------------------------------------------
     def list_models(self) -> list[dict[str, Any]]:
-        """The models the server offers (the ``data`` list of ``GET /models``)."""
-        body = self._request_json("GET", "/models")
-        data = body.get("data") if isinstance(body, dict) else body
-        return list(data or [])
+        """The models the server offers (the entries of ``GET /models`` that have an id)."""
+        return models.entries(self._request_json("GET", "/models"))
+
+    def first_model(self) -> str | None:
+        """The server's first listed model (asked once per client; None when it lists none or fails)."""
+        if self._first_model is None:
+            try:
+                listed = [entry["id"] for entry in self.list_models()]
+            except OpenAIError:
+                listed = []
+            self._first_model = listed[0] if listed else ""
+        return self._first_model or None
 
     def retrieve_model(self, model: str) -> dict[str, Any]:
         """One model's description (``GET /models/{id}``)."""
@@ -142,14 +158,32 @@ class OpenAIClient:
              extra_body: Mapping[str, Any] | None = None, cancel: CancelToken | None = None,
              **params: Any) -> Completion | Stream:
         """``POST /chat/completions``; a :class:`Stream` when ``stream=True``; ``cancel`` as for
-        :meth:`completion`."""
+        :meth:`completion`. To OpenAI the length limit goes as ``max_completion_tokens``."""
         if not messages:
             raise ConfigurationError("messages must hold at least one message")
         for message in messages:
             if not isinstance(message, Mapping) or "role" not in message:
                 raise ConfigurationError(f"each message needs a role, got {message!r}")
         body = {"model": self._model(model), "messages": list(messages), **check_params(CHAT, params)}
+        if "max_tokens" in body and is_openai_host(self.settings.base_url):  # GUIDE 10: GPT-5 models need it
+            body["max_completion_tokens"] = body.pop("max_tokens")
         return self._create("/chat/completions", CHAT_KIND, body, stream, extra_body, cancel)
+
+    def responses(self, model: str, input: str | Sequence[Mapping[str, Any]], *, instructions: str | None = None,
+                  stream: bool = False, extra_body: Mapping[str, Any] | None = None,
+                  cancel: CancelToken | None = None, **params: Any) -> Completion | Stream:
+        """``POST /responses`` (OpenAI's primary API, GUIDE 11): ``input`` a string or a list of
+        message items, ``instructions`` the system message. ``max_tokens``, ``reasoning_effort``
+        and ``verbosity`` are sent as this API names them (``max_output_tokens``,
+        ``reasoning.effort``, ``text.verbosity``). Answers read as chat's: ``text``, ``reasoning``,
+        ``usage`` with ``prompt_tokens``/``completion_tokens``."""
+        if input is None or input == "" or input == []:
+            raise ConfigurationError("input must not be empty")
+        body: dict[str, Any] = {"model": self._model(model), "input": input if isinstance(input, str) else list(input)}
+        if instructions:
+            body["instructions"] = instructions
+        body.update(responses.request_fields(check_params(RESPONSES, params)))
+        return self._create("/responses", RESPONSES_KIND, body, stream, extra_body, cancel)
 
     # -- plumbing ------------------------------------------------------------------
     @staticmethod
@@ -160,19 +194,39 @@ class OpenAIClient:
 
     def _create(self, path: str, kind: str, body: dict[str, Any], stream: bool,
                 extra_body: Mapping[str, Any] | None, cancel: CancelToken | None) -> Completion | Stream:
+        """Send, after the fields this model refused before are changed; once more when a 400
+        names a field the call can do without. The answer carries what was sent and the notes."""
         if extra_body:
             body.update(extra_body)
+        model = body["model"]
+        notes = self._rules.apply(model, body)
+        try:
+            try:
+                result = self._open(path, kind, body, stream, cancel)
+            except BadRequestError as exc:
+                note = self._rules.learn(model, exc, body)
+                if note is None:
+                    raise
+                notes.append(note)
+                result = self._open(path, kind, body, stream, cancel)
+        except NotFoundError as exc:
+            raise self._model_not_found(exc, model) from None
+        result.sent = {k: v for k, v in body.items() if k not in _NOT_PARAMETERS}
+        result.notes = notes
+        return result
+
+    def _open(self, path: str, kind: str, body: dict[str, Any], stream: bool,
+              cancel: CancelToken | None) -> Completion | Stream:
+        started = time.monotonic()
         if not stream:
-            started = time.monotonic()
             response = self._send("POST", path, body, stream=False, cancel=cancel)
             request_id = response.headers.get("x-request-id")
             request_id = redact(request_id, self._secrets) if request_id else None
             return Completion(self._json(response), kind, request_id, time.monotonic() - started)
         body["stream"] = True
-        asked_usage = "stream_options" not in body and not self._skip_stream_options
+        asked_usage = kind != RESPONSES_KIND and "stream_options" not in body and not self._skip_stream_options
         if asked_usage:
             body["stream_options"] = {"include_usage": True}
-        started = time.monotonic()
         try:
             response = self._send("POST", path, body, stream=True, cancel=cancel)
         except APIStatusError as exc:
@@ -186,6 +240,21 @@ class OpenAIClient:
             raise self._not_a_stream(response, content_type)
         return Stream(response, kind, started=started, secrets=self._secrets, on_read_error=self._read_error,
                       cancel=cancel)
+
+    def _model_not_found(self, error: NotFoundError, model: str) -> NotFoundError:
+        """A 404 naming the model gets the closest models the server lists (one line)."""
+        text = error.message if isinstance(error.message, str) else ""
+        if error.code != "model_not_found" and "model" not in text.lower():
+            return error
+        try:
+            available = [entry["id"] for entry in self.list_models()]
+        except OpenAIError:
+            return error
+        if available and model not in available:
+            near = ", ".join(models.closest(model, available))
+            error.message = f"{text} Available models closest to {model!r}: {near}"
+            error.args = (str(error),)
+        return error
 
     def _not_a_stream(self, response: requests.Response, content_type: str) -> APIConnectionError:
         """A 200 answer to a streamed call that is a web page or plain JSON (a captive portal, a proxy)."""

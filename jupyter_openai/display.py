@@ -1,4 +1,4 @@
-"""How results look in a cell: the growing answer, error lines and tables.
+"""How results look in a cell: the growing answer, its reasoning, error lines and tables.
 
 The IPython side of the magic's output. Two ways to show a growing answer: display
 handles updated in place (Jupyter front ends, and any shell whose display publisher
@@ -10,9 +10,12 @@ from __future__ import annotations
 import html
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.display import DisplayHandle, display
+
+if TYPE_CHECKING:
+    from .call import Progress
 
 
 def use_display_handles(shell: Any) -> bool:
@@ -25,23 +28,42 @@ def _block(texts: Sequence[str], index: int, many: bool) -> str:
     return f"[choice {index}]\n{text}" if many else text
 
 
-class CellView:
-    """Shows ``n`` growing answers in a cell, updated in place or printed progressively."""
+REASONING_STYLE = "opacity:0.65;font-size:90%;white-space:pre-wrap;margin:0.2em 0 0.4em 1em"
 
-    def __init__(self, shell: Any, n: int = 1, markdown: bool = False) -> None:
+
+def reasoning_bundle(text: str, done: bool) -> dict[str, str]:
+    """The reasoning block: muted and collapsible in Jupyter (open while it streams, folded once the
+    answer is complete), marked ``[reasoning]`` in plain text."""
+    body = html.escape(text)
+    html_text = (f'<details class="jo-reasoning"{"" if done else " open"}><summary>Reasoning</summary>'
+                 f'<div style="{REASONING_STYLE}">{body}</div></details>')
+    return {"text/html": html_text, "text/plain": f"[reasoning]\n{text}"}
+
+
+class CellView:
+    """Shows ``n`` growing answers in a cell, updated in place or printed progressively, with the
+    reasoning text (when a server sends it, and ``reasoning`` is on) in a block of its own above."""
+
+    def __init__(self, shell: Any, n: int = 1, markdown: bool = False, reasoning: bool = True) -> None:
         self._handles = use_display_handles(shell)
         self._n = max(1, n)
         self._markdown = markdown
+        self._show_reasoning = reasoning
         self._shown: list[DisplayHandle] = []
         self._blocks: list[str] = []
+        self._reasoning: DisplayHandle | None = None
+        self._reasoning_text = ""
         self._printed = 0
+        self._printed_reasoning = 0
 
-    def update(self, texts: Sequence[str]) -> None:
-        """Show the texts received so far. Nothing is shown before the first text arrives
-        (an error before any text leaves no empty output), and unchanged blocks are not re-sent."""
+    def update(self, progress: Progress) -> None:
+        """Show what was received so far. Nothing is shown before the first text arrives (an error
+        before any text leaves no empty output), and unchanged blocks are not re-sent."""
         if not self._handles:
-            self._print_progress(texts)
+            self._print_progress(progress)
             return
+        self._update_reasoning(progress.reasoning, done=False)
+        texts = progress.texts
         if not self._shown and not any(texts):
             return
         many = self._n > 1
@@ -58,17 +80,30 @@ class CellView:
                 self._shown.append(handle)
                 self._blocks.append(block)
 
-    def finish(self, texts: Sequence[str]) -> None:
-        """Show the final texts (rendered as Markdown when asked)."""
+    def _update_reasoning(self, text: str, done: bool) -> None:
+        if not self._show_reasoning or not text or (text == self._reasoning_text and not done):
+            return
+        data = reasoning_bundle(text, done)
+        if self._reasoning is None:
+            self._reasoning = DisplayHandle()
+            self._reasoning.display(data, raw=True)
+        else:
+            self._reasoning.update(data, raw=True)
+        self._reasoning_text = text
+
+    def finish(self, progress: Progress) -> None:
+        """Show the final state (the answer rendered as Markdown when asked, the reasoning folded)."""
+        texts = progress.texts
         if not self._handles:
-            self._print_progress(texts)
+            self._print_progress(progress)
             if self._n > 1:
                 for index in range(1, len(texts)):
                     print(f"\n[choice {index}]\n{texts[index]}", end="")
             print(flush=True)
             return
+        self._update_reasoning(progress.reasoning, done=bool(any(texts)))
         if not self._markdown or (not self._shown and not any(texts)):
-            self.update(texts)
+            self.update(progress)
             return
         many = self._n > 1
         for index in range(self._n):
@@ -79,12 +114,20 @@ class CellView:
             else:
                 display(data, raw=True)
 
-    def _print_progress(self, texts: Sequence[str]) -> None:
-        text = texts[0] if texts else ""
+    def _print_progress(self, progress: Progress) -> None:
+        reasoning = progress.reasoning if self._show_reasoning else ""
+        if len(reasoning) > self._printed_reasoning:
+            if not self._printed_reasoning:
+                sys.stdout.write("[reasoning] ")
+            sys.stdout.write(reasoning[self._printed_reasoning:])
+            self._printed_reasoning = len(reasoning)
+        text = progress.texts[0] if progress.texts else ""
         if len(text) > self._printed:
+            if not self._printed and self._printed_reasoning:
+                sys.stdout.write("\n[answer] ")
             sys.stdout.write(text[self._printed:])
-            sys.stdout.flush()
             self._printed = len(text)
+        sys.stdout.flush()
 
 
 def error_line(message: str) -> None:

@@ -31,7 +31,7 @@ from .config import (
 )
 from .errors import ConfigurationError
 from .log import session_log
-from .params import ENDPOINT_CHOICES
+from .params import ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES
 from .request import DEFAULTS
 
 FORMATS = ("text", "markdown")
@@ -83,9 +83,19 @@ class ConfiguredMagics(Magics):
     endpoint = CaselessStrEnum(
         ENDPOINT_CHOICES,
         default_value="auto",
-        help="chat, completions, or auto: completions for instruct/legacy models, chat otherwise.",
+        help="chat, completions, responses, or auto: completions for OpenAI's legacy completion models "
+        "(gpt-3.5-turbo-instruct, davinci-002, babbage-002), chat otherwise. 'responses' makes the Responses "
+        "API the default.",
     ).tag(config=True)
-    system = Unicode(None, allow_none=True, help="Default system message (chat).").tag(config=True)
+    system = Unicode(None, allow_none=True, help="Default system message (chat, responses).").tag(config=True)
+    reasoning_effort = CaselessStrEnum(REASONING_EFFORTS, default_value=None, allow_none=True,
+                                       help="Default reasoning effort for reasoning models (None: the model's)."
+                                       ).tag(config=True)
+    verbosity = CaselessStrEnum(VERBOSITIES, default_value=None, allow_none=True,
+                                help="Default answer length for models that take it (None: the model's)."
+                                ).tag(config=True)
+    show_reasoning = Bool(True, help="Show the reasoning text models send apart from the answer (in a block of "
+                          "its own above it).").tag(config=True)
     temperature = Float(None, allow_none=True, help="Default temperature, 0 to 2 (None: the server's).").tag(
         config=True
     )
@@ -170,16 +180,31 @@ class ConfiguredMagics(Magics):
         return settings.with_overrides(base_url=server.base_url, api_key=server.api_key)
 
     def default_model(self) -> str:
-        """The model trait, or the offline model's name when the trait is untouched and calls go offline."""
+        """The model trait. When it is untouched: the offline model's name when calls go offline,
+        and the server's first listed model when the base URL points at another server than OpenAI
+        (one ``/models`` request per client)."""
+        from .config import is_openai_host
         from .local import MODEL_ALIAS
 
-        untouched = self.model == type(self).model.default_value
-        return MODEL_ALIAS if untouched and self.offline() else self.model
+        if self.model != type(self).model.default_value or "model" in self._explicit_traits():
+            return self.model
+        if self.offline():
+            return MODEL_ALIAS
+        settings = self.settings()
+        if not is_openai_host(settings.base_url):
+            return self.client().first_model() or self.model
+        return self.model
+
+    def _explicit_traits(self) -> set[str]:
+        """The traits set in this magics' config (``ipython_config.py``, ``%config``)."""
+        section = self.config.get(type(self).__name__, {})
+        return set(section) if hasattr(section, "keys") else set()
 
     def defaults(self) -> dict[str, Any]:
         """What a call uses for options not given: the traits (``%config``), with the offline
         model's name when calls go to it."""
-        return {**{name: getattr(self, name) for name in REQUEST_DEFAULTS}, "model": self.default_model()}
+        return {**{name: getattr(self, name) for name in REQUEST_DEFAULTS}, "model": self.default_model(),
+                "show_reasoning": self.show_reasoning}
 
     def client(self) -> Any:
         """The client for the current settings (kept while they do not change)."""

@@ -56,6 +56,8 @@ def _argparse_kind(param: Param) -> dict[str, Any]:
         return {"action": "append"}
     if param.kind in (int, float):
         return {"type": param.kind}
+    if param.choices:
+        return {"choices": param.choices}
     return {}
 
 
@@ -66,18 +68,16 @@ class CompleteMagics(ConfiguredMagics):
     # -- %%complete ----------------------------------------------------------------
     @magic_arguments()
     @argument("-m", "--model", help="Model id (default: the model trait).")
-    @argument(
-        "-e",
-        "--endpoint",
-        choices=ENDPOINT_CHOICES,
-        help="auto (completions for instruct/legacy models, chat otherwise), chat or completions.",
-    )
-    @argument("-s", "--system", help="System message (chat).")
+    @argument("-e", "--endpoint", choices=ENDPOINT_CHOICES,
+              help="auto (completions for OpenAI's legacy completion models, chat otherwise), chat, completions "
+                   "or responses.")
+    @argument("-s", "--system", help="System message (chat; instructions on responses).")
     @_param_options(OPTION_PARAMS)
     @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
     @argument("-o", "--out", help="Store the answer text in this variable.")
     @argument("-f", "--format", choices=FORMATS, help="text, or markdown (rendered at the end).")
     @argument("-q", "--quiet", action="store_true", help="Show nothing but errors (use with --out).")
+    @argument("--no-reasoning", action="store_true", help="Hide the reasoning text a model sends apart.")
     @argument("-i", "--interpolate", action="store_true", default=None, help="Fill {name} from notebook variables.")
     @argument("prompt", nargs="*", help="Line form only: the prompt.")
     @no_var_expand  # {name} and $name in a prompt are text, not IPython expansions
@@ -90,10 +90,10 @@ class CompleteMagics(ConfiguredMagics):
 
         Examples::
 
-            %%complete --model gpt-4o-mini -t 0.2 --max-tokens 100
+            %%complete --model gpt-5.4-mini --reasoning-effort low --max-tokens 100
             Write a haiku about notebooks.
 
-            %complete -m gpt-3.5-turbo-instruct Say hello
+            %complete -m davinci-002 Once upon a time
         """
         with usage_errors():
             argv, rest = split_options(line, self.complete.parser._option_string_actions)
@@ -156,7 +156,8 @@ class CompleteMagics(ConfiguredMagics):
         with usage_errors():
             request = build_request(self._options(args, prompt), self.defaults())
         client = self.client()
-        view = CellView(self.shell, n=request.choices, markdown=(args.format or self.output_format) == "markdown")
+        view = CellView(self.shell, n=request.choices, markdown=(args.format or self.output_format) == "markdown",
+                        reasoning=self.show_reasoning and not args.no_reasoning)
         with usage_errors():
             outcome = run_call(
                 client,
@@ -166,10 +167,10 @@ class CompleteMagics(ConfiguredMagics):
                 origin=Origin("magic", self._cell_number()),
             )
         if not args.quiet:
-            view.finish(outcome.texts)
+            view.finish(outcome.progress)
         if args.out:
             self.shell.user_ns[args.out] = outcome.texts if len(outcome.texts) > 1 else outcome.text
-        summary = summarize(outcome)
+        summary = summarize(outcome, offline=self.offline())
         for note in summary.notes:
             error_line(note)
         if not args.quiet:

@@ -26,9 +26,11 @@ class Summary(NamedTuple):
     status: str
 
 
-def summarize(outcome: CallOutcome) -> Summary:
-    """The notes and the status line for a finished call."""
-    notes: list[str] = []
+def summarize(outcome: CallOutcome, *, offline: bool = False) -> Summary:
+    """The notes and the status line for a finished call (``offline``: it went to the bundled model)."""
+    notes: list[str] = [one_line(note, SNIPPET_CHARS) for note in outcome.notes]
+    if outcome.refusal:
+        notes.append(one_line(f"Refused: {outcome.refusal}", SNIPPET_CHARS))
     kept = len(outcome.text)
     asked = outcome.request.choices if outcome.request is not None else 1
     if outcome.error is not None:
@@ -40,8 +42,20 @@ def summarize(outcome: CallOutcome) -> Summary:
     if outcome.error is None and 0 < len(outcome.texts) < asked:
         notes.append(f"Note: asked for {asked} choices, the server returned {len(outcome.texts)}")
     reason = outcome.finish_reasons[0] if outcome.finish_reasons else None
-    return Summary(notes, status_line(outcome.model, outcome.usage, outcome.latency, outcome.time_to_first_token,
+    requested = outcome.request.model if outcome.request is not None else None
+    label = model_label(outcome.model, requested, offline)
+    return Summary(notes, status_line(label, outcome.usage, outcome.latency, outcome.time_to_first_token,
                                       reason, outcome.status))
+
+
+def model_label(answered: str | None, requested: str | None, offline: bool = False) -> str:
+    """The model that answered, and the one asked for when it differs:
+    ``smollm2-135m (offline; asked for gpt-5.4-mini)``."""
+    name = answered or requested or "?"
+    notes = ["offline"] if offline else []
+    if requested and answered and requested != answered:
+        notes.append(f"asked for {requested}")
+    return f"{name} ({'; '.join(notes)})" if notes else name
 
 
 def unexpected(exc: BaseException) -> str:
@@ -51,12 +65,14 @@ def unexpected(exc: BaseException) -> str:
 
 def status_line(model: str | None, usage: dict[str, Any] | None, latency: float | None,
                 time_to_first_token: float | None, finish_reason: str | None, status: str) -> str:
-    """One compact line: model · tokens in/out · latency · tokens/s · finish reason."""
+    """One compact line: model · tokens in/out (reasoning) · latency · tokens/s · finish reason."""
     parts = [model or "?"]
     prompt_tokens = (usage or {}).get("prompt_tokens")
     completion_tokens = (usage or {}).get("completion_tokens")
     if prompt_tokens is not None or completion_tokens is not None:
-        parts.append(f"{_n(prompt_tokens)} in / {_n(completion_tokens)} out tokens")
+        reasoning = (usage or {}).get("reasoning_tokens")
+        parts.append(f"{_n(prompt_tokens)} in / {_n(completion_tokens)} out tokens"
+                     + (f" ({reasoning} reasoning)" if reasoning else ""))
     else:
         parts.append("tokens not reported")
     if latency is not None:

@@ -19,13 +19,16 @@ from .errors import ConfigurationError
 AUTO = "auto"
 COMPLETIONS = "completions"
 CHAT = "chat"
-ENDPOINTS = (CHAT, COMPLETIONS)  #: what a request is finally sent to
+RESPONSES = "responses"
+ENDPOINTS = (CHAT, COMPLETIONS, RESPONSES)  #: what a request is finally sent to
 ENDPOINT_CHOICES = (AUTO, *ENDPOINTS)  #: what a user may ask for
-ENDPOINT_PATHS = {CHAT: "/chat/completions", COMPLETIONS: "/completions"}
+ENDPOINT_PATHS = {CHAT: "/chat/completions", COMPLETIONS: "/completions", RESPONSES: "/responses"}
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")  # GUIDE 10; "max" is model-specific
+VERBOSITIES = ("low", "medium", "high")
 
 #: Form controls: a slider (``step``; ints get a slider up to ``form_max``), a number box, a
 #: text field, a checkbox. ``None``: the parameter has no control in the form.
-SLIDER, NUMBER, TEXT, CHECK = "slider", "number", "text", "check"
+SLIDER, NUMBER, TEXT, CHECK, CHOICE = "slider", "number", "text", "check", "choice"
 
 
 class Param(NamedTuple):
@@ -42,6 +45,7 @@ class Param(NamedTuple):
     control: str | None = None  #: the form's control kind
     step: float | None = None  #: slider step
     form_max: int | None = None  #: upper end of an int slider when the API sets none
+    choices: tuple[str, ...] = ()  #: the values a string field may take (none: any)
 
     def check(self, value: Any, label: str | None = None) -> None:
         """Raise :class:`ConfigurationError` if ``value`` is not allowed (``label``: how the message
@@ -55,6 +59,8 @@ class Param(NamedTuple):
             raise ConfigurationError(f"{label} must be {names}, got {value!r}")
         if isinstance(value, float) and value != value:  # NaN passes every comparison and is not JSON
             raise ConfigurationError(f"{label} must be a number, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise ConfigurationError(f"{label} must be one of {', '.join(self.choices)}, got {value!r}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if self.low is not None and value < self.low or self.high is not None and value > self.high:
                 raise ConfigurationError(f"{label} must be {self.range_text()}, got {value}")
@@ -86,32 +92,46 @@ def _fmt(bound: float | None) -> str:
 
 _CO = (COMPLETIONS,)
 _CH = (CHAT,)
+_RE = (RESPONSES,)
+_SAMPLING = (CHAT, COMPLETIONS)  # what the Responses API does not take
+_REASONING = (CHAT, RESPONSES)
 _PARAMS = [
     Param("temperature", float, 0, 2, default=1.0, help="Sampling temperature, 0 to 2.",
           flags=("-t", "--temperature"), control=SLIDER, step=0.05),
-    Param("max_tokens", int, 1, None, default=16, help="Largest number of tokens to generate (>= 1).",
+    Param("max_tokens", int, 1, None, default=16,
+          help="Largest number of tokens to generate (>= 1; sent as each endpoint names it).",
           flags=("--max-tokens",), control=SLIDER, form_max=4096),
     Param("top_p", float, 0, 1, default=1.0, help="Nucleus sampling mass, 0 to 1.",
           flags=("--top-p",), control=SLIDER, step=0.01),
-    Param("n", int, 1, 128, default=1, help="Number of choices to generate (>= 1).", flags=("-n",), control=NUMBER),
-    Param("stop", (str, list), help=r"Stop sequence; repeat for up to 4. \n means newline.",
+    Param("reasoning_effort", str, endpoints=_REASONING, help="Reasoning models: how hard to think "
+          f"({', '.join(REASONING_EFFORTS)}).", flags=("--reasoning-effort",), control=CHOICE,
+          choices=REASONING_EFFORTS),
+    Param("verbosity", str, endpoints=_REASONING, help=f"How long the answer is ({', '.join(VERBOSITIES)}).",
+          flags=("--verbosity",), control=CHOICE, choices=VERBOSITIES),
+    Param("n", int, 1, 128, endpoints=_SAMPLING, default=1, help="Number of choices to generate (>= 1).",
+          flags=("-n",), control=NUMBER),
+    Param("stop", (str, list), endpoints=_SAMPLING, help=r"Stop sequence; repeat for up to 4. \n means newline.",
           flags=("--stop",), control=TEXT),
     Param("echo", bool, endpoints=_CO, default=False, help="Completions: include the prompt in the answer.",
           flags=("--echo",), control=CHECK),
     Param("suffix", str, endpoints=_CO, help="Completions: text that follows the insertion.", flags=("--suffix",)),
-    Param("presence_penalty", float, -2, 2, default=0.0, help="Presence penalty, -2 to 2.",
+    Param("presence_penalty", float, -2, 2, endpoints=_SAMPLING, default=0.0, help="Presence penalty, -2 to 2.",
           flags=("--presence-penalty",), control=SLIDER, step=0.1),
-    Param("frequency_penalty", float, -2, 2, default=0.0, help="Frequency penalty, -2 to 2.",
+    Param("frequency_penalty", float, -2, 2, endpoints=_SAMPLING, default=0.0, help="Frequency penalty, -2 to 2.",
           flags=("--frequency-penalty",), control=SLIDER, step=0.1),
-    Param("seed", int, help="Seed for repeatable sampling (best effort).", flags=("--seed",), control=TEXT),
+    Param("seed", int, endpoints=_SAMPLING, help="Seed for repeatable sampling (best effort).", flags=("--seed",),
+          control=TEXT),
     Param("logprobs", int, 0, 5, endpoints=_CO,
           help="Log probabilities of the top N tokens (completions 0-5; chat: top_logprobs).", flags=("--logprobs",)),
     Param("max_completion_tokens", int, 1, None, endpoints=_CH, help="Chat: newer name of max_tokens."),
     Param("user", str, help="End-user id for abuse monitoring."),
-    Param("logit_bias", dict, help="Token id -> bias, -100 to 100."),
+    Param("logit_bias", dict, endpoints=_SAMPLING, help="Token id -> bias, -100 to 100."),
     Param("best_of", int, 0, 20, endpoints=_CO, help="Completions: server-side candidates."),
     Param("top_logprobs", int, 0, 20, endpoints=_CH, help="Chat: log probabilities of the top N tokens."),
-    Param("stream_options", dict, help="Streaming options such as include_usage."),
+    Param("stream_options", dict, endpoints=_SAMPLING, help="Streaming options such as include_usage."),
+    Param("max_output_tokens", int, 1, None, endpoints=_RE, help="Responses: the API's name of max_tokens."),
+    Param("reasoning", dict, endpoints=_RE, help="Responses: {effort, summary}."),
+    Param("text", dict, endpoints=_RE, help="Responses: {format, verbosity}."),
 ]
 PARAMS: dict[str, Param] = {p.name: p for p in _PARAMS}
 #: The parameters the magic has options for, in the order ``%%complete?`` lists them.

@@ -18,19 +18,24 @@ from typing import Any
 from .errors import ConfigurationError
 from .params import AUTO, CHAT, COMPLETIONS, ENDPOINT_CHOICES, PARAMS, check_params
 
-DEFAULT_MODEL = "gpt-4o-mini"
+#: The small GPT-5.4 model: what OpenAI serves today (GUIDE 10).
+DEFAULT_MODEL = "gpt-5.4-mini"
 #: What a call uses for anything neither the user nor the configuration set.
 DEFAULTS: dict[str, Any] = {"model": DEFAULT_MODEL, "endpoint": AUTO, "system": None, "stream": True,
-                            "temperature": None, "top_p": None, "max_tokens": 256}
+                            "temperature": None, "top_p": None, "max_tokens": 256, "reasoning_effort": None,
+                            "verbosity": None}
 #: The request fields that are not sampling parameters.
 REQUEST_FIELDS = ("prompt", "model", "endpoint", "system", "stream")
-_LEGACY_MODEL = re.compile(r"instruct|^(text-|code-)|^(davinci|babbage|curie|ada)\b|^(davinci|babbage)-00", re.I)
+#: OpenAI's legacy completion models (the SDK lists gpt-3.5-turbo-instruct, davinci-002, babbage-002; older
+#: text-… and code-… names). Hugging Face style "-Instruct" names (SmolLM2-135M-Instruct) are chat models.
+_LEGACY_MODEL = re.compile(r"^(gpt-3\.5-turbo-instruct|davinci-002|babbage-002|text-|code-|"
+                           r"(davinci|babbage|curie|ada)$)", re.I)
 
 
 def choose_endpoint(model: str, endpoint: str = AUTO) -> str:
-    """The endpoint to call. ``auto``: completions for instruct and legacy models
-    (names with ``instruct``, or starting ``davinci``, ``babbage``, ``curie``, ``ada``,
-    ``text-``, ``code-``), chat for every other model."""
+    """The endpoint to call. ``auto``: completions for OpenAI's legacy completion models
+    (``gpt-3.5-turbo-instruct``, ``davinci-002``, ``babbage-002``, ``text-…``, ``code-…``),
+    chat for every other model, ``…-Instruct`` chat models included."""
     if endpoint not in ENDPOINT_CHOICES:
         raise ConfigurationError(f"unknown endpoint {endpoint!r}: use one of {', '.join(ENDPOINT_CHOICES)}")
     if endpoint != AUTO:
@@ -86,14 +91,16 @@ def build_request(options: Mapping[str, Any], defaults: Mapping[str, Any] = DEFA
             if options.get(name) is None:  # a configured default that does not apply here
                 del params[name]
                 continue
-            raise ConfigurationError(f"{PARAMS[name].option or name} works with the "
-                                     f"{' and '.join(PARAMS[name].endpoints)} endpoint only (add -e completions)")
+            where = PARAMS[name].endpoints
+            hint = " (add -e completions)" if where == (COMPLETIONS,) else ""
+            raise ConfigurationError(f"{PARAMS[name].option or name} works with the {' and '.join(where)} "
+                                     f"endpoint{'s' if len(where) > 1 else ''} only{hint}")
     if endpoint == CHAT and "logprobs" in params:  # one option, the chat API's two fields
         params.update(logprobs=True, top_logprobs=params["logprobs"])
     system = options.get("system")
-    if system is not None and system != "" and endpoint != CHAT:
-        raise ConfigurationError("--system works with the chat endpoint only")
-    if system is None and endpoint == CHAT:
+    if system is not None and system != "" and endpoint == COMPLETIONS:
+        raise ConfigurationError("--system works with the chat and responses endpoints only")
+    if system is None and endpoint != COMPLETIONS:
         system = defaults.get("system")
     stream = _given(options, "stream", defaults)
     check_params(endpoint, params, options=True)

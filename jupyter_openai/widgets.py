@@ -24,14 +24,15 @@ from typing import Any
 
 import ipywidgets as W
 
-from .call import CallOutcome, Origin, run_call
+from .call import CallOutcome, Origin, Progress, run_call
 from .cancel import CancelToken
 from .client import OpenAIClient
+from .display import reasoning_bundle
 from .errors import ConfigurationError, OpenAIError, one_line
 from .log import SessionLog, session_log
 from .magicline import escape, format_options, unescape
 from .outcome import DETACHED, summarize, unexpected
-from .params import CHAT, CHECK, COMPLETIONS, ENDPOINT_PATHS, FORM_PARAMS, NUMBER, SLIDER, Param
+from .params import CHAT, CHECK, CHOICE, COMPLETIONS, ENDPOINT_PATHS, ENDPOINTS, FORM_PARAMS, NUMBER, SLIDER, Param
 from .request import AUTO, DEFAULTS, CallRequest, build_request, choose_endpoint
 
 __all__ = ["CompletionForm"]
@@ -78,6 +79,9 @@ def _control(param: Param, value: Any) -> W.Widget:
         widget = W.BoundedIntText(
             value=value, min=param.low, max=param.high, description=label, layout=W.Layout(width="14em")
         )
+    elif param.control == CHOICE:
+        widget = W.Dropdown(options=[("default", None), *((c, c) for c in param.choices)], value=value,
+                            description=label.replace("reasoning effort", "reasoning"), layout=W.Layout(width="16em"))
     elif param.control == CHECK:
         widget = W.Checkbox(
             value=bool(value), description=label if param.name != "echo" else "echo prompt", indent=False
@@ -117,6 +121,8 @@ class CompletionForm(W.VBox):
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._texts: list[str] = []
+        self._reasoning = ""
+        self._show_reasoning = bool(base.get("show_reasoning", True))
         self._blocks, self._outcome = 1, None
         shown = self._shown = {  # what a field shows when left at the default (None: the server's)
             "model": base["model"],
@@ -130,8 +136,8 @@ class CompletionForm(W.VBox):
         self._model, note = self._model_field(model)
         self._endpoint = _tag(
             W.ToggleButtons(
-                options=[CHAT, COMPLETIONS],
-                tooltips=[ENDPOINT_PATHS[CHAT], ENDPOINT_PATHS[COMPLETIONS]],
+                options=list(ENDPOINTS),
+                tooltips=[ENDPOINT_PATHS[endpoint] for endpoint in ENDPOINTS],
                 value=choose_endpoint(model, presets.get("endpoint") or base["endpoint"]),
                 style={"button_width": "8.5em"},
                 layout=W.Layout(width="auto"),
@@ -255,7 +261,7 @@ class CompletionForm(W.VBox):
             prompt=self._prompt.value,
             model=str(self._model.value or "").strip(),
             endpoint=self._endpoint.value,
-            system=system if chat and system != shown["system"] else None,
+            system=system if self._endpoint.value != COMPLETIONS and system != shown["system"] else None,
             stream=None if self._stream.value == shown["stream"] else self._stream.value,
         )
         return given
@@ -273,8 +279,8 @@ class CompletionForm(W.VBox):
         return " ".join(["%%complete", *format_options(options, auto, shown)])
 
     def _sync_fields(self) -> None:
-        chat = self._endpoint.value == CHAT
-        self._system.disabled, self._echo.disabled = not chat, chat
+        completions = self._endpoint.value == COMPLETIONS
+        self._system.disabled, self._echo.disabled = completions, not completions
         self._preview.value = self._preview_line()
 
     # -- handlers --------------------------------------------------------------------
@@ -338,7 +344,7 @@ class CompletionForm(W.VBox):
             outcome = run_call(
                 client,
                 request,
-                on_update=lambda texts: self._on_update(call, texts),
+                on_update=lambda progress: self._on_update(call, progress),
                 log=self._log,
                 cancel=call,
                 origin=Origin("form"),
@@ -358,24 +364,27 @@ class CompletionForm(W.VBox):
             self._status.value, self._error.value = status, error
             self._submit.disabled, self._stop.disabled = False, True
 
-    def _on_update(self, call: CancelToken, texts: list[str]) -> None:
+    def _on_update(self, call: CancelToken, progress: Progress) -> None:
         with self._lock:
             if call is not self._call:
                 return
             first = not any(self._texts)
-            self._render(texts)
-            if first and any(texts):
+            self._render(progress.texts, progress.reasoning)
+            if first and any(progress.texts):
                 self._status.value = "streaming…"
 
-    def _render(self, texts: Sequence[str]) -> None:
-        self._texts = list(texts)
+    def _render(self, texts: Sequence[str], reasoning: str = "") -> None:
+        self._texts, self._reasoning = list(texts), reasoning
         if self._blocks > 1:
             blocks = [
                 f"[choice {i}]\n{texts[i] if i < len(texts) else ''}\n" for i in range(max(self._blocks, len(texts)))
             ]
         else:
             blocks = [texts[0]] if texts and texts[0] else []
-        self._output.outputs = tuple({"output_type": "stream", "name": "stdout", "text": b} for b in blocks)
+        shown = [{"output_type": "display_data", "data": reasoning_bundle(reasoning, done=any(texts)), "metadata": {}}
+                 ] if reasoning and self._show_reasoning else []
+        shown += [{"output_type": "stream", "name": "stdout", "text": b} for b in blocks]
+        self._output.outputs = tuple(shown)
 
     # -- for callers and tests -------------------------------------------------------
     def wait(self, timeout: float | None = None) -> bool:
@@ -388,6 +397,7 @@ class CompletionForm(W.VBox):
     running = property(lambda self: self._call is not None, doc="True while a call is in progress.")
     texts = property(lambda self: list(self._texts), doc="The answer's text per choice (so far).")
     text = property(lambda self: self._texts[0] if self._texts else "", doc="The first choice's text (so far).")
+    reasoning = property(lambda self: self._reasoning, doc="Reasoning text received so far (apart from the answer).")
     output_text = property(
         lambda self: "".join(o.get("text", "") for o in self._output.outputs), doc="What the output shows."
     )

@@ -41,7 +41,7 @@ except ImportError:  # imported with tests/ on sys.path, or run as a script
     import fakeserver_payloads as payloads  # type: ignore[no-redef]
 
 TEST_KEY = "sk-test-not-a-real-key"
-DEFAULT_MODELS = ("fake-chat", "fake-instruct", "gpt-3.5-turbo-instruct", "gpt-4o-mini")
+DEFAULT_MODELS = ("fake-chat", "fake-instruct", "davinci-002", "gpt-3.5-turbo-instruct", "gpt-4o-mini")
 FAULT_KEYS = frozenset({
     "path", "times",  # matching
     "status", "body_style", "message", "retry_after", "retry_after_ms", "should_retry",  # error answers

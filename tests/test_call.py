@@ -12,7 +12,7 @@ import time
 import pytest
 
 from jupyter_openai import call
-from jupyter_openai.call import Coalescer, Origin, run_call
+from jupyter_openai.call import Coalescer, Origin, Progress, run_call
 from jupyter_openai.cancel import CancelToken
 from jupyter_openai.errors import AuthenticationError, ConfigurationError
 from jupyter_openai.log import SessionLog, session_log
@@ -30,7 +30,6 @@ SLOW_WORDS = [f" w{i}" for i in range(200)]  # with chunk_delay=0.02: about 4 s 
     ("model", "expected"),
     [
         ("gpt-3.5-turbo-instruct", "completions"),
-        ("fake-instruct", "completions"),
         ("davinci-002", "completions"),
         ("babbage-002", "completions"),
         ("text-davinci-003", "completions"),
@@ -38,6 +37,10 @@ SLOW_WORDS = [f" w{i}" for i in range(200)]  # with chunk_delay=0.02: about 4 s 
         ("curie", "completions"),
         ("ada", "completions"),
         ("gpt-4o-mini", "chat"),
+        ("gpt-5.4-mini", "chat"),
+        ("SmolLM2-135M-Instruct", "chat"),  # GUIDE 10: -Instruct on Hugging Face means a chat model
+        ("Qwen2.5-7B-Instruct", "chat"),
+        ("fake-instruct", "chat"),
         ("fake-chat", "chat"),
         ("llama3", "chat"),
         ("adapter-model", "chat"),  # starts with "ada" but is not the legacy model
@@ -119,7 +122,8 @@ def private_log() -> SessionLog:
 def test_run_call_streams_and_logs(client, server: FakeOpenAIServer, private_log: SessionLog) -> None:
     seen: list[list[str]] = []
     before = len(session_log)
-    outcome = run_call(client, CallRequest(PROMPT, "fake-chat", params={"max_tokens": 50}), on_update=seen.append,
+    outcome = run_call(client, CallRequest(PROMPT, "fake-chat", params={"max_tokens": 50}),
+                       on_update=lambda progress: seen.append(progress.texts),
                        log=private_log, origin=Origin("form", 7))
     assert outcome.status == "ok"
     assert outcome.texts == [ANSWER]
@@ -138,8 +142,8 @@ def test_run_call_streams_and_logs(client, server: FakeOpenAIServer, private_log
 
 def test_run_call_without_streaming(client, server: FakeOpenAIServer, private_log: SessionLog) -> None:
     seen: list[list[str]] = []
-    outcome = run_call(client, CallRequest(PROMPT, "fake-instruct", stream=False, params={"max_tokens": 50}),
-                       on_update=seen.append, log=private_log)
+    outcome = run_call(client, CallRequest(PROMPT, "davinci-002", stream=False, params={"max_tokens": 50}),
+                       on_update=lambda progress: seen.append(progress.texts), log=private_log)
     assert server.requests[-1].path == "/v1/completions"
     assert "stream" not in server.requests[-1].body
     assert seen == [[ANSWER]]
@@ -209,8 +213,8 @@ def test_run_call_ctrl_c_inside_the_display_callback(
     calls: list[list[str]] = []
     raised: list[bool] = []
 
-    def on_update(texts: list[str]) -> None:
-        calls.append(list(texts))
+    def on_update(progress: Progress) -> None:
+        calls.append(list(progress.texts))
         # Ctrl-C reaches the main thread only (renders after a pause come from a timer thread).
         if len(calls) == 3 and threading.current_thread() is threading.main_thread() and not raised:
             raised.append(True)

@@ -28,7 +28,7 @@ import pytest
 
 from jupyter_openai.client import USER_AGENT, OpenAIClient
 from jupyter_openai.errors import APIStatusError, AuthenticationError, OpenAIError
-from jupyter_openai.results import Stream
+from jupyter_openai.stream import Stream
 
 from conftest import CANARY_KEY, Recorder
 from fakeserver import TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
@@ -129,7 +129,7 @@ def test_client_settings_and_headers_never_show_the_key(canary_client: OpenAICli
 
 def test_successful_calls_never_show_the_key(canary_client: OpenAIClient, canary_server: FakeOpenAIServer) -> None:
     results = [canary_client.list_models(), canary_client.retrieve_model("fake-chat"),
-               canary_client.chat("fake-chat", MESSAGES), canary_client.completion("fake-instruct", "a b")]
+               canary_client.chat("fake-chat", MESSAGES), canary_client.completion("davinci-002", "a b")]
     stream = canary_client.chat("fake-chat", MESSAGES, stream=True)
     deltas = list(stream)
     assert stream.text == "Echo: three two one"
@@ -163,7 +163,7 @@ def _calls(client: OpenAIClient) -> dict[str, Callable[[], Any]]:
         "models": client.list_models,
         "chat": lambda: client.chat("fake-chat", MESSAGES),
         "chat-stream": lambda: client.chat("fake-chat", MESSAGES, stream=True),
-        "completion-stream": lambda: client.completion("fake-instruct", "one two", stream=True),
+        "completion-stream": lambda: client.completion("davinci-002", "one two", stream=True),
     }
 
 
@@ -197,7 +197,7 @@ def test_connection_failures(base: str, delays: Recorder) -> None:
 
 def test_interrupted_stream(canary_client: OpenAIClient, canary_server: FakeOpenAIServer) -> None:
     canary_server.add_fault(chunks=100, chunk_delay=0.01)
-    with canary_client.completion("fake-instruct", "x", stream=True) as stream:
+    with canary_client.completion("davinci-002", "x", stream=True) as stream:
         for delta in stream:
             if delta.text == " w2":
                 break

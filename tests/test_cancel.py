@@ -78,5 +78,5 @@ def test_an_uncancelled_token_changes_nothing(client: OpenAIClient, server: Fake
     token = CancelToken()
     stream = client.chat("fake-chat", CHAT, stream=True, cancel=token).read()
     assert stream.status == "ok" and stream.text.startswith("Echo:")
-    assert client.completion("fake-instruct", "a b", cancel=token).text == "Echo: b a"
+    assert client.completion("davinci-002", "a b", cancel=token).text == "Echo: b a"
     assert repr(token) == "CancelToken(cancelled=False)"

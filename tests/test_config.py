@@ -277,7 +277,7 @@ def test_local_server_without_key_works(no_proxy_env: pytest.MonkeyPatch) -> Non
     with FakeOpenAIServer(api_key=None) as open_server, OpenAIClient(base_url=open_server.url) as client:
         assert client.settings.api_key is None
         assert client.chat("fake-chat", MESSAGES).text == "Echo: there hello"
-        assert client.completion("fake-instruct", "a b", stream=True).read().text == "Echo: b a"
+        assert client.completion("davinci-002", "a b", stream=True).read().text == "Echo: b a"
         assert all("authorization" not in r.headers for r in open_server.requests)
 
 

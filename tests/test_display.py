@@ -12,6 +12,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.terminal.interactiveshell import TerminalInteractiveShell
 from IPython.utils.capture import capture_output
 
+from jupyter_openai.call import Progress
 from jupyter_openai.display import CellView, Table, error_line, use_display_handles
 from jupyter_openai.outcome import status_line
 
@@ -98,17 +99,17 @@ def terminal_view() -> CellView:
 def test_terminal_view_prints_only_the_new_text(terminal_view: CellView, capsys: pytest.CaptureFixture[str]) -> None:
     steps = []
     for texts in (["Hel"], ["Hello"], ["Hello"], ["Hello, wor"]):
-        terminal_view.update(texts)
+        terminal_view.update(Progress(texts))
         steps.append(capsys.readouterr().out)
-    terminal_view.finish(["Hello, world"])
+    terminal_view.finish(Progress(["Hello, world"]))
     steps.append(capsys.readouterr().out)
     assert steps == ["Hel", "lo", "", ", wor", "ld\n"]
 
 
 def test_terminal_view_prints_extra_choices_at_the_end(capsys: pytest.CaptureFixture[str]) -> None:
     view = CellView(TerminalInteractiveShell.__new__(TerminalInteractiveShell), n=2)
-    view.update(["first", "sec"])
-    view.finish(["first answer", "second answer"])
+    view.update(Progress(["first", "sec"]))
+    view.finish(Progress(["first answer", "second answer"]))
     assert capsys.readouterr().out == "first answer\n[choice 1]\nsecond answer\n"
 
 
@@ -120,19 +121,19 @@ def _published(cap: capture_output) -> list[tuple[str, bool, dict]]:
 def test_handle_view_shows_nothing_until_text_arrives(shell: InteractiveShell) -> None:
     view = CellView(shell)
     with capture_output() as cap:
-        view.update([])
-        view.update([""])
-        view.finish([])
+        view.update(Progress([]))
+        view.update(Progress([""]))
+        view.finish(Progress([]))
     assert cap.outputs == []
 
 
 def test_handle_view_updates_one_output_in_place(shell: InteractiveShell) -> None:
     view = CellView(shell)
     with capture_output() as cap:
-        view.update(["He"])
-        view.update(["Hello"])
-        view.update(["Hello"])  # unchanged: nothing is re-sent
-        view.finish(["Hello!"])
+        view.update(Progress(["He"]))
+        view.update(Progress(["Hello"]))
+        view.update(Progress(["Hello"]))  # unchanged: nothing is re-sent
+        view.finish(Progress(["Hello!"]))
     published = _published(cap)
     assert [(update, data["text/plain"]) for _, update, data in published] == [
         (False, "He"),
@@ -145,9 +146,9 @@ def test_handle_view_updates_one_output_in_place(shell: InteractiveShell) -> Non
 def test_handle_view_gives_each_choice_its_block(shell: InteractiveShell) -> None:
     view = CellView(shell, n=2)
     with capture_output() as cap:
-        view.update(["a"])
-        view.update(["ab", "x"])
-        view.finish(["abc", "xy"])
+        view.update(Progress(["a"]))
+        view.update(Progress(["ab", "x"]))
+        view.finish(Progress(["abc", "xy"]))
     last: dict[str, str] = {}
     for display_id, _, data in _published(cap):
         last[display_id] = data["text/plain"]
@@ -157,9 +158,9 @@ def test_handle_view_gives_each_choice_its_block(shell: InteractiveShell) -> Non
 def test_handle_view_renders_markdown_at_the_end(shell: InteractiveShell) -> None:
     view = CellView(shell, markdown=True)
     with capture_output() as cap:
-        view.update(["# Ti"])
-        view.update(["# Title\n*b*"])
-        view.finish(["# Title\n*bold*"])
+        view.update(Progress(["# Ti"]))
+        view.update(Progress(["# Title\n*b*"]))
+        view.finish(Progress(["# Title\n*bold*"]))
     published = _published(cap)
     assert all("text/markdown" not in data for _, _, data in published[:-1])
     assert published[-1][1] is True

@@ -34,7 +34,8 @@ from jupyter_openai.errors import APIStatusError, AuthenticationError, NotFoundE
 from jupyter_openai.local import MODEL_ALIAS, LocalServer, LocalServerError
 from jupyter_openai.log import SessionLog, session_log
 from jupyter_openai.request import CallRequest
-from jupyter_openai.results import Completion, Stream
+from jupyter_openai.results import Completion
+from jupyter_openai.stream import Stream
 
 from conftest import close_shell, new_shell
 

@@ -74,7 +74,7 @@ def test_every_column_of_a_streamed_call(shell, server: FakeOpenAIServer) -> Non
 
 
 def test_completions_call_with_several_choices(shell, server: FakeOpenAIServer) -> None:
-    run(shell, f"%%complete -m fake-instruct -n 2 --max-tokens 20\n{PROMPT}")
+    run(shell, f"%%complete -m davinci-002 -n 2 --max-tokens 20\n{PROMPT}")
     record = session_log[-1]
     assert (record["endpoint"], record["system"]) == ("completions", None)
     assert json.loads(record["completions"]) == [ANSWER, "Echo2: six five four three two one"]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from jupyter_openai.errors import ConfigurationError
-from jupyter_openai.params import CHAT, COMPLETIONS, PARAMS, check_params
+from jupyter_openai.params import CHAT, COMPLETIONS, PARAMS, RESPONSES, check_params
 
 MESSAGES = [{"role": "user", "content": "one two three"}]
 SPEC = Path("/work/shared/reference/openai-openapi-subset.json")
@@ -26,7 +26,9 @@ SPEC = Path("/work/shared/reference/openai-openapi-subset.json")
 def call(client: Any, endpoint: str, **params: Any) -> Any:
     if endpoint == CHAT:
         return client.chat("fake-chat", MESSAGES, **params)
-    return client.completion("fake-instruct", "one two three", **params)
+    if endpoint == RESPONSES:
+        return client.responses("fake-chat", "one two three", **params)
+    return client.completion("davinci-002", "one two three", **params)
 
 
 def refused(client: Any, server: Any, endpoint: str, match: str, **params: Any) -> ConfigurationError:
@@ -56,7 +58,8 @@ def _is_int(name: str) -> bool:
 
 def test_every_ranged_field_is_covered() -> None:
     names = {name for name, _ in BOUNDED}
-    assert names == {"max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "presence_penalty",
+    assert names == {"max_tokens", "max_completion_tokens", "max_output_tokens", "temperature", "top_p", "n",
+                     "presence_penalty",
                      "frequency_penalty", "logprobs", "best_of", "top_logprobs"}
 
 
@@ -147,7 +150,7 @@ def test_bad_stop_lists_are_refused(client: Any, server: Any, endpoint: str, sto
 
 
 def test_stop_really_stops_on_the_server(client: Any) -> None:
-    result = client.completion("fake-instruct", "one two three", stop=["two"])
+    result = client.completion("davinci-002", "one two three", stop=["two"])
     assert result.text == "Echo: three " and result.finish_reason == "stop"
 
 
@@ -205,7 +208,7 @@ def test_logit_bias_range(client: Any, server: Any, bias: dict, ok: bool) -> Non
     ({"prompt": []}, "prompt"), ({"prompt": None}, "prompt"),
 ])
 def test_empty_model_or_prompt_is_refused(client: Any, server: Any, kwargs: dict, match: str) -> None:
-    args = {"model": "fake-instruct", "prompt": "hi", **kwargs}
+    args = {"model": "davinci-002", "prompt": "hi", **kwargs}
     with pytest.raises(ConfigurationError, match=match):
         client.completion(args["model"], args["prompt"])
     assert server.requests == []

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from jupyter_openai.client import OpenAIClient
-from jupyter_openai.results import CHAT_KIND, COMPLETIONS_KIND, Completion, Delta, Stream
+from jupyter_openai.results import CHAT_KIND, COMPLETIONS_KIND, Completion, Delta
+from jupyter_openai.stream import Stream
 
 from fakeserver import TEST_KEY, FakeOpenAIServer
 
@@ -33,7 +34,7 @@ def test_completion_from_completions_body() -> None:
                                                                            "req_9", 0.25)
     assert c.texts == ["first", "second"] and c.text == "first"
     assert c.finish_reasons == ["stop", "length"] and c.finish_reason == "stop"
-    assert c.choices is raw["choices"] and c.raw is raw
+    assert c.choices == sorted(raw["choices"], key=lambda choice: choice["index"]) and c.raw is raw
 
 
 def test_completion_from_chat_body() -> None:
@@ -74,7 +75,7 @@ def test_stream_deltas_text_and_metadata(client: Any, server: FakeOpenAIServer, 
     if kind == CHAT_KIND:
         stream = client.chat("fake-chat", MESSAGES, stream=True)
     else:
-        stream = client.completion("fake-instruct", "one two three", stream=True)
+        stream = client.completion("davinci-002", "one two three", stream=True)
     assert isinstance(stream, Stream) and stream.status == "streaming" and stream.text == ""
     deltas = list(stream)
     assert all(isinstance(d, Delta) for d in deltas)
@@ -84,7 +85,7 @@ def test_stream_deltas_text_and_metadata(client: Any, server: FakeOpenAIServer, 
     assert stream.text == CHAT_TEXT and stream.texts == [CHAT_TEXT]
     assert stream.finish_reason == "stop" and stream.finish_reasons == {0: "stop"}
     assert stream.usage is not None and stream.usage["completion_tokens"] == 4
-    assert stream.model == ("fake-chat" if kind == CHAT_KIND else "fake-instruct")
+    assert stream.model == ("fake-chat" if kind == CHAT_KIND else "davinci-002")
     assert stream.created == CREATED and stream.id and stream.id.endswith(server.requests[-1].request_id[4:])
     assert stream.request_id == server.requests[-1].request_id
     assert 0 < stream.time_to_first_token <= stream.latency < 5
@@ -97,7 +98,7 @@ def test_stream_n_choices_are_kept_apart(client: Any, kind: str) -> None:
     if kind == CHAT_KIND:
         stream = client.chat("fake-chat", MESSAGES, stream=True, n=3)
     else:
-        stream = client.completion("fake-instruct", "one two three", stream=True, n=3)
+        stream = client.completion("davinci-002", "one two three", stream=True, n=3)
     stream.read()
     assert stream.texts == [CHAT_TEXT, "Echo2: three two one", "Echo3: three two one"]
     assert stream.text == CHAT_TEXT
@@ -123,11 +124,11 @@ def test_every_stream_shape_gives_the_same_result(client: Any, server: FakeOpenA
     if kind == CHAT_KIND:
         stream = client.chat("fake-chat", MESSAGES, stream=True)
     else:
-        stream = client.completion("fake-instruct", "one two three", stream=True)
+        stream = client.completion("davinci-002", "one two three", stream=True)
     stream.read()
     assert server.requests[-1].fault == shape
     assert (stream.status, stream.text, stream.finish_reason) == ("ok", CHAT_TEXT, "stop")
-    assert stream.model == ("fake-chat" if kind == CHAT_KIND else "fake-instruct")  # not Azure's empty ""
+    assert stream.model == ("fake-chat" if kind == CHAT_KIND else "davinci-002")  # not Azure's empty ""
     assert stream.id and stream.created == CREATED and stream.usage["total_tokens"] > 0
 
 
@@ -140,7 +141,7 @@ def test_multibyte_text_split_byte_by_byte(client: Any, server: FakeOpenAIServer
 
 def test_many_chunks(client: Any, server: FakeOpenAIServer) -> None:
     server.add_fault(chunks=5000)
-    stream = client.completion("fake-instruct", "x", stream=True).read()
+    stream = client.completion("davinci-002", "x", stream=True).read()
     assert stream.text.split() == [f"w{i}" for i in range(5000)]
     assert stream.status == "ok"
 
@@ -164,7 +165,7 @@ def test_iteration_can_resume_after_break(client: Any) -> None:
 
 def test_break_inside_with_closes(client: Any, server: FakeOpenAIServer) -> None:
     server.add_fault(chunks=200, chunk_delay=0.01)
-    with client.completion("fake-instruct", "x", stream=True) as stream:
+    with client.completion("davinci-002", "x", stream=True) as stream:
         for delta in stream:
             if delta.text == " w2":
                 break
@@ -176,7 +177,7 @@ def test_break_inside_with_closes(client: Any, server: FakeOpenAIServer) -> None
 def test_exception_inside_with_closes(client: Any, server: FakeOpenAIServer) -> None:
     server.add_fault(chunks=200, chunk_delay=0.01)
     with pytest.raises(RuntimeError, match="caller"):
-        with client.completion("fake-instruct", "x", stream=True) as stream:
+        with client.completion("davinci-002", "x", stream=True) as stream:
             for _ in stream:
                 raise RuntimeError("caller's own bug")
     assert stream.status == "interrupted" and stream.text == "w0" and stream._response.raw.closed
@@ -214,7 +215,7 @@ def test_with_without_iterating(client: Any) -> None:
 def test_abandoned_stream_releases_its_connection(client: Any, server: FakeOpenAIServer) -> None:
     """A stream dropped after ``break`` without ``with`` is closed when garbage-collected."""
     server.add_fault(chunks=400, chunk_delay=0.01)
-    stream = client.completion("fake-instruct", "x", stream=True)
+    stream = client.completion("davinci-002", "x", stream=True)
     for _ in stream:
         break
     raw = stream._response.raw

@@ -106,7 +106,7 @@ def test_non_streamed_call_and_n_choices(make_form, server, log):
 
 
 def test_completions_endpoint_with_system_disabled_and_echo(make_form, server, log):
-    form = make_form(model="fake-instruct", stop=["\n", "END"], seed=7)
+    form = make_form(model="davinci-002", stop=["\n", "END"], seed=7)
     assert form._endpoint.value == "completions" and form._system.disabled and not form._echo.disabled
     form._echo.value = True
     run(form)
@@ -114,7 +114,7 @@ def test_completions_endpoint_with_system_disabled_and_echo(make_form, server, l
     assert server.requests[-1].path.endswith("/completions") and body["echo"] is True
     assert body["stop"] == ["\n", "END"] and body["seed"] == 7 and body["prompt"] == PROMPT
     assert form.text.startswith(PROMPT) and log[-1]["system"] is None
-    assert form.preview == r"%%complete -m fake-instruct --stop \n --stop END --echo --seed 7"
+    assert form.preview == r"%%complete -m davinci-002 --stop \n --stop END --echo --seed 7"
 
 
 # ---------------------------------------------------------------- the "as a magic" preview
@@ -123,10 +123,10 @@ def test_preview_follows_every_change(make_form):
     seen: list[str] = []
     form._preview.observe(lambda change: seen.append(change["new"]), names="value")
     assert form.preview == "%%complete"
-    form._model.value = "fake-instruct"  # the endpoint follows the model (auto)...
-    assert form._endpoint.value == "completions" and form.preview == "%%complete -m fake-instruct"
+    form._model.value = "davinci-002"  # the endpoint follows the model (auto)...
+    assert form._endpoint.value == "completions" and form.preview == "%%complete -m davinci-002"
     form._endpoint.value = "chat"  # ...unless chosen
-    assert form.preview == "%%complete -m fake-instruct -e chat"
+    assert form.preview == "%%complete -m davinci-002 -e chat"
     form._system.value = "Be brief."
     form._temperature.value = 0.7
     form._max_tokens.value = 64
@@ -138,19 +138,19 @@ def test_preview_follows_every_change(make_form):
     form._seed.value = "42"
     form._stream.value = False
     assert form.preview == (
-        '%%complete -m fake-instruct -e chat -s "Be brief." -t 0.7 --max-tokens 64 --top-p 0.9 -n 3 '
+        '%%complete -m davinci-002 -e chat -s "Be brief." -t 0.7 --max-tokens 64 --top-p 0.9 -n 3 '
         r"--stop END --stop \n --presence-penalty 0.5 --frequency-penalty -1 --seed 42 --no-stream"
     )
     assert len(seen) >= 12  # one update per change
     form._preview.value = "%%complete -m something-else"  # read-only: edits are undone
-    assert form.preview.startswith("%%complete -m fake-instruct -e chat")
+    assert form.preview.startswith("%%complete -m davinci-002 -e chat")
     form._temperature.value = 1.0  # back to the default: the option disappears
     assert " -t " not in form.preview
 
 
 SETTINGS = {
     "completions": {
-        "_model": "fake-instruct",
+        "_model": "davinci-002",
         "_temperature": 0.25,
         "_max_tokens": 3,
         "_stop_sequences": "two",
@@ -366,9 +366,9 @@ def test_canary_key_in_no_widget_state_nor_output(canary_server, server, log):
 
 
 def test_complete_form_magic_returns_a_preset_form(shell, server):
-    form = shell.run_line_magic("complete_form", "-m fake-instruct")
-    assert isinstance(form, CompletionForm) and form._model.value == "fake-instruct"
-    assert form._endpoint.value == "completions" and form.preview == "%%complete -m fake-instruct"
+    form = shell.run_line_magic("complete_form", "-m davinci-002")
+    assert isinstance(form, CompletionForm) and form._model.value == "davinci-002"
+    assert form._endpoint.value == "completions" and form.preview == "%%complete -m davinci-002"
     form.close()
     form = shell.run_line_magic("complete_form", "-t 0.5 --max-tokens 32 four five six")
     assert form._prompt.value == "four five six" and form._model.value == "fake-chat"

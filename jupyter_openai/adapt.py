@@ -1,0 +1,87 @@
+"""Parameters a model accepts: learn from a 400 which field it refused, retry once without it.
+
+GPT-5-family models on chat reject ``max_tokens`` (``unsupported_parameter``, "Use
+'max_completion_tokens' instead") and any temperature, top_p, penalty or logprobs but the
+default (``unsupported_value``); gateways and open servers refuse other fields in their own
+words (GUIDE 10). :class:`FieldRules` reads which field an error names, changes the request
+body (``max_tokens`` renamed, any other field dropped), remembers the rule for that model for
+the session, and words the one-line note the user sees. The client applies remembered rules
+before sending, so a call costs at most one extra request once, and none after.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+from .errors import APIStatusError
+
+#: Fields a call may do without (or send under another name): never the model, prompt or messages.
+ADAPTABLE = frozenset({"max_tokens", "max_completion_tokens", "temperature", "top_p", "presence_penalty",
+                       "frequency_penalty", "logprobs", "top_logprobs", "n", "seed", "stop", "logit_bias",
+                       "reasoning_effort", "verbosity", "reasoning", "text", "max_output_tokens", "best_of", "user"})
+RENAMES = {"max_tokens": "max_completion_tokens", "max_completion_tokens": "max_tokens"}
+UNSUPPORTED_CODES = frozenset({"unsupported_parameter", "unsupported_value"})
+_QUOTED = re.compile(r"""['"`]([a-z_]+)['"`]""")
+_WORDS = re.compile(r"\b(unsupported|not supported|unrecognized|unknown|not allowed|does not support|"
+                    r"extra inputs are not permitted|invalid)\b", re.I)
+
+
+def refused_field(error: APIStatusError, body: dict[str, Any]) -> str | None:
+    """The request field a 400 says is unsupported, if it is one this call could do without."""
+    if error.status != 400:
+        return None
+    param = error.param if isinstance(error.param, str) else None
+    if error.code in UNSUPPORTED_CODES and param in body and param in ADAPTABLE:
+        return param
+    message = error.message if isinstance(error.message, str) else ""
+    if not _WORDS.search(message):
+        return None
+    named = [name for name in _QUOTED.findall(message) if name in body and name in ADAPTABLE]
+    if param in body and param in ADAPTABLE:
+        named.insert(0, param)
+    return named[0] if named else None
+
+
+class FieldRules:
+    """Per model, the fields this server refused and what to send instead (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._rules: dict[str, dict[str, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def apply(self, model: str, body: dict[str, Any]) -> list[str]:
+        """Change ``body`` by the rules learnt for ``model``; the notes saying what was changed."""
+        with self._lock:
+            rules = dict(self._rules.get(model, {}))
+        return [note for field, target in rules.items() if (note := _change(model, body, field, target))]
+
+    def learn(self, model: str, error: APIStatusError, body: dict[str, Any]) -> str | None:
+        """If ``error`` refuses a field of ``body``: change the body, remember the rule, return the
+        note; else None (the error stands)."""
+        field = refused_field(error, body)
+        if field is None:
+            return None
+        target = RENAMES.get(field) if error.code != "unsupported_value" else None
+        if target is not None and target in body:
+            target = None
+        with self._lock:
+            self._rules.setdefault(model, {})[field] = target
+        note = _change(model, body, field, target)
+        return f"{note} (remembered for this session)" if note else None
+
+    def __repr__(self) -> str:
+        return f"FieldRules({self._rules!r})"
+
+
+def _change(model: str, body: dict[str, Any], field: str, target: str | None) -> str | None:
+    if field not in body:
+        return None
+    value = body.pop(field)
+    if target is not None:
+        body[target] = value
+        return f"Note: {model} takes {target} instead of {field}: sent {target}={value!r}"
+    if field == "logprobs":
+        body.pop("top_logprobs", None)
+    return f"Note: {model} does not accept {field}={value!r}: sent without it"
