@@ -128,7 +128,7 @@ def measure_coalescing(server: common.Server, shell: Any, chunks: int = SLOW_CHU
     duration that long the display rate shows, and it must stay near 25/s (not 1,000/s)."""
     server.control("reset")
     server.control("faults", [{"path": "/completions", "chunks": chunks, "chunk_delay": SLOW_DELAY, "times": 1},
-                              {"path": "/completions", "chunks": common.CHUNKS, "times": None}])
+                              {"path": "/completions", "chunks": common.CHUNKS, "coalesce": True, "times": None}])
     elapsed, count = run_magic(shell, " ".join(f"w{i}" for i in range(chunks)))
     return {"chunks": chunks, "seconds": elapsed, "displays": count, "per_second": count / elapsed,
             "within": count <= elapsed * RATE_LIMIT + 2}
