@@ -13,10 +13,10 @@ drive it with ``POST /_control/faults`` (a fault dict, or a list), ``POST /_cont
 ``GET /_control/requests``.
 
 Endpoints: ``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/completions``,
-``POST /v1/chat/completions`` (both with ``stream: true``). The answer text is ``"Echo: "`` plus the
-prompt's (last user message's) words reversed; see ``fakeserver_payloads`` (chat/completions bodies)
-and ``fakeserver_models`` (DEFAULT_MODELS; the ``gpt-5*``, ``fake-reasoner*`` and ``fake-refuser*``
-families; profiles).
+``POST /v1/chat/completions``, ``POST /v1/responses`` (all three with ``stream: true``). The answer text
+is ``"Echo: "`` plus the prompt's (last user message's) words reversed; see ``fakeserver_payloads``
+(chat/completions bodies), ``fakeserver_responses`` (the Responses API) and ``fakeserver_models``
+(DEFAULT_MODELS; the ``gpt-5*``, ``fake-reasoner*`` and ``fake-refuser*`` families; profiles).
 
 Constructor flags: ``profile`` ("openai" | "llama.cpp" | "llama-cpp-python", GUIDE §4/§12: the latter two
 have no ``/v1/models/{id}`` and list models their way); ``strict_models`` (a model not in ``models`` gets
@@ -27,8 +27,10 @@ True: streams of more than 64 events go out in 64 KiB HTTP chunks, the best case
 Faults: each request (``/_control/*`` excluded) takes the first queued fault whose ``path`` (substring)
 matches and uses one of its ``times`` (default 1, ``None`` = forever). Keys are listed in FAULT_KEYS;
 stream faults count "events" = SSE events as sent (Azure preamble, role chunk, content chunks, finish
-chunk, usage chunk, ``[DONE]``); comments and the BOM are not events. ``coalesce`` in a fault overrides
-the server's setting for that request.
+chunk, usage chunk, ``[DONE]``; on ``/responses`` every typed event); comments and the BOM are not
+events. ``coalesce`` in a fault overrides the server's setting for that request. ``error_after`` ends a
+stream with an error: ``data: {"error": …}`` on chat/completions, an ``error`` event on ``/responses``.
+``failed_after``, ``error_event_after`` and ``error_code``: see ``fakeserver_responses``.
 """
 
 from __future__ import annotations
@@ -47,11 +49,13 @@ try:  # imported as part of a package (tests.fakeserver)
     from . import fakeserver_errors as errors
     from . import fakeserver_models as models
     from . import fakeserver_payloads as payloads
+    from . import fakeserver_responses as responses
     from . import fakeserver_wire as wire
 except ImportError:  # imported with tests/ on sys.path, or run as a script
     import fakeserver_errors as errors  # type: ignore[no-redef]
     import fakeserver_models as models  # type: ignore[no-redef]
     import fakeserver_payloads as payloads  # type: ignore[no-redef]
+    import fakeserver_responses as responses  # type: ignore[no-redef]
     import fakeserver_wire as wire  # type: ignore[no-redef]
 
 __all__ = ["BUFFER", "DEFAULT_MODELS", "FAULT_KEYS", "TEST_KEY", "FakeOpenAIServer", "Headers", "RecordedRequest",
@@ -69,9 +73,10 @@ FAULT_KEYS = frozenset({
     "delay",  # seconds before the status line
     "crlf", "cr", "byte_by_byte", "bom", "no_done", "empty_choices_first", "chunk_delay", "stall_after",
     "stall", "drop_after", "malformed_after", "error_after", "comments", "coalesce",  # stream shape
+    "failed_after", "error_event_after", "error_code",  # Responses stream endings (fakeserver_responses)
     "huge", "reject_stream_options", "chunks", "words", "ignore_n",  # content
 })
-_KINDS = {"/v1/completions": "completions", "/v1/chat/completions": "chat"}
+_KINDS = {"/v1/completions": "completions", "/v1/chat/completions": "chat", "/v1/responses": "responses"}
 
 
 class FakeOpenAIServer:
@@ -253,13 +258,19 @@ class _Handler(wire.BaseHandler):
             model = unquote(path[len("/v1/models/"):])
             return self.send_json(200, models.model_object(self._known_model(model), fake.profile), extra)
         kind = _KINDS.get(path.rstrip("/"))
-        if kind is None or self.command != "POST":
+        # llama-cpp-python's server has no Responses API (GUIDE §11)
+        if kind is None or self.command != "POST" or (kind == "responses" and fake.profile == "llama-cpp-python"):
             raise models.not_found(fake.profile, self.command, path)
         if body is None and raw:
             raise errors.ApiError(400, payloads.NOT_JSON)
-        payloads.validate(kind, body)
+        if kind == "responses":
+            responses.validate(body)
+        else:
+            payloads.validate(kind, body)
         self._known_model(body["model"])
         stream = bool(body.get("stream"))
+        if kind == "responses":
+            return self._responses(body, fault, stream, extra)
         plan = payloads.plan(kind, body, fault, stream)
         response_id = f"{'cmpl' if kind == 'completions' else 'chatcmpl'}-fake{self.request_id[4:]}"
         if not stream:
@@ -268,6 +279,15 @@ class _Handler(wire.BaseHandler):
         events = payloads.stream_events(plan, response_id, include_usage, bool(fault.get("empty_choices_first")),
                                         not fault.get("no_done"))
         self._stream(events, fault, extra, _chat_error)
+
+    def _responses(self, body: dict, fault: dict[str, Any], stream: bool, extra: dict[str, str]) -> None:
+        """POST /v1/responses (GUIDE §11): a Response, or its typed events (no [DONE])."""
+        plan = responses.plan(body, fault, stream)
+        response_id = f"resp_fake{self.request_id[4:]}"
+        if not stream:
+            return self.send_json(200, responses.response_object(plan, response_id), extra)
+        events: list[Event] = list(responses.stream_events(plan, response_id, fault))
+        self._stream(events, fault, extra, responses.error_event)
 
     def _check_auth(self) -> None:
         key = self.server.fake.api_key

@@ -1,8 +1,8 @@
 """Helpers for the fake server's own tests: reference-schema checkers, SSE parsing, a bare-socket client.
 
-Not a test module. The reference spec is a copy of the one in shared/reference (an environment
+Not a test module. The reference specs are copies of the ones in shared/reference (an environment
 variable may point elsewhere): ``openai-openapi-subset.json`` (chat, completions, models; OpenAPI 3.0,
-``nullable``).
+``nullable``) and ``openai-openapi-responses-batch.json`` (the Responses API; 3.1 style, ``anyOf`` null).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 SUBSET = (os.environ.get("OPENAI_OPENAPI_SUBSET", ""), str(DATA / "openai-openapi-subset.json"))
+RESPONSES = (os.environ.get("OPENAI_OPENAPI_RESPONSES", ""), str(DATA / "openai-openapi-responses-batch.json"))
 
 
 def nullable_to_anyof(node: Any) -> Any:
@@ -30,6 +31,17 @@ def nullable_to_anyof(node: Any) -> Any:
         return node
     out = {k: nullable_to_anyof(v) for k, v in node.items() if not (k == "nullable" and v is True)}
     return {"anyOf": [out, {"type": "null"}]} if node.get("nullable") is True else out
+
+
+def oneof_to_anyof(node: Any) -> Any:
+    """OpenAPI ``oneOf`` -> ``anyOf``, for request bodies: the spec's unions overlap (a typed user message is
+    both an EasyInputMessage and an InputMessage), where OpenAPI tools pick a branch by the
+    ``discriminator``, which plain JSON Schema does not read."""
+    if isinstance(node, list):
+        return [oneof_to_anyof(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    return {("anyOf" if k == "oneOf" else k): oneof_to_anyof(v) for k, v in node.items()}
 
 
 def load_components(candidates: tuple[str, ...]) -> dict[str, Any]:
@@ -54,6 +66,25 @@ def checker(components: dict[str, Any]) -> Callable[[str, Any], None]:
         except jsonschema.ValidationError as e:
             pytest.fail(f"not a valid {name}: {e.message[:500]} at {list(e.absolute_path)}\n{obj!r:.2000}")
     return check
+
+
+def responses_components() -> dict[str, Any]:
+    """The Responses spec's components, with ``Response.usage`` nullable: the spec's own event examples
+    (ResponseCreatedEvent, ResponseFailedEvent, ...) show ``"usage": null`` before the response is done."""
+    components = load_components(RESPONSES)
+    for part in components["schemas"]["Response"]["allOf"]:
+        if "usage" in part.get("properties", {}):
+            part["properties"]["usage"] = {"anyOf": [part["properties"]["usage"], {"type": "null"}]}
+    return components
+
+
+def event_schemas(components: dict[str, Any]) -> dict[str, str]:
+    """Event type (``response.created``, ``error``, ...) -> its schema name, from ResponseStreamEvent."""
+    names = {}
+    for ref in components["schemas"]["ResponseStreamEvent"]["anyOf"]:
+        name = ref["$ref"].rsplit("/", 1)[1]
+        names[components["schemas"][name]["properties"]["type"]["enum"][0]] = name
+    return names
 
 
 # ---------------------------------------------------------------- SSE

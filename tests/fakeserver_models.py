@@ -14,7 +14,7 @@ Families (decided by name, so a name passed in ``models=`` behaves the same):
 
 Profiles (GUIDE §4, §12): ``openai`` (default); ``llama.cpp`` (llama-server: ``/v1/models`` with an
 Ollama-style ``models`` list too, no ``/v1/models/{id}`` — 404 "File Not Found"); ``llama-cpp-python``
-(no ``created``, ``owned_by: "me"``, 404 ``{"detail": "Not Found"}``).
+(no ``created``, ``owned_by: "me"``, 404 ``{"detail": "Not Found"}``, no ``/v1/responses``).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ ALL_EFFORTS = (*GPT5_EFFORTS, "max")  # the reference schema's ReasoningEffort e
 GPT5_DEFAULT_EFFORT = "medium"
 GPT5_REASONING_TOKENS = {"none": 0, "minimal": 2, "low": 4, "medium": 8, "high": 16, "xhigh": 32}
 VERBOSITY = ("low", "medium", "high")  # the reference schema's Verbosity enum
+SUMMARIES = ("auto", "concise", "detailed")  # Reasoning.summary in the Responses schema
 REFUSAL_TEXT = "I'm sorry, but I can't help with that."
 
 
@@ -91,6 +92,14 @@ def check_gpt5_chat(body: dict) -> None:
     effort = body.get("reasoning_effort")
     if effort is not None and effort not in GPT5_EFFORTS:
         raise errors.unsupported_value("reasoning_effort", effort, supported=GPT5_EFFORTS)
+
+
+def check_gpt5_responses(body: dict) -> None:
+    """The same rules on ``/v1/responses`` (GUIDE §11: max_output_tokens and reasoning are taken)."""
+    _sampling_rules({k: body.get(k) for k in ("temperature", "top_p")})
+    effort = (body.get("reasoning") or {}).get("effort")
+    if effort is not None and effort not in GPT5_EFFORTS:
+        raise errors.unsupported_value("reasoning.effort", effort, supported=GPT5_EFFORTS)
 
 
 def gpt5_reasoning_tokens(effort: str | None) -> int:

@@ -222,8 +222,9 @@ NOT_FOUND = {"error": {"message": "The model `gpt-9` does not exist or you do no
                        "type": "invalid_request_error", "param": None, "code": "model_not_found"}}
 
 
-@pytest.mark.parametrize("path,body", [("/chat/completions", {"messages": MESSAGES}),
-                                       ("/completions", {"prompt": "x"})])
+@pytest.mark.parametrize("path,body", [
+    ("/chat/completions", {"messages": MESSAGES}), ("/completions", {"prompt": "x"}), ("/responses", {"input": "x"}),
+])
 def test_unknown_model_is_404_everywhere(post: Any, schema_check: Any, path: str, body: dict) -> None:
     r = post(path, model="gpt-9", **body)
     assert (r.status_code, r.json()) == (404, NOT_FOUND)
@@ -237,7 +238,8 @@ def test_unknown_model_retrieve_is_404(server: FakeOpenAIServer) -> None:
 
 def test_strict_models_off_accepts_any_name() -> None:
     with FakeOpenAIServer(strict_models=False, models=("only-one",)) as srv:
-        for path, body in (("/chat/completions", {"messages": MESSAGES}), ("/completions", {"prompt": "a b"})):
+        for path, body in (("/chat/completions", {"messages": MESSAGES}), ("/completions", {"prompt": "a b"}),
+                           ("/responses", {"input": "a b"})):
             r = requests.post(srv.url + path, json={"model": "gpt-9", **body}, headers=AUTH)
             assert r.status_code == 200 and r.json()["model"] == "gpt-9"
         r = requests.get(srv.url + "/models/gpt-9", headers=AUTH)
@@ -264,6 +266,7 @@ def test_llama_cpp_profile_has_no_model_route() -> None:
         r = requests.post(srv.url + "/chat/completions", json={"model": "anything", "messages": MESSAGES},
                           headers=AUTH)  # the model name in requests is ignored (GUIDE §12)
         assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "Echo: three two one"
+        assert requests.post(srv.url + "/responses", json={"model": "x", "input": "a"}, headers=AUTH).ok
         assert requests.post(srv.url + "/embeddings", json={}, headers=AUTH).json()["error"]["code"] == 404
 
 
@@ -272,8 +275,9 @@ def test_llama_cpp_python_profile() -> None:
         r = requests.get(srv.url + "/models", headers=AUTH).json()
         assert r == {"object": "list", "data": [{"id": "smol", "object": "model", "owned_by": "me",
                                                   "permissions": []}]}
-        r = requests.get(srv.url + "/models/smol", headers=AUTH)
-        assert (r.status_code, r.json()) == (404, {"detail": "Not Found"})
+        for method, path in (("GET", "/models/smol"), ("POST", "/responses")):
+            r = requests.request(method, srv.url + path, json={"model": "smol", "input": "a"}, headers=AUTH)
+            assert (r.status_code, r.json()) == (404, {"detail": "Not Found"})
 
 
 def test_cli_profile_lenient_and_coalesce_flags() -> None:
