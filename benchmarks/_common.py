@@ -84,10 +84,14 @@ class Server:
         with opener.open(request, timeout=10) as response:
             return json.loads(response.read())
 
-    def stream_chunks_forever(self, chunks: int = CHUNKS) -> None:
-        """Every completions request from now on streams ``chunks`` text chunks as fast as possible."""
+    def stream_chunks_forever(self, chunks: int = CHUNKS, coalesce: bool = True) -> None:
+        """Every completions request from now on streams ``chunks`` text chunks as fast as possible.
+
+        ``coalesce=True`` packs the events into 64 KiB HTTP chunks (the shape the figures so far were
+        measured on); ``False`` sends each event as its own HTTP chunk, as real servers flush (GUIDE §14).
+        """
         self.control("reset")
-        self.control("faults", {"path": "/completions", "chunks": chunks, "times": None})
+        self.control("faults", {"path": "/completions", "chunks": chunks, "coalesce": coalesce, "times": None})
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -132,13 +132,8 @@ def measure_coalescing(server: common.Server, shell: Any, chunks: int = SLOW_CHU
     """One cell on a slow stream (the server sleeps ~1 ms between chunks, ~2 s in all): over a
     duration that long the display rate shows, and it must stay near 25/s (not 1,000/s)."""
     server.control("reset")
-    server.control(
-        "faults",
-        [
-            {"path": "/completions", "chunks": chunks, "chunk_delay": SLOW_DELAY, "times": 1},
-            {"path": "/completions", "chunks": common.CHUNKS, "times": None},
-        ],
-    )
+    server.control("faults", [{"path": "/completions", "chunks": chunks, "chunk_delay": SLOW_DELAY, "times": 1},
+                              {"path": "/completions", "chunks": common.CHUNKS, "coalesce": True, "times": None}])
     elapsed, count = run_magic(shell, " ".join(f"w{i}" for i in range(chunks)))
     return {
         "chunks": chunks,

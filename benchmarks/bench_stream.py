@@ -3,8 +3,9 @@
     python benchmarks/bench_stream.py [--rounds 15] [--sdk-every 3] [--profile]
 
 The project's test server (``tests/fakeserver.py``) runs in a child process and answers every
-``POST /v1/completions`` with 20,000 text chunks as fast as it can (fault ``{"chunks": 20000}``;
-it coalesces the events into 64 KiB HTTP chunks of a chunked body). Every path sends the same request
+``POST /v1/completions`` with 20,000 text chunks as fast as it can (fault ``{"chunks": 20000,
+"coalesce": true}``: the events are packed into 64 KiB HTTP chunks of a chunked body; without
+``coalesce`` the server sends one HTTP chunk per event, as real servers do). Every path sends the same request
 (``stream: true``, ``stream_options.include_usage``), so it receives the same 20,003 SSE events
 (20,000 text chunks, the finish chunk, the usage chunk, ``[DONE]``), JSON-decodes each one and
 collects the text. Each path is checked first: exactly 20,000 non-empty text pieces whose

@@ -25,7 +25,7 @@ RENAMES = {"max_tokens": "max_completion_tokens", "max_completion_tokens": "max_
 UNSUPPORTED_CODES = frozenset({"unsupported_parameter", "unsupported_value"})
 _QUOTED = re.compile(r"""['"`]([a-z_]+)['"`]""")
 _WORDS = re.compile(r"\b(unsupported|not supported|unrecognized|unknown|not allowed|does not support|"
-                    r"extra inputs are not permitted|invalid)\b", re.I)
+                    r"extra inputs are not permitted)\b", re.I)  # not "invalid": a bad value is the user's to fix
 
 
 def refused_field(error: APIStatusError, body: dict[str, Any]) -> str | None:

@@ -34,7 +34,7 @@ from .errors import (
     redact,
     status_error,
 )
-from .params import CHAT, COMPLETIONS, RESPONSES, check_params
+from .params import CHAT, COMPLETIONS, PARAMS, RESPONSES, check_params
 from .results import CHAT_KIND, COMPLETIONS_KIND, RESPONSES_KIND, Completion
 from .stream import Stream
 
@@ -182,7 +182,10 @@ class OpenAIClient:
         body: dict[str, Any] = {"model": self._model(model), "input": input if isinstance(input, str) else list(input)}
         if instructions:
             body["instructions"] = instructions
-        body.update(responses.request_fields(check_params(RESPONSES, params)))
+        fields = responses.request_fields(check_params(RESPONSES, params))
+        if "max_output_tokens" in fields:  # max_tokens, renamed: the Responses API's own lower bound applies
+            PARAMS["max_output_tokens"].check(fields["max_output_tokens"], "max_tokens (max_output_tokens)")
+        body.update(fields)
         return self._create("/responses", RESPONSES_KIND, body, stream, extra_body, cancel)
 
     # -- plumbing ------------------------------------------------------------------

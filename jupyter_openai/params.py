@@ -129,7 +129,8 @@ _PARAMS = [
     Param("best_of", int, 0, 20, endpoints=_CO, help="Completions: server-side candidates."),
     Param("top_logprobs", int, 0, 20, endpoints=_CH, help="Chat: log probabilities of the top N tokens."),
     Param("stream_options", dict, endpoints=_SAMPLING, help="Streaming options such as include_usage."),
-    Param("max_output_tokens", int, 1, None, endpoints=_RE, help="Responses: the API's name of max_tokens."),
+    Param("max_output_tokens", int, 16, None, endpoints=_RE,
+          help="Responses: the API's name of max_tokens (at least 16, CreateResponse)."),
     Param("reasoning", dict, endpoints=_RE, help="Responses: {effort, summary}."),
     Param("text", dict, endpoints=_RE, help="Responses: {format, verbosity}."),
 ]

@@ -1,203 +1,130 @@
-"""Pure payload helpers for ``fakeserver``: validation, deterministic text, JSON bodies, SSE events.
+"""Chat and completions bodies for ``fakeserver``: validation, the deterministic "model", JSON bodies, SSE chunks.
 
 Nothing here touches sockets. The text "model" is deterministic: for a prompt ``"a b c"`` the answer is
 ``"Echo: c b a"`` (the variant word, then the prompt's whitespace words reversed); choice ``i > 0`` of an
 ``n > 1`` request starts with ``"Echo<i+1>:"`` instead. Tokens are whitespace-separated words.
+Model families (GPT-5, reasoners, refuser) are described in ``fakeserver_models``: a reasoner's
+reasoning text comes first and, like GPT-5's hidden reasoning tokens, counts against
+``max_completion_tokens`` ("including visible output tokens and reasoning tokens", the chat schema's
+description of that field), so a small budget can leave the visible answer empty (``finish_reason: length``).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-CREATED = 1_700_000_000  # fixed timestamp: keeps notebook outputs and snapshots stable
+try:  # imported as part of a package (tests.fakeserver_payloads)
+    from . import fakeserver_models as models
+    from .fakeserver_errors import ApiError, check_enum, check_range, check_type, dumps, missing
+except ImportError:  # imported with tests/ on sys.path
+    import fakeserver_models as models  # type: ignore[no-redef]
+    from fakeserver_errors import ApiError, check_enum, check_range, check_type, dumps, missing  # type: ignore
+
+CREATED = models.CREATED
 FINGERPRINT = "fp_fake"
-OWNED_BY = "fake"
 DEFAULT_COMPLETION_MAX_TOKENS = 16  # the real API's default for /v1/completions
 DEFAULT_CHAT_MAX_TOKENS = 256  # chat has no real default; the echo answer is short anyway
-HTML_PAGE = (
-    "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
-    "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n"
-    "</body>\r\n</html>\r\n"
-)
-# status -> (type, code, default message) for injected errors in the OpenAI style.
-ERROR_DEFAULTS: dict[int, tuple[str, str | None, str]] = {
-    400: ("invalid_request_error", None, "Bad request (injected fault)."),
-    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided: sk-te****."),
-    403: ("invalid_request_error", "unsupported_country_region_territory",
-          "Country, region, or territory not supported."),
-    404: ("invalid_request_error", "model_not_found",
-          "The model `fake-chat` does not exist or you do not have access to it."),
-    409: ("invalid_request_error", None, "Conflict (injected fault)."),
-    422: ("invalid_request_error", None, "Unprocessable entity (injected fault)."),
-    429: ("requests", "rate_limit_exceeded",
-          "Rate limit reached for requests. Please try again in 2s."),
-    500: ("server_error", None, "The server had an error while processing your request. Sorry about that!"),
-    502: ("server_error", None, "Bad gateway."),
-    503: ("server_error", None, "The engine is currently overloaded, please try again later."),
-}
 CHAT_ROLES = {"system", "user", "assistant", "tool", "developer", "function"}
-
-
-class ApiError(Exception):
-    """An error answer: HTTP status plus the fields of the OpenAI error object."""
-
-    def __init__(self, status: int, message: str, param: str | None = None,
-                 code: str | None = None, type: str = "invalid_request_error") -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.type = status, message, param, code, type
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-
-
-def dumps(obj: Any) -> str:
-    """Compact JSON with raw UTF-8 (like the real API: multi-byte text is not \\u-escaped)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-
-
-def error_payload(status: int, reason: str, message: str | None = None, style: str = "openai",
-                  err_type: str | None = None, code: str | None = None) -> tuple[bytes, str | None]:
-    """The body and Content-Type of an error in one of the styles servers use in the wild."""
-    d_type, d_code, d_message = ERROR_DEFAULTS.get(status, ("server_error", None, f"Error {status}."))
-    message, err_type = message or d_message, err_type or d_type
-    code = code if code is not None else d_code
-    if style == "openai":
-        obj: Any = {"error": {"message": message, "type": err_type, "param": None, "code": code}}
-    elif style == "int_code":  # vLLM: the code is the HTTP status as an integer
-        obj = {"error": {"message": message, "type": "BadRequestError" if status < 500 else "InternalServerError",
-                         "param": None, "code": status}}
-    elif style == "flat":  # older vLLM / FastChat
-        obj = {"object": "error", "message": message, "type": err_type, "param": None, "code": status}
-    elif style == "detail":  # FastAPI (llama-cpp-python)
-        obj = {"detail": message}
-    elif style == "string":
-        obj = message
-    elif style == "html":
-        return HTML_PAGE.format(status=status, reason=reason).encode(), "text/html"
-    elif style == "empty":
-        return b"", None
-    else:
-        raise ValueError(f"unknown body_style {style!r}")
-    return dumps(obj).encode(), "application/json"
-
-
-def mask_key(key: str) -> str:
-    """Show at most the first 5 characters of a key, never the whole of a short one."""
-    return key[: min(5, len(key) // 2)] + "****"
+NOT_JSON = ("We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
+            "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)")
 
 
 # ---------------------------------------------------------------- validation
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+def _validate_messages(body: dict) -> None:
+    msgs = body.get("messages")
+    if msgs is None:
+        raise missing("messages")
+    if not isinstance(msgs, list) or not msgs:
+        raise ApiError(400, "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+                            "but got an empty array instead.", "messages", "empty_array")
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict):
+            raise ApiError(400, f"Invalid type for 'messages[{i}]': expected an object.",
+                           f"messages[{i}]", "invalid_type")
+        if "role" not in m:
+            raise missing(f"messages[{i}].role")
+        if m["role"] not in CHAT_ROLES:
+            raise ApiError(400, f"Invalid value: '{m['role']}'. Supported values are: "
+                                f"{', '.join(sorted(CHAT_ROLES))}.", f"messages[{i}].role", "invalid_value")
 
 
-def _check_range(body: dict, name: str, lo: float | None, hi: float | None, integer: bool = False) -> None:
-    v = body.get(name)
-    if v is None:
-        return
-    kind = "integer" if integer else "decimal"
-    if not _is_number(v) or (integer and not isinstance(v, int)):
-        raise ApiError(400, f"Invalid type for '{name}': expected {'an' if integer else 'a'} {kind}, "
-                            f"but got {type(v).__name__} instead.", name, "invalid_type")
-    if lo is not None and v < lo:
-        raise ApiError(400, f"Invalid '{name}': {kind} below minimum value. Expected a value >= {lo}, "
-                            f"but got {v} instead.", name, f"{kind}_below_min_value")
-    if hi is not None and v > hi:
-        raise ApiError(400, f"Invalid '{name}': {kind} above maximum value. Expected a value <= {hi}, "
-                            f"but got {v} instead.", name, f"{kind}_above_max_value")
-
-
-def _check_type(body: dict, name: str, types: tuple[type, ...], label: str) -> None:
-    v = body.get(name)
-    if v is not None and (not isinstance(v, types) or (bool not in types and isinstance(v, bool))):
-        raise ApiError(400, f"Invalid type for '{name}': expected {label}, but got {type(v).__name__} instead.",
-                       name, "invalid_type")
-
-
-def _missing(name: str) -> ApiError:
-    return ApiError(400, f"Missing required parameter: '{name}'.", name, "missing_required_parameter")
+def _validate_stop(stop: Any) -> None:
+    if isinstance(stop, list):
+        if len(stop) > 4:
+            raise ApiError(400, "Invalid 'stop': array too long. Expected an array with maximum length 4, "
+                                f"but got an array with length {len(stop)} instead.", "stop",
+                           "array_above_max_length")
+        if not all(isinstance(s, str) for s in stop):
+            raise ApiError(400, "Invalid type for 'stop': expected an array of strings.", "stop", "invalid_type")
+    elif not isinstance(stop, str):
+        raise ApiError(400, "Invalid type for 'stop': expected a string or an array of strings.", "stop",
+                       "invalid_type")
 
 
 def validate(kind: str, body: Any) -> None:
     """Raise ApiError(400) for the request faults a client could make; ``kind`` is "completions" or "chat"."""
     if not isinstance(body, dict):
-        raise ApiError(400, "We could not parse the JSON body of your request. (HINT: This likely means you "
-                            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)")
+        raise ApiError(400, NOT_JSON)
     if not body.get("model"):
         raise ApiError(400, "you must provide a model parameter", "model")
-    _check_type(body, "model", (str,), "a string")
+    check_type(body, "model", (str,), "a string")
     if kind == "completions":
         if "prompt" not in body:
-            raise _missing("prompt")
+            raise missing("prompt")
         p = body["prompt"]
         if not (isinstance(p, str) or (isinstance(p, list) and p and all(
                 isinstance(x, (str, int, list)) and not isinstance(x, bool) for x in p))):
             raise ApiError(400, "Invalid type for 'prompt': expected a string or an array.", "prompt", "invalid_type")
-        _check_range(body, "logprobs", 0, 5, integer=True)
-        _check_range(body, "best_of", 0, 20, integer=True)
-        for name in ("echo",):
-            _check_type(body, name, (bool,), "a boolean")
-        _check_type(body, "suffix", (str,), "a string")
+        check_range(body, "logprobs", 0, 5, integer=True)
+        check_range(body, "best_of", 0, 20, integer=True)
+        check_type(body, "echo", (bool,), "a boolean")
+        check_type(body, "suffix", (str,), "a string")
     else:
-        msgs = body.get("messages")
-        if msgs is None:
-            raise _missing("messages")
-        if not isinstance(msgs, list) or not msgs:
-            raise ApiError(400, "Invalid 'messages': empty array. Expected an array with minimum length 1, "
-                                "but got an empty array instead.", "messages", "empty_array")
-        for i, m in enumerate(msgs):
-            if not isinstance(m, dict):
-                raise ApiError(400, f"Invalid type for 'messages[{i}]': expected an object.",
-                               f"messages[{i}]", "invalid_type")
-            if "role" not in m:
-                raise _missing(f"messages[{i}].role")
-            if m["role"] not in CHAT_ROLES:
-                raise ApiError(400, f"Invalid value: '{m['role']}'. Supported values are: "
-                                    f"{', '.join(sorted(CHAT_ROLES))}.", f"messages[{i}].role", "invalid_value")
-        _check_type(body, "logprobs", (bool,), "a boolean")
-        _check_range(body, "top_logprobs", 0, 20, integer=True)
-        _check_range(body, "max_completion_tokens", 0, None, integer=True)
-    _check_range(body, "temperature", 0, 2)
-    _check_range(body, "top_p", 0, 1)
-    _check_range(body, "n", 1, 128, integer=True)
-    _check_range(body, "max_tokens", 0, None, integer=True)
-    _check_range(body, "presence_penalty", -2, 2)
-    _check_range(body, "frequency_penalty", -2, 2)
-    _check_range(body, "seed", None, None, integer=True)
-    _check_type(body, "stream", (bool,), "a boolean")
-    _check_type(body, "user", (str,), "a string")
-    _check_type(body, "logit_bias", (dict,), "an object")
-    stop = body.get("stop")
-    if stop is not None:
-        if isinstance(stop, list):
-            if len(stop) > 4:
-                raise ApiError(400, "Invalid 'stop': array too long. Expected an array with maximum length 4, "
-                                    f"but got an array with length {len(stop)} instead.", "stop",
-                               "array_above_max_length")
-            if not all(isinstance(s, str) for s in stop):
-                raise ApiError(400, "Invalid type for 'stop': expected an array of strings.", "stop", "invalid_type")
-        elif not isinstance(stop, str):
-            raise ApiError(400, "Invalid type for 'stop': expected a string or an array of strings.", "stop",
-                           "invalid_type")
+        _validate_messages(body)
+        check_type(body, "logprobs", (bool,), "a boolean")
+        check_range(body, "top_logprobs", 0, 20, integer=True)
+        check_range(body, "max_completion_tokens", 0, None, integer=True)
+        check_type(body, "reasoning_effort", (str,), "a string")
+        check_type(body, "verbosity", (str,), "a string")
+        check_enum(body, "verbosity", models.VERBOSITY)  # the chat schema's Verbosity enum
+    check_range(body, "temperature", 0, 2)
+    check_range(body, "top_p", 0, 1)
+    check_range(body, "n", 1, 128, integer=True)
+    check_range(body, "max_tokens", 0, None, integer=True)
+    check_range(body, "presence_penalty", -2, 2)
+    check_range(body, "frequency_penalty", -2, 2)
+    check_range(body, "seed", None, None, integer=True)
+    check_type(body, "stream", (bool,), "a boolean")
+    check_type(body, "user", (str,), "a string")
+    check_type(body, "logit_bias", (dict,), "an object")
+    if body.get("stop") is not None:
+        _validate_stop(body["stop"])
     so = body.get("stream_options")
     if so is not None:
         if not body.get("stream"):
             raise ApiError(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                            "stream_options")
-        _check_type(body, "stream_options", (dict,), "an object")
+        check_type(body, "stream_options", (dict,), "an object")
+    if kind == "chat":
+        if models.is_gpt5(body["model"]):
+            models.check_gpt5_chat(body)  # GUIDE §10
+        else:
+            check_enum(body, "reasoning_effort", models.ALL_EFFORTS)  # the chat schema's ReasoningEffort enum
 
 
 # ---------------------------------------------------------------- the deterministic "model"
 
 @dataclass
 class Choice:
-    pieces: list[str]  # the streamed deltas; "".join(pieces) is the whole text
+    pieces: list[str]  # the streamed deltas; "".join(pieces) is the whole text (or refusal)
     finish_reason: str
-    tokens: int  # completion tokens (words the "model" generated; excludes echo and suffix)
+    tokens: int  # visible completion tokens (words the "model" generated; excludes echo and suffix)
+    reasoning: list[str] = field(default_factory=list)  # visible reasoning pieces (reasoner models)
+    reasoning_tokens: int = 0  # all reasoning tokens, visible or hidden (GPT-5)
+    refusal: bool = False  # the pieces are a refusal, not content
 
     @property
     def text(self) -> str:
@@ -211,14 +138,19 @@ class Plan:
     model: str
     prompt_tokens: int
     choices: list[Choice] = field(default_factory=list)
+    reasoning_field: str | None = None  # "reasoning_content" | "reasoning" for reasoner models
+    detailed_usage: bool = False  # usage carries completion_tokens_details (GPT-5 and reasoners)
 
     @property
     def completion_tokens(self) -> int:
-        return sum(c.tokens for c in self.choices)
+        return sum(c.tokens + c.reasoning_tokens for c in self.choices)
 
-    def usage(self) -> dict[str, int]:
+    def usage(self) -> dict[str, Any]:
         p, c = self.prompt_tokens, self.completion_tokens
-        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+        usage: dict[str, Any] = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+        if self.detailed_usage:  # GUIDE §10: usage carries completion_tokens_details.reasoning_tokens
+            usage["completion_tokens_details"] = {"reasoning_tokens": sum(ch.reasoning_tokens for ch in self.choices)}
+        return usage
 
 
 def split_pieces(text: str) -> list[str]:
@@ -228,7 +160,8 @@ def split_pieces(text: str) -> list[str]:
     return pieces + [rest] if rest else pieces
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any) -> str:
+    """The text of a message's content: a string, or the ``text`` of its parts."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # content parts
@@ -247,7 +180,12 @@ def _prompts(prompt: Any) -> list[str]:
 def generate(prompt: str, variant: int, max_tokens: int, stop: list[str]) -> Choice:
     """The answer to ``prompt``: the variant word then the prompt's words reversed, cut by max_tokens/stop."""
     words = ["Echo:" if variant == 0 else f"Echo{variant + 1}:"] + prompt.split()[::-1]
-    text = " ".join(words[:max_tokens])
+    return cut_words(words, max_tokens, stop)
+
+
+def cut_words(words: list[str], max_tokens: int, stop: list[str] | tuple[str, ...] = ()) -> Choice:
+    """``words`` joined by spaces, cut at ``max_tokens`` words (finish "length") or at a stop string."""
+    text = " ".join(words[:max(max_tokens, 0)])
     finish = "length" if len(words) > max_tokens else "stop"
     cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
     if cuts:
@@ -266,12 +204,41 @@ def huge_text(size: int) -> str:
     return (unit * (size // len(unit) + 1))[:size]
 
 
+def _reasoning(model: str, prompt: str, limit: int, effort: str | None) -> tuple[list[str], int]:
+    """(visible reasoning pieces, reasoning tokens) for ``model``, within a budget of ``limit`` tokens."""
+    if models.reasoning_field(model):
+        words = models.reasoning_text(prompt).split()[:max(limit, 0)]
+        return split_pieces(" ".join(words)), len(words)
+    if models.is_gpt5(model):
+        return [], min(models.gpt5_reasoning_tokens(effort), max(limit, 0))
+    return [], 0
+
+
+def answer(kind: str, body: dict, fault: dict, stream: bool, prompt: str, i: int, limit: int,
+           stop: list[str]) -> Choice:
+    """One choice's visible answer: fault-shaped (chunks, words, huge), a refusal, or the echo text."""
+    chunks = fault.get("chunks") or body.get("fake_chunks") or (fault.get("huge") if stream else None)
+    if chunks:
+        return Choice(numbered_pieces(int(chunks)), "stop", int(chunks))
+    if fault.get("words") is not None:
+        words = [str(w) for w in fault["words"]]
+        return Choice(words, "stop", sum(len(w.split()) for w in words))
+    if fault.get("huge"):
+        text = huge_text(int(fault["huge"]))
+        return Choice([text], "length", len(text.split()))
+    if kind != "completions" and models.is_refuser(body["model"]):
+        choice = cut_words(models.REFUSAL_TEXT.split(), limit)
+        choice.refusal = True
+        return choice
+    return generate(prompt, i, limit, stop)
+
+
 def plan(kind: str, body: dict, fault: dict, stream: bool) -> Plan:
     """Decide the answer to a validated request, honouring the text-shaping fault keys."""
     n = 1 if fault.get("ignore_n") else body.get("n") or 1  # ignore_n: as llama.cpp, one choice whatever n says
     stop = body.get("stop") or []
     stop = [stop] if isinstance(stop, str) else stop
-    chunks = fault.get("chunks") or body.get("fake_chunks") or (fault.get("huge") if stream else None)
+    model = body["model"]
     if kind == "completions":
         prompts = _prompts(body["prompt"])
         prompt_tokens = sum(len(p.split()) for p in prompts)
@@ -280,26 +247,22 @@ def plan(kind: str, body: dict, fault: dict, stream: bool) -> Plan:
     else:
         msgs = body["messages"]
         users = [m for m in msgs if m.get("role") == "user"] or msgs
-        prompts = [_content_text(users[-1].get("content"))]
-        prompt_tokens = sum(len(_content_text(m.get("content")).split()) for m in msgs)
+        prompts = [content_text(users[-1].get("content"))]
+        prompt_tokens = sum(len(content_text(m.get("content")).split()) for m in msgs)
         limit = next((body[k] for k in ("max_completion_tokens", "max_tokens") if body.get(k) is not None),
                      DEFAULT_CHAT_MAX_TOKENS)
-    result = Plan(kind, body["model"], prompt_tokens)
+    chat = kind == "chat"
+    result = Plan(kind, model, prompt_tokens, reasoning_field=models.reasoning_field(model) if chat else None,
+                  detailed_usage=chat and (models.is_gpt5(model) or models.reasoning_field(model) is not None))
     for prompt in prompts:
         for i in range(n):
-            if chunks:
-                choice = Choice(numbered_pieces(int(chunks)), "stop", int(chunks))
-            elif fault.get("words") is not None:
-                words = [str(w) for w in fault["words"]]
-                choice = Choice(words, "stop", sum(len(w.split()) for w in words))
-            elif fault.get("huge"):
-                text = huge_text(int(fault["huge"]))
-                choice = Choice([text], "length", len(text.split()))
-            else:
-                choice = generate(prompt, i, limit, stop)
-            if kind == "completions" and body.get("echo"):
+            reasoning, reasoning_tokens = _reasoning(model, prompt, limit, body.get("reasoning_effort")) \
+                if chat else ([], 0)
+            choice = answer(kind, body, fault, stream, prompt, i, limit - reasoning_tokens, stop)
+            choice.reasoning, choice.reasoning_tokens = reasoning, reasoning_tokens
+            if not chat and body.get("echo"):
                 choice.pieces.insert(0, prompt)
-            if kind == "completions" and body.get("suffix"):
+            if not chat and body.get("suffix"):
                 choice.pieces.append(body["suffix"])
             result.choices.append(choice)
     return result
@@ -307,8 +270,14 @@ def plan(kind: str, body: dict, fault: dict, stream: bool) -> Plan:
 
 # ---------------------------------------------------------------- response bodies
 
-def model_object(model_id: str) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": CREATED, "owned_by": OWNED_BY}
+def _message(p: Plan, c: Choice) -> dict[str, Any]:
+    if c.refusal:  # the chat schema: a refusal comes with content null
+        return {"role": "assistant", "content": None, "refusal": c.text}
+    message: dict[str, Any] = {"role": "assistant", "content": c.text}
+    if p.reasoning_field:  # GUIDE §10: message.reasoning_content (DeepSeek, llama.cpp, vLLM) or .reasoning
+        message[p.reasoning_field] = "".join(c.reasoning)
+    message["refusal"] = None
+    return message
 
 
 def response_body(p: Plan, response_id: str) -> dict[str, Any]:
@@ -318,8 +287,8 @@ def response_body(p: Plan, response_id: str) -> dict[str, Any]:
                    for i, c in enumerate(p.choices)]
         obj = "text_completion"
     else:
-        choices = [{"index": i, "message": {"role": "assistant", "content": c.text, "refusal": None},
-                    "logprobs": None, "finish_reason": c.finish_reason} for i, c in enumerate(p.choices)]
+        choices = [{"index": i, "message": _message(p, c), "logprobs": None, "finish_reason": c.finish_reason}
+                   for i, c in enumerate(p.choices)]
         obj = "chat.completion"
     return {"id": response_id, "object": obj, "created": CREATED, "model": p.model, "choices": choices,
             "usage": p.usage(), "system_fingerprint": FINGERPRINT}
@@ -328,12 +297,21 @@ def response_body(p: Plan, response_id: str) -> dict[str, Any]:
 _MARK = "\x00fake-mark\x00"
 
 
+def _delta(p: Plan, what: str, value: Any) -> dict[str, Any]:
+    """The chat delta carrying one piece: ``what`` is "content", "refusal" or "reasoning"."""
+    if what != "reasoning":
+        return {what: value}
+    if p.reasoning_field == "reasoning":  # Ollama's openai/openai.go ToChunk: role and content in every delta
+        return {"role": "assistant", "content": "", "reasoning": value}
+    return {"reasoning_content": value}
+
+
 def stream_events(p: Plan, response_id: str, include_usage: bool, azure_first: bool,
                   done: bool) -> list[str]:
     """The SSE data payloads of a streamed answer, in order (``[DONE]`` included when ``done``).
 
-    Content chunks are built from a pre-serialized template (prefix + JSON string + suffix), so that
-    tens of thousands of chunks take milliseconds.
+    Chunks are built from pre-serialized templates (prefix + JSON string + suffix), so that tens of
+    thousands of chunks take milliseconds. A reasoner's reasoning chunks come before its content chunks.
     """
     chat = p.kind == "chat"
     head: dict[str, Any] = {"id": response_id, "object": "chat.completion.chunk" if chat else "text_completion",
@@ -344,26 +322,35 @@ def stream_events(p: Plan, response_id: str, include_usage: bool, azure_first: b
     def chunk(choices: list[dict]) -> str:
         return dumps({**head, "choices": choices})
 
-    def choice(i: int, content: Any, finish: str | None = None) -> dict[str, Any]:
+    def choice(i: int, delta: Any, finish: str | None = None) -> dict[str, Any]:
         if chat:
-            delta = {} if content is None else content if isinstance(content, dict) else {"content": content}
             return {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return {"text": "" if content is None else content, "index": i, "logprobs": None, "finish_reason": finish}
+        return {"text": "" if delta is None else delta, "index": i, "logprobs": None, "finish_reason": finish}
+
+    def template(i: int, what: str) -> list[str]:
+        return chunk([choice(i, _delta(p, what, _MARK) if chat else _MARK)]).split(dumps(_MARK))
 
     events: list[str] = []
     if azure_first:  # Azure OpenAI's content-filter preamble
         events.append(dumps({"choices": [], "created": 0, "id": "", "model": "", "object": "",
                              "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}]}))
     if chat:
-        events += [chunk([choice(i, {"role": "assistant", "content": ""})]) for i in range(len(p.choices))]
-    templates = [chunk([choice(i, _MARK)]).split(dumps(_MARK)) for i in range(len(p.choices))]
-    longest = max((len(c.pieces) for c in p.choices), default=0)
+        events += [chunk([choice(i, {"role": "assistant", "content": None, "refusal": ""} if c.refusal
+                                 else {"role": "assistant", "content": ""})]) for i, c in enumerate(p.choices)]
+    # per choice: the (template, piece) sequence it streams
+    sequences = [[(template(i, "reasoning"), r) for r in c.reasoning] if c.reasoning else [] for i, c in
+                 enumerate(p.choices)]
+    for i, c in enumerate(p.choices):
+        what = "refusal" if c.refusal else "content"
+        tpl = template(i, what)
+        sequences[i] += [(tpl, piece) for piece in c.pieces]
+    longest = max(map(len, sequences), default=0)
     for k in range(longest):  # interleave the choices position by position, like the real API
-        for i, c in enumerate(p.choices):
-            if k < len(c.pieces):
-                pre, post = templates[i]
-                events.append(pre + dumps(c.pieces[k]) + post)
-    events += [chunk([choice(i, None, c.finish_reason)]) for i, c in enumerate(p.choices)]
+        for seq in sequences:
+            if k < len(seq):
+                (pre, post), piece = seq[k]
+                events.append(pre + dumps(piece) + post)
+    events += [chunk([choice(i, {} if chat else None, c.finish_reason)]) for i, c in enumerate(p.choices)]
     if include_usage:
         events.append(dumps({**head, "choices": [], "usage": p.usage()}))
     if done:

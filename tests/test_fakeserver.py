@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import socket
 import struct
@@ -17,8 +16,10 @@ from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
+import fakeserver_checks as checks
 import pytest
 import requests
+from fakeserver_checks import SUBSET, checker, load_components, sse_data
 
 from fakeserver import TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
 
@@ -26,10 +27,6 @@ AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 CHAT = {"model": "fake-chat", "messages": [{"role": "system", "content": "be brief"},
                                            {"role": "user", "content": "one two three"}]}
 COMPLETION = {"model": "fake-instruct", "prompt": "one two three"}
-SPEC_CANDIDATES = [
-    os.environ.get("OPENAI_OPENAPI_SUBSET", ""),
-    str(Path(__file__).parent / "data" / "openai-openapi-subset.json"),  # a copy of the official subset
-]
 
 
 @pytest.fixture(scope="module")
@@ -54,57 +51,17 @@ def http(server: FakeOpenAIServer):
 
 # ---------------------------------------------------------------- helpers
 
-def _nullable_to_anyof(node: Any) -> Any:
-    """OpenAPI 3.0 ``nullable: true`` -> JSON Schema ``anyOf [..., null]``."""
-    if isinstance(node, list):
-        return [_nullable_to_anyof(x) for x in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _nullable_to_anyof(v) for k, v in node.items() if not (k == "nullable" and v is True)}
-    return {"anyOf": [out, {"type": "null"}]} if node.get("nullable") is True else out
-
-
 @pytest.fixture(scope="module")
 def schema_check():
     """``check(name, obj)`` validates obj against components/schemas/<name> of the reference spec."""
-    jsonschema = pytest.importorskip("jsonschema")
-    path = next((p for p in SPEC_CANDIDATES if p and Path(p).is_file()), None)
-    if path is None:
-        pytest.fail("tests/data/openai-openapi-subset.json is missing")
-    components = _nullable_to_anyof(copy.deepcopy(json.loads(Path(path).read_text())["components"]))
+    components = load_components(SUBSET)
     # The spec says streamed completions share the response's shape, but mid-stream chunks carry
     # "finish_reason": null (as the real API sends); derive a chunk schema that allows it.
     chunk = copy.deepcopy(components["schemas"]["CreateCompletionResponse"])
     reason = chunk["properties"]["choices"]["items"]["properties"]["finish_reason"]
     chunk["properties"]["choices"]["items"]["properties"]["finish_reason"] = {"anyOf": [reason, {"type": "null"}]}
     components["schemas"]["DerivedCompletionStreamChunk"] = chunk
-
-    validators: dict[str, Any] = {}
-
-    def check(name: str, obj: Any) -> None:
-        if name not in validators:
-            schema = {"$ref": f"#/components/schemas/{name}", "components": components}
-            jsonschema.Draft202012Validator.check_schema(schema)
-            validators[name] = jsonschema.Draft202012Validator(schema)
-        try:
-            validators[name].validate(obj)
-        except jsonschema.ValidationError as e:
-            pytest.fail(f"not a valid {name}: {e.message} at {list(e.absolute_path)}\n{obj!r:.2000}")
-    return check
-
-
-def sse_data(raw: bytes) -> list[str]:
-    """Data payloads of an SSE byte stream (any line ending, BOM, comments)."""
-    text = raw.decode("utf-8").removeprefix("\ufeff")
-    events, data = [], []
-    for line in re.split(r"\r\n|\r|\n", text):
-        if not line:
-            if data:
-                events.append("\n".join(data))
-            data = []
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-    return events
+    return checker(components)
 
 
 def stream(http: requests.Session, server: FakeOpenAIServer, path: str, body: dict,
@@ -124,23 +81,7 @@ def chat_text(events: list[str]) -> str:
 
 def raw_http(server: FakeOpenAIServer, path: str, body: dict) -> tuple[bytes, list[bytes]]:
     """POST over a bare socket; return the head and the list of HTTP chunks of a chunked body."""
-    data = json.dumps(body).encode()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
-        s.sendall(b"POST /v1%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json"
-                  b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (path.encode(), TEST_KEY.encode(),
-                                                                              len(data), data))
-        buf = b""
-        while chunk := s.recv(65536):
-            buf += chunk
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    parts = []
-    while True:
-        size_line, _, rest = rest.partition(b"\r\n")
-        size = int(size_line, 16)
-        if size == 0:
-            return head, parts
-        parts.append(rest[:size])
-        rest = rest[size + 2:]
+    return checks.raw_http(server.port, path, body, TEST_KEY)
 
 
 # ---------------------------------------------------------------- auth, ids, models
@@ -395,6 +336,30 @@ def test_byte_by_byte_sends_one_http_chunk_per_byte(server):
     assert b"Transfer-Encoding: chunked" in head and len(parts) > 300
     assert all(len(p) == 1 for p in parts)
     assert chat_text(sse_data(b"".join(parts))) == "Echo: three two one"
+
+
+def test_every_event_is_its_own_http_chunk_by_default(server):
+    server.add_fault(chunks=3000)  # GUIDE §14: real servers flush each event
+    _, parts = raw_http(server, "/chat/completions", {**CHAT, "stream": True})
+    assert len(parts) == 3000 + 3 and all(p.startswith(b"data: ") and p.endswith(b"\n\n") for p in parts)
+    assert all(len(sse_data(p)) == 1 for p in parts)
+
+
+def test_coalesce_packs_events_into_64k_http_chunks(server):
+    server.add_fault(chunks=3000, coalesce=True)
+    _, parts = raw_http(server, "/chat/completions", {**CHAT, "stream": True})
+    whole = b"".join(parts)
+    assert len(parts) <= len(whole) // (64 * 1024) + 1 and all(len(p) >= 64 * 1024 for p in parts[:-1])
+    assert len(sse_data(whole)) == 3000 + 3
+    server.add_fault(coalesce=True)  # short streams (<= 64 events) are never coalesced
+    _, parts = raw_http(server, "/chat/completions", {**CHAT, "stream": True})
+    assert len(parts) == 7
+    with FakeOpenAIServer(coalesce=True) as packed:  # the server-wide setting, and a fault overriding it
+        body = {**CHAT, "stream": True}
+        packed.add_fault(chunks=3000)
+        assert len(checks.raw_http(packed.port, "/chat/completions", body, TEST_KEY)[1]) < 20
+        packed.add_fault(chunks=3000, coalesce=False)
+        assert len(checks.raw_http(packed.port, "/chat/completions", body, TEST_KEY)[1]) == 3003
 
 
 def test_chunk_delay_and_stall(server, http):

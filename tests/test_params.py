@@ -44,7 +44,8 @@ def _bounded() -> list[tuple[str, str]]:
         if p.low is None and p.high is None:
             continue
         for endpoint in p.endpoints:
-            cases.append((p.name, endpoint))
+            if (p.name, endpoint) != ("max_tokens", RESPONSES):  # sent as max_output_tokens, tested as such
+                cases.append((p.name, endpoint))
     return cases
 
 
