@@ -223,7 +223,7 @@ class OpenAIClient:
         settings = self.settings
         settings.require_key()
         url = settings.base_url + path
-        headers = settings.headers(USER_AGENT)
+        headers = settings.wire_headers(USER_AGENT)  # str values, the key masked in reprs
         data = None
         if body is not None:
             headers["Content-Type"] = "application/json"

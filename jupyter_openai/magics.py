@@ -14,7 +14,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, CaselessStrEnum, Float, Int, TraitType, Unicode
+from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode
 
 from .config import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -23,12 +23,12 @@ from .config import (
     ENV_API_KEY,
     ENV_BASE_URL,
     MISSING_KEY_HELP,
-    SecretStr,
     Settings,
 )
 from .errors import ConfigurationError
 from .log import session_log
 from .magicline import interpolate, split_options, unescape
+from .traits import SecretTrait
 
 ENDPOINT_CHOICES = ("auto", "chat", "completions")
 _VARIABLE = re.compile(r"\$([A-Za-z_]\w*)")
@@ -36,19 +36,7 @@ FORMATS = ("text", "markdown")
 LOG_COLUMNS = ("id", "timestamp", "source", "model", "status", "prompt_tokens", "completion_tokens", "latency", "prompt", "completion")
 
 
-class Secret(TraitType):
-    """A string trait whose value prints masked (``%config`` output included)."""
-
-    default_value = None
-    allow_none = True
-    info_text = "a secret string"
-
-    def validate(self, obj: Any, value: Any) -> SecretStr | None:
-        if value is None or value == "":
-            return None
-        if isinstance(value, str):
-            return value if isinstance(value, SecretStr) else SecretStr(value)
-        self.error(obj, value)
+Secret = SecretTrait  # the trait's old name: it lives in traits.py
 
 
 @magics_class

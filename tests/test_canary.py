@@ -122,8 +122,8 @@ def canary_client(canary_server: FakeOpenAIServer, delays: Recorder) -> Iterator
 
 
 def test_client_settings_and_headers_never_show_the_key(canary_client: OpenAIClient) -> None:
-    assert canary_client.settings.api_key == CANARY_KEY  # the key is there...
-    assert canary_client.settings.headers(USER_AGENT)["Authorization"] == f"Bearer {CANARY_KEY}"
+    assert canary_client.settings.api_key.reveal() == CANARY_KEY  # the key is there...
+    assert canary_client.settings.headers(USER_AGENT)["Authorization"].reveal() == f"Bearer {CANARY_KEY}"
     assert_no_canary(CANARY_KEY, objects=(canary_client,))  # ...and shows nowhere
 
 
