@@ -236,7 +236,8 @@ class OpenAIClient:
             if cancel is not None:
                 cancel.check()
             try:
-                response = self._session.request(method, url, data=data, headers=headers, timeout=timeout, stream=stream)
+                response = self._session.request(method, url, data=data, headers=headers, timeout=timeout,
+                                                 stream=stream, proxies=settings.proxies())
             except requests.exceptions.RequestException as exc:
                 error = self._transport_error(exc, url)
                 if attempt < settings.max_retries:

@@ -93,11 +93,14 @@ class Settings:
     ``api_key`` is kept as a :class:`~jupyter_openai.secrets.Secret` without surrounding whitespace;
     a key that cannot be sent (inner whitespace, control or non-ASCII characters, not a string) is a
     :class:`ConfigurationError` here, before any request, and the message never quotes it.
+    ``direct=True`` connects straight to ``base_url``, never through a proxy from the environment
+    (the bundled local server on 127.0.0.1).
 
     (A plain class rather than a dataclass: importing ``dataclasses`` costs more than this.)
     """
 
-    FIELDS = ("api_key", "organization", "project", "base_url", "connect_timeout", "read_timeout", "max_retries")
+    FIELDS = ("api_key", "organization", "project", "base_url", "connect_timeout", "read_timeout", "max_retries",
+              "direct")
     __slots__ = FIELDS
     api_key: Secret | None
     organization: str | None
@@ -106,15 +109,16 @@ class Settings:
     connect_timeout: float
     read_timeout: float
     max_retries: int
+    direct: bool
 
     def __init__(self, api_key: str | Secret | None = None, organization: str | None = None,
                  project: str | None = None, base_url: str = DEFAULT_BASE_URL,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, read_timeout: float = DEFAULT_READ_TIMEOUT,
-                 max_retries: int = DEFAULT_MAX_RETRIES) -> None:
+                 max_retries: int = DEFAULT_MAX_RETRIES, direct: bool = False) -> None:
         # The key is wrapped first, so no frame of a traceback (locals included) shows it raw from here on.
         api_key, problem = _clean_key(api_key)
         for name, value in zip(self.FIELDS, (api_key, organization, project, base_url, connect_timeout,
-                                             read_timeout, max_retries)):
+                                             read_timeout, max_retries, direct)):
             object.__setattr__(self, name, value)
         if problem:
             raise ConfigurationError(problem)
@@ -148,6 +152,8 @@ class Settings:
             raise ConfigurationError("timeouts must be positive numbers of seconds")
         if not isinstance(self.max_retries, int) or isinstance(self.max_retries, bool) or self.max_retries < 0:
             raise ConfigurationError(f"max_retries must be a whole number >= 0, got {self.max_retries!r}")
+        if not isinstance(self.direct, bool):
+            raise ConfigurationError(f"direct must be True or False, got {self.direct!r}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -189,11 +195,16 @@ class Settings:
         ``Authorization`` one still masked in any repr (request objects, traceback locals)."""
         return {name: wire_value(value) for name, value in self.headers(user_agent).items()}
 
+    def proxies(self) -> dict[str, None] | None:
+        """The ``proxies=`` argument for requests: with ``direct``, none, whatever the environment says."""
+        return {"http": None, "https": None, "all": None} if self.direct else None
+
     def __repr__(self) -> str:
         return (
             f"Settings(api_key={self.api_key!r}, organization={self.organization!r}, "
             f"project={self.project!r}, base_url={self.base_url!r}, connect_timeout={self.connect_timeout}, "
-            f"read_timeout={self.read_timeout}, max_retries={self.max_retries})"
+            f"read_timeout={self.read_timeout}, max_retries={self.max_retries}"
+            + (", direct=True)" if self.direct else ")")
         )
 
     __str__ = __repr__

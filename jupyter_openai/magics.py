@@ -102,7 +102,7 @@ class CompleteMagics(Magics):
         if first_use:
             print(f"Using the offline model {local.MODEL_LABEL}: no API key or base URL is set. "
                   "For OpenAI, set OPENAI_API_KEY in the environment or ipython_config.py.")
-        return settings.with_overrides(base_url=server.base_url, api_key=server.api_key)
+        return settings.with_overrides(base_url=server.base_url, api_key=server.api_key, direct=True)  # no proxy
 
     def default_model(self) -> str:
         """The model trait, or the offline model's name when the trait is untouched and calls go offline."""

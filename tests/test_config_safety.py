@@ -1,8 +1,9 @@
 """Settings that cannot leak or misroute the key (issue 12): malformed keys are one configuration line
-before any request, never quoting the key; surrounding whitespace is stripped.
+before any request, never quoting the key; surrounding whitespace is stripped; ``direct`` settings
+(the bundled local server's) never go through a proxy from the environment.
 
-Requests go to the test server on 127.0.0.1; the proxy variables point at a :class:`Listener`, a
-listening socket that only counts connections, so any request that went out would show up there.
+Requests go to the test server on 127.0.0.1; the proxy variables point at :class:`Listener`, a listening
+socket that only counts connections, so any request that took the proxy would show up there.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from fakeserver import TEST_KEY, FakeOpenAIServer
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.config import Settings
-from jupyter_openai.errors import ConfigurationError
+from jupyter_openai.errors import APIConnectionError, ConfigurationError
 
 KEY = "sk-proj-" + "k3y" * 10
 MESSAGES = [{"role": "user", "content": "hello there"}]
@@ -100,3 +101,24 @@ def test_surrounding_whitespace_is_stripped_and_the_key_works(server: FakeOpenAI
         client.list_models()
     assert server.requests[-1].headers["authorization"] == f"Bearer {TEST_KEY}" and delays == []
 
+
+# ---------------------------------------------------------------- direct settings: never a proxy (issue 12)
+
+def test_direct_settings_never_use_a_proxy(trap: Listener, server: FakeOpenAIServer) -> None:
+    """The bundled server's settings (``direct=True``): HTTP_PROXY without NO_PROXY used to capture them."""
+    with OpenAIClient(api_key=TEST_KEY, base_url=server.url, max_retries=0, connect_timeout=1,
+                      direct=True) as client:
+        assert len(client.list_models()) == len(server.models)
+        assert client.chat("fake-chat", MESSAGES, stream=True).read().text == "Echo: there hello"
+    assert [r.path for r in server.requests] == ["/v1/models", "/v1/chat/completions"]
+    assert trap.connections() == 0
+    assert Settings(direct=True) != Settings() and "direct=True" in repr(Settings(direct=True))
+    assert Settings(direct=True).with_overrides(api_key=KEY).direct
+
+
+def test_direct_control_the_trap_catches_normal_settings(trap: Listener, server: FakeOpenAIServer) -> None:
+    """Control: without ``direct`` the same call goes to the proxy trap (and fails there)."""
+    with OpenAIClient(api_key=TEST_KEY, base_url=server.url, max_retries=0, connect_timeout=1,
+                      read_timeout=0.3) as client, pytest.raises(APIConnectionError):
+        client.list_models()
+    assert trap.connections() == 1 and server.requests == []
