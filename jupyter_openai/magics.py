@@ -28,7 +28,7 @@ from .config import (
 from .errors import ConfigurationError
 from .log import session_log
 from .magicline import interpolate, split_options, unescape
-from .traits import SecretTrait
+from .traits import MaskedConfigMixin, SecretTrait
 
 ENDPOINT_CHOICES = ("auto", "chat", "completions")
 _VARIABLE = re.compile(r"\$([A-Za-z_]\w*)")
@@ -36,11 +36,11 @@ FORMATS = ("text", "markdown")
 LOG_COLUMNS = ("id", "timestamp", "source", "model", "status", "prompt_tokens", "completion_tokens", "latency", "prompt", "completion")
 
 
-Secret = SecretTrait  # the trait's old name: it lives in traits.py
+Secret = SecretTrait  # the trait's old name: it lives in traits.py with the masking of Config objects
 
 
 @magics_class
-class CompleteMagics(Magics):
+class CompleteMagics(MaskedConfigMixin, Magics):
     """Send prompts to an OpenAI-compatible server and stream the answers into the cell."""
 
     api_key = Secret(help="API key. Prefer the OPENAI_API_KEY environment variable; never paste it into a notebook.").tag(config=True)
