@@ -32,8 +32,9 @@ def refused_field(error: APIStatusError, body: dict[str, Any]) -> str | None:
     """The request field a 400 says is unsupported, if it is one this call could do without."""
     if error.status != 400:
         return None
-    param = error.param if isinstance(error.param, str) else None
-    if error.code in UNSUPPORTED_CODES and param in body and param in ADAPTABLE:
+    param = error.param if isinstance(error.param, str) else None  # a hostile server may send any JSON type
+    code = error.code if isinstance(error.code, str) else None
+    if code in UNSUPPORTED_CODES and param in body and param in ADAPTABLE:
         return param
     message = error.message if isinstance(error.message, str) else ""
     if not _WORDS.search(message):

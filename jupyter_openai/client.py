@@ -295,7 +295,7 @@ class OpenAIClient:
         settings = self.settings
         settings.require_key()
         url = settings.base_url + path
-        headers = settings.headers(USER_AGENT)
+        headers = settings.wire_headers(USER_AGENT)  # str values, the key masked in reprs
         data = None
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -309,7 +309,7 @@ class OpenAIClient:
                 cancel.check()
             try:
                 response = self._session.request(method, url, data=data, headers=headers, timeout=timeout,
-                                                 stream=stream)
+                                                 stream=stream, proxies=settings.proxies())
             except requests.exceptions.RequestException as exc:
                 error = self._transport_error(exc, url)
                 if attempt < settings.max_retries:

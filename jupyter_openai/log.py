@@ -5,6 +5,11 @@ sent and the texts of extra choices are JSON strings). Token counts are ``None``
 server sent none, never a made-up 0. The key is never part of a record. With ``path``
 set, each record is also appended to a JSONL file as soon as it is made, so a crash loses
 at most the call in flight.
+
+Writing never loses the outcome: text that UTF-8 cannot encode (a lone surrogate) is written
+escaped (``\\udcff``, which JSON reads back as the same text); a file that cannot be written (a
+missing folder, no permission, a full disk) gives one :class:`LogFileWarning` line per path and
+problem while the record stays in memory. Files this module creates are private (mode 0600).
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import itertools
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, overload
 
@@ -47,6 +53,26 @@ COLUMNS: tuple[str, ...] = (
     "params",
 )
 STATUSES = ("ok", "error", "interrupted", "truncated")
+FILE_MODE = 0o600
+
+
+class LogFileWarning(UserWarning):
+    """The session log file could not be written; the records are still kept in memory."""
+
+
+def warn_one_line(message: str) -> None:
+    """Issue a :class:`LogFileWarning` that prints as one line (no source line, no traceback)."""
+    warnings.warn_explicit(message, LogFileWarning, "jupyter_openai", 0)
+
+
+def _encode(text: str) -> bytes:
+    """UTF-8, with what it cannot encode (lone surrogates) escaped as ``\\udcxx``, valid JSON."""
+    return text.encode("utf-8", "backslashreplace")
+
+
+def _open_private(path: str, flags: int) -> int:
+    """A file descriptor for ``path``, creating the file with mode 0600."""
+    return os.open(path, flags | os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
 
 
 def utc_now() -> str:
@@ -57,10 +83,14 @@ def utc_now() -> str:
 class SessionLog(Sequence):
     """A list-like, thread-safe log of calls. ``pandas.DataFrame(log)`` takes it as is."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 on_write_error: Callable[[str], None] | None = None) -> None:
         self._records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._warned: tuple[str, str] | None = None
+        #: Called with one line when the file cannot be written (default: :func:`warn_one_line`).
+        self.on_write_error = on_write_error or warn_one_line
         self.path = path
 
     @property
@@ -83,9 +113,23 @@ class SessionLog(Sequence):
             row["timestamp"] = row["timestamp"] or utc_now()
             self._records.append(row)
             if self._path:
-                with open(self._path, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                self._write_line(self._path, row)
         return row
+
+    def _write_line(self, path: str, row: dict[str, Any]) -> None:
+        """Append one record to the file; a failure is reported once (per path and reason), not raised."""
+        line = _encode(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        try:
+            with os.fdopen(_open_private(path, os.O_APPEND), "ab") as handle:
+                handle.write(line)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            if self._warned != (path, reason):
+                self._warned = (path, reason)
+                self.on_write_error(f"could not write the session log file {path} ({reason}); "
+                                    "calls are still kept in memory (jupyter_openai.log.session_log)")
+        else:
+            self._warned = None
 
     # -- list-like -----------------------------------------------------------------
     @overload
@@ -145,9 +189,12 @@ class SessionLog(Sequence):
 
 
 def _write(path: str | os.PathLike[str] | None, text: str) -> str:
+    """Write ``text`` to ``path`` (created 0600); encoded before the file is opened, so an
+    export never leaves an empty file behind because of its content."""
     if path is not None:
-        with open(os.path.expanduser(path), "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        data = _encode(text)
+        with os.fdopen(_open_private(os.path.expanduser(path), os.O_TRUNC), "wb") as handle:
+            handle.write(data)
     return text
 
 

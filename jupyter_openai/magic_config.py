@@ -17,7 +17,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics
-from traitlets import Bool, CaselessStrEnum, Float, Int, TraitType, Unicode, observe
+from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, observe
 
 from .config import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -26,13 +26,13 @@ from .config import (
     ENV_API_KEY,
     ENV_BASE_URL,
     MISSING_KEY_HELP,
-    SecretStr,
     Settings,
 )
 from .errors import ConfigurationError
 from .log import session_log
 from .params import ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES
 from .request import DEFAULTS
+from .traits import MaskedConfigMixin, SecretTrait
 
 FORMATS = ("text", "markdown")
 #: The traits that are defaults of a request (what a call uses for options not given).
@@ -49,22 +49,10 @@ def usage_errors(*also: type[Exception]) -> Iterator[None]:
         raise UsageError(str(exc)) from None
 
 
-class Secret(TraitType):
-    """A string trait whose value prints masked (``%config`` output included)."""
-
-    default_value = None
-    allow_none = True
-    info_text = "a secret string"
-
-    def validate(self, obj: Any, value: Any) -> SecretStr | None:
-        if value is None or value == "":
-            return None
-        if isinstance(value, str):
-            return value if isinstance(value, SecretStr) else SecretStr(value)
-        self.error(obj, value)
+Secret = SecretTrait  # the trait's old name: it lives in traits.py with the masking of Config objects
 
 
-class ConfiguredMagics(Magics):
+class ConfiguredMagics(MaskedConfigMixin, Magics):
     """The configuration every jupyter_openai magic reads: traits, settings, client, defaults, log."""
 
     api_key = Secret(
@@ -177,7 +165,7 @@ class ConfiguredMagics(Magics):
                 f"Using the offline model {local.MODEL_LABEL}: no API key or base URL is set. "
                 "For OpenAI, set OPENAI_API_KEY in the environment or ipython_config.py."
             )
-        return settings.with_overrides(base_url=server.base_url, api_key=server.api_key)
+        return settings.with_overrides(base_url=server.base_url, api_key=server.api_key, direct=True)  # no proxy
 
     def default_model(self) -> str:
         """The model trait. When it is untouched: the offline model's name when calls go offline,

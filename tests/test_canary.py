@@ -66,6 +66,7 @@ def exception_strings(exc: BaseException, *, with_locals: bool = True) -> list[s
         texts += [str(current), repr(current), repr(current.args), repr(vars(current))]
         texts += [str(getattr(current, name, "")) for name in ("message", "url", "request_id", "type", "code",
                                                                "param")]
+        texts += json_texts(current.args, vars(current))
         # the chain as tracebacks show it: a context suppressed by ``raise ... from None`` is never displayed
         current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
     return texts
@@ -77,10 +78,24 @@ def object_strings(obj: Any) -> list[str]:
     texts = [repr(obj), str(obj), f"{obj}"]
     if isinstance(obj, OpenAIClient):
         s = obj.settings
-        texts += [repr(s), str(s), repr(s.api_key), str(s.api_key), f"{s.api_key}", f"{s.api_key}",
-                  repr({name: getattr(s, name) for name in s.FIELDS}), repr(vars(obj)), repr(s.headers(USER_AGENT))]
+        values = {name: getattr(s, name) for name in s.FIELDS}
+        texts += [repr(s), str(s), repr(s.api_key), str(s.api_key), f"{s.api_key}", "%s" % s.api_key,  # noqa: UP031 - %-formatting is a route too
+                  repr(values), repr(vars(obj)), repr(s.headers(USER_AGENT)), repr(s.wire_headers(USER_AGENT))]
+        texts += json_texts(s, values, s.api_key, s.headers(USER_AGENT), vars(obj))
     if isinstance(obj, Stream):
         texts += [repr(obj.error), str(obj.error), str(obj.request_id), repr(list(obj)), obj.status]
+    return texts
+
+
+def json_texts(*values: Any) -> list[str]:
+    """``json.dumps`` of each value: a TypeError (not serializable) is fine, the fallbacks must be masked."""
+    texts = []
+    for value in values:
+        try:
+            texts.append(json.dumps(value))
+        except TypeError:
+            pass
+        texts += [json.dumps(value, default=str), json.dumps(value, default=repr)]
     return texts
 
 
@@ -122,8 +137,8 @@ def canary_client(canary_server: FakeOpenAIServer, delays: Recorder) -> Iterator
 
 
 def test_client_settings_and_headers_never_show_the_key(canary_client: OpenAIClient) -> None:
-    assert canary_client.settings.api_key == CANARY_KEY  # the key is there...
-    assert canary_client.settings.headers(USER_AGENT)["Authorization"] == f"Bearer {CANARY_KEY}"
+    assert canary_client.settings.api_key.reveal() == CANARY_KEY  # the key is there...
+    assert canary_client.settings.headers(USER_AGENT)["Authorization"].reveal() == f"Bearer {CANARY_KEY}"
     assert_no_canary(CANARY_KEY, objects=(canary_client,))  # ...and shows nowhere
 
 
@@ -135,6 +150,9 @@ def test_successful_calls_never_show_the_key(canary_client: OpenAIClient, canary
     assert stream.text == "Echo: three two one"
     assert canary_server.requests[-1].headers["authorization"] == f"Bearer {CANARY_KEY}"
     assert_no_canary(CANARY_KEY, objects=(canary_client, stream, *deltas, *results))
+    sent = stream._response.request  # what requests keeps of the request: the header shows masked
+    for text in (repr(sent.headers), repr(vars(sent)), repr(dict(sent.headers))):
+        assert CANARY_KEY not in text and "C4N4RYC4N4RY" not in text
 
 
 STATUS_FAULTS = [  # every status, and every body style (on a 4xx and a 5xx)
@@ -279,6 +297,13 @@ class _EchoHandler(BaseHTTPRequestHandler):
         if mode == "json-error":
             body = {"error": {"message": f"bad key {key} / {auth}", "type": key, "param": key, "code": key}}
             return self._send(400, "application/json", json.dumps(body).encode())
+        if mode == "json-any":  # the key inside list- and object-valued fields (issue 12)
+            body = {"error": {"message": [f"bad {key}"], "type": {"t": [key]}, "param": [key, 1],
+                              "code": {"auth": auth, "n": 401}}}
+            return self._send(400, "application/json", json.dumps(body).encode())
+        if mode == "flat-any":
+            return self._send(422, "application/json", json.dumps({"detail": [{"loc": [key], "msg": auth}],
+                                                                    "param": {"k": [key]}}).encode())
         if mode == "detail":
             return self._send(401, "application/json", json.dumps({"detail": f"Invalid API key {key}"}).encode())
         if mode == "html":
@@ -300,6 +325,9 @@ class _EchoHandler(BaseHTTPRequestHandler):
             events = f"data: {chunk}\n\ndata: {{broken {auth}\n\n"
         elif mode == "error-chunk":
             events = f"data: {chunk}\n\ndata: {json.dumps({'error': {'message': f'key {key} revoked'}})}\n\n"
+        elif mode == "error-chunk-any":
+            error = {"error": {"message": [key], "param": [key], "code": {"k": key}}}
+            events = f"data: {chunk}\n\ndata: {json.dumps(error)}\n\n"
         elif mode == "error-event":
             events = f"data: {chunk}\n\nevent: error\ndata: {json.dumps({'message': auth})}\n\n"
         else:
@@ -307,8 +335,8 @@ class _EchoHandler(BaseHTTPRequestHandler):
         return self._send(200, "text/event-stream", events.encode())
 
 
-ECHO_MODES = ["json-error", "detail", "html", "html-no-title", "text", "retry-after", "not-json", "malformed",
-              "error-chunk", "error-event"]
+ECHO_MODES = ["json-error", "json-any", "flat-any", "detail", "html", "html-no-title", "text", "retry-after",
+              "not-json", "malformed", "error-chunk", "error-chunk-any", "error-event"]
 
 
 @pytest.fixture(scope="module")
@@ -354,7 +382,8 @@ def test_key_is_still_sent_correctly(server: FakeOpenAIServer) -> None:
 
 # ================================================================ the session log (through the call pipeline)
 
-@pytest.mark.parametrize("mode", ["json-error", "html", "retry-after", "malformed", "error-chunk", "not-json"])
+@pytest.mark.parametrize("mode", ["json-error", "json-any", "html", "retry-after", "malformed", "error-chunk",
+                                  "error-chunk-any", "not-json"])
 @pytest.mark.parametrize("stream", [True, False])
 def test_session_log_never_holds_the_key(echo_server: str, delays: Recorder, mode: str, stream: bool) -> None:
     from jupyter_openai.call import run_call
@@ -366,7 +395,8 @@ def test_session_log_never_holds_the_key(echo_server: str, delays: Recorder, mod
         client = OpenAIClient(api_key=key, base_url=f"{echo_server}/{mode}/v1", read_timeout=2, sleep=delays)
         outcome = run_call(client, CallRequest("hi", "fake-chat", "chat", stream=stream), log=log)
         assert outcome.status == "error" and outcome.error is not None
-        texts = [log.to_jsonl(), log.to_csv(), repr(log), repr(outcome), str(outcome.error)]
+        texts = [log.to_jsonl(), log.to_csv(), repr(log), repr(outcome), str(outcome.error),
+                 *json_texts(list(log), outcome.record)]
         for text in texts:
             for piece in fragments(key):
                 assert piece not in text, f"key fragment {piece!r} leaked in the log: {text[:300]!r}"

@@ -82,7 +82,7 @@ def test_each_environment_variable(monkeypatch: pytest.MonkeyPatch, env: str, fi
     monkeypatch.setenv(env, value)
     got = getattr(Settings.from_env(), field)
     assert reveal(got) == value
-    assert getattr(Settings.from_env(env={env: value}), field) == value  # an explicit mapping works too
+    assert reveal(getattr(Settings.from_env(env={env: value}), field)) == value  # an explicit mapping works too
 
 
 def test_org_id_wins_over_older_organization_name(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -196,12 +196,12 @@ def test_mask_key(key: str | None, shown: str) -> None:
 
 
 def test_secret_str_is_masked_everywhere_but_reveal() -> None:
-    secret = SecretStr(KEY)
+    secret = SecretStr(KEY)  # the old name of jupyter_openai.secrets.Secret (see test_secrets.py)
     masked = mask_key(KEY)
     assert repr(secret) == str(secret) == f"{secret}" == f"{secret}" == format(secret, "") == masked
     assert f"{secret!r}" == masked and KEY not in repr([secret]) and KEY not in repr({"k": secret})
     assert secret.reveal() == KEY and type(secret.reveal()) is str and reveal(secret) == KEY
-    assert secret == KEY  # still the real value underneath
+    assert secret == SecretStr(KEY) and not isinstance(secret, str)  # no longer a str underneath
     assert reveal(None) is None and reveal("plain") == "plain"
 
 
@@ -218,10 +218,17 @@ def test_settings_repr_and_key_type() -> None:
 def test_headers_only_when_set() -> None:
     bare = Settings().headers("ua/1")
     assert bare == {"User-Agent": "ua/1", "Accept": "application/json"}
-    full = Settings(api_key=KEY, organization="org-1", project="proj-1").headers("ua/1")
-    assert full["Authorization"] == f"Bearer {KEY}"
+    settings = Settings(api_key=KEY, organization="org-1", project="proj-1")
+    full = settings.headers("ua/1")
+    assert reveal(full["Authorization"]) == f"Bearer {KEY}"
     assert KEY not in repr(full), "the header value must stay masked in reprs (tracebacks with locals)"
+    with pytest.raises(TypeError):
+        json.dumps(full)  # the key is not a string: it cannot be serialized by accident
+    assert KEY not in json.dumps(full, default=str)
     assert (full["OpenAI-Organization"], full["OpenAI-Project"]) == ("org-1", "proj-1")
+    wire = settings.wire_headers("ua/1")  # made at send time only: plain str values, masked reprs
+    assert wire["Authorization"] == f"Bearer {KEY}" and all(isinstance(v, str) for v in wire.values())
+    assert KEY not in repr(wire)
 
 
 # ---------------------------------------------------------------- on the wire

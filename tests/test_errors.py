@@ -284,3 +284,48 @@ def test_status_error_redacts_every_field() -> None:
     text = " ".join(map(str, (str(err), repr(err), err.args, err.type, err.param, err.code, err.request_id)))
     assert KEY not in text and secret not in text
     assert "sk-***" in err.message
+
+
+# ---------------------------------------------------------------- fields of any JSON type (issue 12)
+
+ODD_FIELDS = [
+    {"param": [KEY]}, {"param": {"name": KEY}}, {"code": [KEY, 7]}, {"code": {"detail": [KEY]}},
+    {"type": [KEY]}, {"message": [KEY]}, {"message": {"text": KEY}}, {"detail": [KEY]},
+]
+
+
+@pytest.mark.parametrize("fields", ODD_FIELDS, ids=lambda f: "-".join(f"{k}:{type(v).__name__}" for k, v in f.items()))
+@pytest.mark.parametrize("nest", [True, False], ids=["error-object", "flat"])
+def test_fields_of_any_json_type_are_redacted(fields: dict, nest: bool) -> None:
+    token = "LocalToken" + "Q7x" * 10
+    echoed = json.loads(json.dumps(fields).replace(KEY, f"{KEY} {token}"))
+    body = json.dumps({"error": {"message": "bad", **echoed}} if nest else {"message": "bad", **echoed})
+    err = status_error(400, body, secrets=(token,))
+    info = parse_error_body(body, secrets=(token,))
+    texts = [str(err), repr(err), repr(err.args), repr(vars(err)), json.dumps(vars(err), default=str), repr(info)]
+    for text in texts:
+        assert KEY not in text and token not in text and KEY[8:20] not in text
+    if "param" in fields:
+        assert "sk-***" in str(err)  # still shown, masked
+
+
+def test_numbers_stay_numbers_and_lists_stay_lists() -> None:
+    err = status_error(500, json.dumps({"error": {"message": "m", "code": 500, "param": ["a", KEY]}}))
+    assert err.code == 500 and err.param == ["a", "sk-***"]
+    assert str(err) == '500 Server error: m (param=["a", "sk-***"], code=500)'
+
+
+def test_a_key_cut_by_truncation_leaves_no_fragment() -> None:
+    token = "LocalToken" + "Q7x" * 10
+    for cut in range(150, 200, 7):  # the key straddles the 200-character cut of a text snippet
+        body = "x" * cut + token + " tail"
+        err = status_error(502, body, content_type="text/plain", secrets=(token,))
+        assert token[:8] not in str(err) and token[-8:] not in str(err)
+
+
+def test_errors_built_directly_are_redacted_too() -> None:
+    err = APIStatusError(400, f"m {KEY}", param=[KEY], code={"c": KEY}, request_id=f"req {KEY}")
+    stream = StreamError(f"chunk {KEY}", request_id=f"req {KEY}")
+    conn = APIConnectionError(f"refused {KEY}", url=f"http://h/v1?key={KEY}")
+    for exc in (err, stream, conn):
+        assert KEY not in str(exc) and KEY not in repr(exc.args) and KEY not in repr(vars(exc))

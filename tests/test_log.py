@@ -288,3 +288,82 @@ def test_complete_log_clear(shell, server: FakeOpenAIServer) -> None:
     assert cap.stdout == "Session log cleared.\n"
     assert len(session_log) == 0
     assert repr(result(shell, "%complete_log")) == "(empty)"
+
+
+# -- writing never loses the outcome (issue 12) -------------------------------------------------
+SURROGATE = "bad \udcff byte"  # what os.fsdecode / surrogateescape make of a stray byte
+
+
+def test_a_lone_surrogate_is_written_escaped(tmp_path: Path) -> None:
+    path = tmp_path / "calls.jsonl"
+    log = SessionLog(path)
+    log.append({"prompt": SURROGATE, "status": "ok"})
+    assert json.loads(path.read_bytes())["prompt"] == SURROGATE  # \udcff: valid JSON, same text back
+    for name, reader in (("log.json", json.loads), ("log.jsonl", json.loads)):
+        getattr(log, "to_" + name.split(".")[1])(tmp_path / name)
+        data = reader((tmp_path / name).read_text(encoding="utf-8"))
+        assert (data[0] if isinstance(data, list) else data)["prompt"] == SURROGATE
+    log.to_csv(tmp_path / "log.csv")
+    assert "bad \\udcff byte" in (tmp_path / "log.csv").read_text(encoding="utf-8")
+
+
+def test_an_unwritable_log_file_warns_once_in_one_line_and_keeps_the_records(tmp_path: Path) -> None:
+    from jupyter_openai.log import LogFileWarning
+
+    path = tmp_path / "missing" / "calls.jsonl"
+    log = SessionLog(path)
+    with pytest.warns(LogFileWarning) as caught:
+        for n in range(3):
+            log.append({"prompt": f"p{n}", "status": "ok"})
+    assert len(caught) == 1  # once per path and reason, not per call
+    message = str(caught[0].message)
+    assert str(path) in message and "No such file or directory" in message and "\n" not in message
+    import warnings
+
+    shown = warnings.formatwarning(caught[0].message, caught[0].category, caught[0].filename, caught[0].lineno)
+    assert shown.count("\n") == 1 and "Traceback" not in shown  # one line as printed, no source line
+    assert [r["prompt"] for r in log] == ["p0", "p1", "p2"]
+    path.parent.mkdir()
+    log.append({"prompt": "p3"})  # the folder exists now: writing resumes
+    assert json.loads(path.read_text(encoding="utf-8"))["prompt"] == "p3"
+    lines = []
+    log2 = SessionLog(tmp_path / "nope" / "x.jsonl", on_write_error=lines.append)  # a callback instead
+    log2.append({"prompt": "q"})
+    assert len(lines) == 1 and len(log2) == 1
+
+
+def test_log_files_are_created_private(tmp_path: Path) -> None:
+    log = SessionLog(tmp_path / "calls.jsonl")
+    log.append({"prompt": "p"})
+    log.to_json(tmp_path / "saved.json")
+    log.to_csv(tmp_path / "saved.csv")
+    for name in ("calls.jsonl", "saved.json", "saved.csv"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+
+
+def test_the_magic_keeps_the_outcome_when_the_log_file_cannot_be_written(shell, server: FakeOpenAIServer,
+                                                                         tmp_path: Path) -> None:
+    from jupyter_openai.log import LogFileWarning
+
+    path = tmp_path / "missing" / "calls.jsonl"
+    shell.run_line_magic("config", f"CompleteMagics.log_file = {str(path)!r}")
+    with pytest.warns(LogFileWarning, match="could not write the session log file"):
+        cap = run(shell, f"%%complete -o answer\n{PROMPT}")
+    assert shell.user_ns["answer"] == ANSWER
+    assert any(ANSWER in str(o.data.get("text/plain")) for o in cap.outputs)  # the answer shown
+    assert cap.stdout.splitlines()[-1].startswith("fake-chat · ")  # and the status line
+    assert "Traceback" not in cap.stdout + cap.stderr
+    assert session_log[-1]["status"] == "ok" and not path.exists()
+
+
+def test_a_surrogate_in_a_prompt_is_logged_and_saved(shell, server: FakeOpenAIServer, tmp_path: Path) -> None:
+    path = tmp_path / "calls.jsonl"
+    shell.run_line_magic("config", f"CompleteMagics.log_file = {str(path)!r}")
+    shell.user_ns["p"] = SURROGATE
+    run(shell, "%%complete -i -o answer\n{p}")
+    assert shell.user_ns["answer"] and session_log[-1]["prompt"] == SURROGATE
+    assert json.loads(path.read_text(encoding="utf-8"))["prompt"] == SURROGATE
+    saved = tmp_path / "saved.json"
+    cap = run(shell, f"%complete_log --save {saved}")
+    assert cap.stdout == f"Saved 1 call(s) to {saved}\n"
+    assert json.loads(saved.read_text(encoding="utf-8"))[0]["prompt"] == SURROGATE
