@@ -25,6 +25,7 @@ from .errors import (
     APIStatusError,
     APITimeoutError,
     ConfigurationError,
+    NotFoundError,
     RateLimitError,
     parse_error_body,
     redact,
@@ -123,10 +124,22 @@ class OpenAIClient:
         return list(data or [])
 
     def retrieve_model(self, model: str) -> dict[str, Any]:
-        """One model's description (``GET /models/{id}``)."""
+        """One model's description (``GET /models/{id}``). Servers without that route (llama.cpp's
+        ``llama-server``, llama-cpp-python) answer 404: then the entry of ``GET /models`` with that id,
+        or the original 404 if the list has none."""
         if not model:
             raise ConfigurationError("model id must not be empty")
-        return self._request_json("GET", f"/models/{requests.utils.quote(model, safe='')}")
+        try:
+            return self._request_json("GET", f"/models/{requests.utils.quote(model, safe='')}")
+        except NotFoundError as missing:
+            try:
+                listed = self.list_models()
+            except APIStatusError:
+                raise missing from None
+            for entry in listed:
+                if isinstance(entry, dict) and entry.get("id") == model:
+                    return entry
+            raise
 
     def completion(self, model: str, prompt: str | Sequence[str], *, stream: bool = False,
                    extra_body: Mapping[str, Any] | None = None, cancel: CancelToken | None = None,
