@@ -9,6 +9,7 @@ errors and timeouts, exponential backoff with jitter, ``retry-after-ms`` / ``Ret
 from __future__ import annotations
 
 import email.utils
+import http.client
 import json
 import random
 import time
@@ -68,6 +69,21 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         if parsed is None:
             return None
         return email.utils.mktime_tz(parsed) - time.time()
+
+
+def _stale_connection(exc: BaseException) -> bool:
+    """True when a pooled connection was closed by the server before it answered: llama.cpp's
+    ``llama-server`` closes its socket after every streamed answer though it says keep-alive, so the
+    next request on that socket meets ``RemoteDisconnected`` without the server having read it."""
+    seen, current = set(), exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, http.client.RemoteDisconnected):
+            return True
+        nested = current.args[1] if len(current.args) > 1 and isinstance(current.args[1], BaseException) else None
+        current = (current.args[0] if current.args and isinstance(current.args[0], BaseException) else nested) \
+            or current.__cause__ or current.__context__
+    return False
 
 
 def backoff_delay(attempt: int, rng: Callable[[], float] = random.random) -> float:
@@ -139,10 +155,22 @@ class OpenAIClient:
         return self._first_model or None
 
     def retrieve_model(self, model: str) -> dict[str, Any]:
-        """One model's description (``GET /models/{id}``)."""
+        """One model's description (``GET /models/{id}``). Servers without that route (llama.cpp's
+        ``llama-server``, llama-cpp-python) answer 404: then the entry of ``GET /models`` with that id,
+        or the original 404 if the list has none."""
         if not model:
             raise ConfigurationError("model id must not be empty")
-        return self._request_json("GET", f"/models/{requests.utils.quote(model, safe='')}")
+        try:
+            return self._request_json("GET", f"/models/{requests.utils.quote(model, safe='')}")
+        except NotFoundError as missing:
+            try:
+                listed = self.list_models()
+            except APIStatusError:
+                raise missing from None
+            for entry in listed:
+                if isinstance(entry, dict) and entry.get("id") == model:
+                    return entry
+            raise
 
     def completion(self, model: str, prompt: str | Sequence[str], *, stream: bool = False,
                    extra_body: Mapping[str, Any] | None = None, cancel: CancelToken | None = None,
@@ -303,7 +331,7 @@ class OpenAIClient:
         if stream:
             headers["Accept"] = "text/event-stream"
         timeout = (settings.connect_timeout, settings.read_timeout)
-        attempt = 0
+        attempt, stale_retried = 0, False
         while True:
             if cancel is not None:
                 cancel.check()
@@ -311,6 +339,9 @@ class OpenAIClient:
                 response = self._session.request(method, url, data=data, headers=headers, timeout=timeout,
                                                  stream=stream, proxies=settings.proxies())
             except requests.exceptions.RequestException as exc:
+                if not stale_retried and _stale_connection(exc):
+                    stale_retried = True  # a keep-alive race: the server never read this request
+                    continue
                 error = self._transport_error(exc, url)
                 if attempt < settings.max_retries:
                     self._pause(backoff_delay(attempt), cancel)

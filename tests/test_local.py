@@ -1,4 +1,4 @@
-"""Integration tests against the real llama-cpp-python server with the bundled SmolLM2-135M model.
+"""Integration tests of the bundled offline model: llama-cpp-python's server with SmolLM2-135M.
 
 Marked ``local_model``; skipped when the ``local`` extra is not installed. Most tests share one
 module-scoped :class:`~jupyter_openai.local.LocalServer` (ready in about a second). The tests
@@ -6,6 +6,11 @@ assert structure and behaviour, never the model's words: text differs between ll
 GUIDE section 4 lists the server's deviations handled here: no ``created`` in ``/v1/models``,
 404 on ``/v1/models/{id}``, 500 for invalid parameters, ``{"detail": …}`` errors, no usage in
 streams (``include_usage`` is ignored), and a role-only first chat chunk.
+
+Behaviour any server should show (models, completions, chat, streams, stop, seeds, interrupts,
+wrong keys) is tested on this server and on llama.cpp's ``llama-server`` in test_real_servers.py;
+this module keeps what is particular to llama-cpp-python and to LocalServer: the magic and form on
+it, its error shapes, the offline default, the command line and the process lifetime.
 
 The time the whole module took is printed in the terminal summary (CI keeps that figure).
 """
@@ -30,12 +35,11 @@ import requests
 from jupyter_openai import local
 from jupyter_openai.call import Origin, run_call
 from jupyter_openai.client import OpenAIClient
-from jupyter_openai.errors import APIStatusError, AuthenticationError, NotFoundError
+from jupyter_openai.errors import APIStatusError, NotFoundError
 from jupyter_openai.local import MODEL_ALIAS, LocalServer, LocalServerError
 from jupyter_openai.log import SessionLog, session_log
 from jupyter_openai.request import CallRequest
 from jupyter_openai.results import Completion
-from jupyter_openai.stream import Stream
 
 from conftest import close_shell, new_shell
 
@@ -45,41 +49,23 @@ pytestmark = [
                        reason='the offline model is not installed (pip install "jupyter-openai[local]")'),
 ]
 
-#: Prompts that make the model go on well past a few tokens: an instruction for chat, and an
-#: unfinished sentence for completions (a finished one often gets an immediate end-of-text).
-LONG_PROMPT = "Write a long story about a dragon who lives in a library."
+#: An unfinished sentence makes completions go on (a finished one often gets an immediate end-of-text).
 STORY_START = "Once upon a time, in a quiet village by the sea, there lived an old fisherman who"
 CHAT = [{"role": "user", "content": "Tell me about the sea."}]
 REPO = Path(__file__).resolve().parent.parent
 
 
 # -- timing for CI -----------------------------------------------------------------------
-class _TimingReport:
-    """Prints, in pytest's terminal summary, how long the real-server tests took."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        for line in self.lines:
-            terminalreporter.write_line(line)
-
-
 @pytest.fixture(scope="module", autouse=True)
-def _timing(request: pytest.FixtureRequest) -> Iterator[dict[str, float]]:
-    """Measure the whole module (first setup to last teardown) and report it."""
+def _timing(timing_report: list[str]) -> Iterator[dict[str, float]]:
+    """Measure the whole module (first setup to last teardown) and report it (conftest prints it)."""
     marks: dict[str, float] = {}
     started = time.monotonic()
     yield marks
     elapsed = time.monotonic() - started
     detail = ", ".join(f"{name} {value:.1f} s" for name, value in marks.items())
-    line = f"local model tests (real llama.cpp server) took {elapsed:.1f} s" + (f" ({detail})" if detail else "")
-    manager = request.config.pluginmanager
-    report = manager.get_plugin("jupyter-openai-local-timing")
-    if report is None:
-        report = _TimingReport()
-        manager.register(report, "jupyter-openai-local-timing")
-    report.lines.append(line)
+    timing_report.append(f"local model tests (llama-cpp-python server, LocalServer) took {elapsed:.1f} s"
+                         + (f" ({detail})" if detail else ""))
 
 
 # -- fixtures ------------------------------------------------------------------------------
@@ -153,12 +139,6 @@ def _one_line(error: BaseException) -> str:
 
 
 # -- models --------------------------------------------------------------------------------
-def test_models_list_has_the_alias(local_client: OpenAIClient) -> None:
-    models = local_client.list_models()
-    assert [m.get("id") for m in models] == [MODEL_ALIAS]
-    print(f"\n/v1/models entry keys: {sorted(models[0])}")  # llama-cpp-python sends no 'created'
-
-
 def test_models_magic_handles_missing_created(local_shell: Any, local_client: OpenAIClient) -> None:
     sent_created = "created" in local_client.list_models()[0]
     table = local_shell.run_line_magic("complete_models", "")
@@ -168,16 +148,19 @@ def test_models_magic_handles_missing_created(local_shell: Any, local_client: Op
     assert MODEL_ALIAS in repr(table) and MODEL_ALIAS in table._repr_html_()
 
 
-def test_retrieve_model_is_a_clean_404(local_client: OpenAIClient, local_shell: Any,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_model_is_a_clean_404(local_client: OpenAIClient, local_shell: Any,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """No ``/v1/models/{id}`` here: the alias is described from the list, anything else is a 404."""
     with pytest.raises(NotFoundError) as info:
-        local_client.retrieve_model(MODEL_ALIAS)
+        local_client.retrieve_model("no-such-model")
     assert info.value.status == 404
     text = _one_line(info.value)
     assert info.value.message and "detail" not in text and "{" not in text  # {"detail": "Not Found"} read
-    assert local_shell.run_line_magic("complete_models", MODEL_ALIAS) is None
+    assert local_shell.run_line_magic("complete_models", "no-such-model") is None
     err = capsys.readouterr().err
     assert "404" in err and "Traceback" not in err
+    table = local_shell.run_line_magic("complete_models", MODEL_ALIAS)
+    assert table is not None and [row["id"] for row in table.rows] == [MODEL_ALIAS]
 
 
 # -- completions and chat, not streamed ----------------------------------------------------------
@@ -188,82 +171,7 @@ def test_completion_echo_starts_with_the_prompt(local_client: OpenAIClient) -> N
     assert answer.finish_reason in ("stop", "length")
 
 
-def test_completion_stop_string_ends_the_text(local_client: OpenAIClient) -> None:
-    # Pick the stop string from the model's own temperature-0 answer, so the test never guesses words.
-    base = local_client.completion(MODEL_ALIAS, STORY_START, max_tokens=24, temperature=0).text
-    words = [w for w in base.split() if len(w) >= 3]
-    assert words, f"the model said too little to pick a stop string: {base!r}"
-    stop = words[len(words) // 2]
-    answer = local_client.completion(MODEL_ALIAS, STORY_START, max_tokens=24, temperature=0, stop=[stop])
-    assert stop not in answer.text
-    assert answer.finish_reason == "stop"
-    assert base.startswith(answer.text)
-
-
-def test_completion_max_tokens(local_client: OpenAIClient) -> None:
-    answer = local_client.completion(MODEL_ALIAS, STORY_START, max_tokens=5, temperature=0)
-    usage = answer.usage
-    assert usage is not None and 1 <= usage["completion_tokens"] <= 5
-    assert answer.finish_reason in ("length", "stop")
-    if answer.finish_reason == "length":
-        assert usage["completion_tokens"] == 5
-    assert answer.finish_reason == "length", "a long story should be cut at 5 tokens"
-
-
-def test_temperature_zero_is_repeatable(local_client: OpenAIClient) -> None:
-    first = local_client.completion(MODEL_ALIAS, STORY_START, max_tokens=12, temperature=0)
-    second = local_client.completion(MODEL_ALIAS, STORY_START, max_tokens=12, temperature=0)
-    assert first.text and first.text == second.text
-    chat_a = local_client.chat(MODEL_ALIAS, CHAT, max_tokens=12, temperature=0)
-    chat_b = local_client.chat(MODEL_ALIAS, CHAT, max_tokens=12, temperature=0)
-    assert chat_a.text and chat_a.text == chat_b.text
-
-
-def test_chat_not_streamed(local_client: OpenAIClient) -> None:
-    answer = local_client.chat(MODEL_ALIAS, [{"role": "system", "content": "Answer briefly."}, *CHAT],
-                               max_tokens=10, temperature=0)
-    assert isinstance(answer, Completion) and answer.kind == "chat"
-    assert answer.text.strip()
-    assert answer.choices[0]["message"]["role"] == "assistant"
-    assert answer.finish_reason in ("stop", "length")
-    assert answer.usage and answer.usage["completion_tokens"] <= 10
-    assert answer.model == MODEL_ALIAS and answer.latency is not None
-
-
 # -- streaming -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("endpoint", ["chat", "completions"])
-def test_stream_through_the_client(local_client: OpenAIClient, endpoint: str) -> None:
-    if endpoint == "chat":
-        stream = local_client.chat(MODEL_ALIAS, CHAT, max_tokens=16, temperature=0, stream=True)
-    else:
-        stream = local_client.completion(MODEL_ALIAS, STORY_START, max_tokens=16, temperature=0, stream=True)
-    assert isinstance(stream, Stream)
-    deltas = list(stream)
-    pieces = [d.text for d in deltas if d.text]
-    assert len(pieces) >= 2, "the answer should arrive in several pieces"
-    # The role-only first chat chunk (and any other empty delta) is skipped: every delta carries
-    # text or a finish reason.
-    assert all(d.text or d.finish_reason for d in deltas)
-    assert "".join(pieces) == stream.text and stream.text.strip()
-    assert stream.status == "ok"
-    assert stream.finish_reason in ("stop", "length")
-    assert stream.usage is None  # include_usage is ignored by llama-cpp-python: no usage, not zeros
-    assert stream.model == MODEL_ALIAS and stream.id
-    assert stream.time_to_first_token is not None and stream.latency >= stream.time_to_first_token
-
-
-def test_stream_usage_is_logged_as_none(local_client: OpenAIClient) -> None:
-    log = SessionLog()
-    outcome = run_call(local_client, CallRequest("Say hello.", MODEL_ALIAS, "chat", params={"max_tokens": 8}),
-                       origin=Origin("test"), log=log)
-    assert outcome.status == "ok" and outcome.text.strip()
-    record = log[-1]
-    assert record["status"] == "ok" and record["error"] is None
-    assert record["prompt_tokens"] is None and record["completion_tokens"] is None and record["total_tokens"] is None
-    assert '"stream": true' in record["params"]
-    assert record["model"] == MODEL_ALIAS
-
-
 def test_stream_through_the_magic(local_shell: Any, local_server: LocalServer, monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     from jupyter_openai import display
@@ -271,9 +179,9 @@ def test_stream_through_the_magic(local_shell: Any, local_server: LocalServer, m
     seen: list[str] = []
     original = display.CellView.update
 
-    def spy(self: Any, texts: Any) -> None:
-        seen.append(texts[0] if texts else "")
-        original(self, texts)
+    def spy(self: Any, progress: Any) -> None:
+        seen.append(progress.texts[0] if progress.texts else "")
+        original(self, progress)
 
     monkeypatch.setattr(display.CellView, "update", spy)
     local_shell.run_cell_magic("complete", "--max-tokens 16 -t 0 -o answer", "Tell me about the sea.")
@@ -360,55 +268,6 @@ def test_pooled_connection_after_a_failed_stream(local_client: OpenAIClient) -> 
         run_call(local_client, CallRequest("hi", MODEL_ALIAS, "chat", stream=True,
                                            params={"max_tokens": 2, "logit_bias": {"x": 1}}), log=SessionLog())
         assert local_client.chat(MODEL_ALIAS, CHAT, max_tokens=2).text  # same pool, no retries
-
-
-@pytest.mark.parametrize("key", ["wrong-key", None])
-def test_wrong_key_is_an_authentication_error(local_server: LocalServer, key: str | None) -> None:
-    with OpenAIClient(api_key=key, base_url=local_server.base_url, max_retries=0, connect_timeout=5) as client:
-        with pytest.raises(AuthenticationError) as info:
-            client.list_models()
-        assert info.value.status == 401
-        assert "Invalid API key" in _one_line(info.value) and "detail" not in str(info.value)
-        with pytest.raises(AuthenticationError) as info:
-            client.chat(MODEL_ALIAS, CHAT, max_tokens=2, stream=True)
-        assert "Invalid API key" in _one_line(info.value)
-        if key:
-            assert key not in str(info.value)
-
-
-# -- interrupts ----------------------------------------------------------------------------------
-def test_closing_a_stream_early_leaves_the_server_usable(local_client: OpenAIClient, _timing: dict[str, float]) -> None:
-    stream = local_client.completion(MODEL_ALIAS, STORY_START, max_tokens=200, temperature=0, stream=True)
-    with stream:
-        for count, _ in enumerate(stream, 1):
-            if count == 3:
-                break
-    assert stream.status == "interrupted" and stream.text
-    started = time.monotonic()
-    answer = local_client.chat(MODEL_ALIAS, CHAT, max_tokens=4)
-    _timing["next call after a closed stream"] = time.monotonic() - started
-    assert answer.text and answer.finish_reason in ("stop", "length")
-
-
-def test_keyboard_interrupt_mid_stream_leaves_the_server_usable(local_client: OpenAIClient,
-                                                                _timing: dict[str, float]) -> None:
-    log = SessionLog()
-    fired: list[str] = []
-
-    def on_update(texts: list[str]) -> None:
-        if not fired and texts and texts[0]:
-            fired.append(texts[0])
-            raise KeyboardInterrupt
-
-    request = CallRequest(LONG_PROMPT, MODEL_ALIAS, "chat", params={"max_tokens": 200, "temperature": 0})
-    outcome = run_call(local_client, request, on_update=on_update, origin=Origin("test"), log=log)
-    assert fired and outcome.status == "interrupted" and outcome.text.startswith(fired[0])
-    assert log[-1]["status"] == "interrupted" and log[-1]["completion"] == outcome.text
-    started = time.monotonic()
-    again = run_call(local_client, CallRequest("Say hello.", MODEL_ALIAS, "chat", params={"max_tokens": 4}),
-                     origin=Origin("test"), log=log)
-    _timing["next call after Ctrl-C"] = time.monotonic() - started
-    assert again.status == "ok" and again.text
 
 
 # -- the embedded default ------------------------------------------------------------------------
