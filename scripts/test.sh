@@ -4,12 +4,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+stage=$start
+took() {  # print how long the stage that just ended took
+  local now; now=$(date +%s)
+  echo "== $1 took $(( now - stage )) s"
+  stage=$now
+}
 
 # A real browser for the widget test (Debian's chromium; Playwright uses it, downloads none).
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing chromium (Debian package)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    took "chromium install"
   else
     echo "== chromium not found and cannot be installed here: the browser test will be skipped"
   fi
@@ -25,16 +32,23 @@ fi
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
 echo "== installing jupyter-openai[test,local]"
 .venv/bin/python -m pip install -q -e ".[test,local]"
+took "pip install (llama-cpp-python compiles on a machine with no cached wheel)"
 
 # llama.cpp's own llama-server, a second real server for the tests: built once from the llama.cpp
 # source in the installed llama-cpp-python's sdist (about 5 min), then cached outside the tree.
 # Exit status 3: no compiler and none can be installed here; then its tests skip (any other failure stops).
 llama_start=$(date +%s)
+stage=$start
+took() {  # print how long the stage that just ended took
+  local now; now=$(date +%s)
+  echo "== $1 took $(( now - stage )) s"
+  stage=$now
+}
 llama_status=0
 JUPYTER_OPENAI_LLAMA_SERVER=$(PYTHON=.venv/bin/python bash scripts/build_llama_server.sh) || llama_status=$?
 if [ "$llama_status" = 0 ]; then
   export JUPYTER_OPENAI_LLAMA_SERVER
-  echo "== llama-server build/cache took $(( $(date +%s) - llama_start )) s ($JUPYTER_OPENAI_LLAMA_SERVER)"
+  took "llama-server build/cache ($JUPYTER_OPENAI_LLAMA_SERVER)"
 elif [ "$llama_status" = 3 ]; then
   echo "== llama-server cannot be built here: its tests will be skipped"
 else
@@ -43,8 +57,11 @@ fi
 
 echo "== lint (ruff)"
 .venv/bin/python -m ruff check jupyter_openai tests benchmarks
+took "lint"
 echo "== running the tests"
 .venv/bin/python -m pytest tests
+took "tests"
 echo "== running the example notebooks (nbval, offline model)"
 .venv/bin/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
+took "notebooks"
 echo "== setup and tests took $(( $(date +%s) - start )) s"
