@@ -226,15 +226,18 @@ class _Attempt:
         ended = result.latency if result is not None else None
         latency = ended if ended is not None else time.monotonic() - self.started
         ttft = result.time_to_first_token if isinstance(result, Stream) else (latency if result is not None else None)
-        record = log.append(self._record(client, request, origin, usage, reasons, latency, ttft))
+        record = log.append(self._record(client, request, origin, (latency, ttft)))
         return CallOutcome(texts, self.status, record, self.error, usage, reasons, record["model"], latency, ttft,
                            self.coalescer.count, request, progress.reasoning, progress.refusal,
                            list(result.notes) if result is not None else [])
 
-    def _record(self, client: OpenAIClient, request: CallRequest, origin: Origin, usage: dict[str, Any] | None,
-                reasons: list[str | None], latency: float, ttft: float | None) -> dict[str, Any]:
-        """The log record: what was asked, what was sent (after any change the client made), what came back."""
+    def _record(self, client: OpenAIClient, request: CallRequest, origin: Origin,
+                times: tuple[float, float | None]) -> dict[str, Any]:
+        """The log record: what was asked, what was sent (after any change the client made), what came
+        back; ``times`` is the latency and the time to the first token."""
         result, texts, progress = self.result, self.texts, self.progress()
+        usage = result.usage if result is not None else None
+        reasons, (latency, ttft) = self.finish_reasons(), times
         secrets = (client.settings.api_key,) if client.settings.api_key else ()
         sent = result.sent if result is not None and result.sent else request.params
         params = {k: v for k, v in sent.items() if v is not None and k not in ("stream", "stream_options")}

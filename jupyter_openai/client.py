@@ -8,10 +8,7 @@ errors and timeouts, exponential backoff with jitter, ``retry-after-ms`` / ``Ret
 
 from __future__ import annotations
 
-import email.utils
-import http.client
 import json
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -37,80 +34,22 @@ from .errors import (
 )
 from .params import CHAT, COMPLETIONS, PARAMS, RESPONSES, check_params
 from .results import CHAT_KIND, COMPLETIONS_KIND, RESPONSES_KIND, Completion
+from .retries import (
+    MAX_RETRY_AFTER,
+    RETRYABLE_STATUSES,
+    backoff_delay,
+    retry_after,
+    stale_connection,
+    transport_reason,
+)
 from .stream import Stream
 
 USER_AGENT = f"jupyter-openai/{__version__} python-requests/{requests.__version__}"
-RETRYABLE_STATUSES = frozenset({408, 409, 429})
-MAX_RETRY_AFTER = 60.0
-INITIAL_RETRY_DELAY = 0.5
-MAX_RETRY_DELAY = 8.0
 ERROR_BODY_LIMIT = 64 * 1024
 _NOT_PARAMETERS = frozenset({"model", "prompt", "messages", "input", "instructions"})
 NOT_A_STREAM = frozenset({"text/html", "application/json"})  # 200 answers to stream=True that carry no events
 
 Sleep = Callable[[float], None]
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the server asks us to wait, from ``retry-after-ms`` or ``Retry-After``."""
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return float(value) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_tz(value)
-        if parsed is None:
-            return None
-        return email.utils.mktime_tz(parsed) - time.time()
-
-
-def _stale_connection(exc: BaseException) -> bool:
-    """True when a pooled connection was closed by the server before it answered: llama.cpp's
-    ``llama-server`` closes its socket after every streamed answer though it says keep-alive, so the
-    next request on that socket meets ``RemoteDisconnected`` without the server having read it."""
-    seen, current = set(), exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, http.client.RemoteDisconnected):
-            return True
-        nested = current.args[1] if len(current.args) > 1 and isinstance(current.args[1], BaseException) else None
-        current = (current.args[0] if current.args and isinstance(current.args[0], BaseException) else nested) \
-            or current.__cause__ or current.__context__
-    return False
-
-
-def backoff_delay(attempt: int, rng: Callable[[], float] = random.random) -> float:
-    """Delay before retry number ``attempt`` (0-based): min(0.5·2^n, 8) s times 0.75–1.0."""
-    return min(INITIAL_RETRY_DELAY * 2**attempt, MAX_RETRY_DELAY) * (1 - 0.25 * rng())
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost readable cause of a requests/urllib3 exception, in a few words."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    text = str(exc)
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
-            return current.strerror
-        if current.args and isinstance(current.args[0], BaseException):
-            current = current.args[0]
-            continue
-        current = current.__cause__ or current.__context__
-    if "Read timed out" in text:
-        return "read timed out"
-    if "timed out" in text:
-        return "timed out"
-    if "Connection broken" in text or "IncompleteRead" in text or "InvalidChunkLength" in text:
-        return "connection dropped before the answer was complete"
-    return text.split(": ")[-1][:200]
 
 
 class OpenAIClient:
@@ -339,7 +278,7 @@ class OpenAIClient:
                 response = self._session.request(method, url, data=data, headers=headers, timeout=timeout,
                                                  stream=stream, proxies=settings.proxies())
             except requests.exceptions.RequestException as exc:
-                if not stale_retried and _stale_connection(exc):
+                if not stale_retried and stale_connection(exc):
                     stale_retried = True  # a keep-alive race: the server never read this request
                     continue
                 error = self._transport_error(exc, url)
@@ -381,7 +320,7 @@ class OpenAIClient:
             body or b"",
             content_type=response.headers.get("content-type", ""),
             request_id=response.headers.get("x-request-id"),
-            retry_after=_retry_after(response.headers),
+            retry_after=retry_after(response.headers),
             secrets=self._secrets,
         )
 
@@ -413,13 +352,13 @@ class OpenAIClient:
         if isinstance(exc, requests.exceptions.ProxyError):
             return APIConnectionError(
                 f"Could not connect to {host} through the proxy (see HTTPS_PROXY / HTTP_PROXY "
-                f"/ NO_PROXY): {_reason(exc)}",
+                f"/ NO_PROXY): {transport_reason(exc)}",
                 url=url,
             )
-        return APIConnectionError(f"Could not connect to {host}: {_reason(exc)}", url=url)
+        return APIConnectionError(f"Could not connect to {host}: {transport_reason(exc)}", url=url)
 
     def _read_error(self, exc: BaseException) -> APIConnectionError:
-        reason = _reason(exc)
+        reason = transport_reason(exc)
         if "timed out" in reason:
             return APITimeoutError(f"The stream stalled: no data for {self.settings.read_timeout:g} s")
         return APIConnectionError(f"The stream was cut off: {reason}")

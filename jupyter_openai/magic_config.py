@@ -192,7 +192,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         """What a call uses for options not given: the traits (``%config``), with the offline
         model's name when calls go to it."""
         return {**{name: getattr(self, name) for name in REQUEST_DEFAULTS}, "model": self.default_model(),
-                "show_reasoning": self.show_reasoning}
+                "show_reasoning": self.show_reasoning, "offline": self.offline()}
 
     def client(self) -> Any:
         """The client for the current settings (kept while they do not change)."""

@@ -349,7 +349,7 @@ class CompletionForm(W.VBox):
                 cancel=call,
                 origin=Origin("form"),
             )
-            summary = summarize(outcome)
+            summary = summarize(outcome, offline=bool(self._base.get("offline")))
             status, error = summary.status, "  ".join(summary.notes)
         except Exception as exc:  # noqa: BLE001 - a worker must never die silently
             error = unexpected(exc)

@@ -32,13 +32,7 @@ from typing import Any
 
 import pytest
 
-from jupyter_openai.client import (
-    INITIAL_RETRY_DELAY,
-    MAX_RETRY_AFTER,
-    MAX_RETRY_DELAY,
-    OpenAIClient,
-    backoff_delay,
-)
+from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import (
     APIConnectionError,
     APIStatusError,
@@ -54,6 +48,7 @@ from jupyter_openai.errors import (
     StreamError,
 )
 from jupyter_openai.results import Completion
+from jupyter_openai.retries import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY, backoff_delay
 from jupyter_openai.stream import Stream
 
 from conftest import Recorder
