@@ -93,9 +93,9 @@ def _write_notebook(path: Path, server_url: str, trace: Path) -> None:
         "form = %complete_form -m fake-chat\n"
         f"_trace = open({str(trace)!r}, 'a', buffering=1)\n"
         "_render = form._render\n"
-        "def _traced(texts):\n"
+        "def _traced(texts, *more):\n"
         "    _trace.write(json.dumps({'t': time.time(), 'chars': sum(map(len, texts))}) + '\\n')\n"
-        "    _render(texts)\n"
+        "    _render(texts, *more)\n"
         "form._render = _traced\n"
         "form",
     ]
