@@ -11,6 +11,8 @@ starts: a first plot on a fresh machine would otherwise print a notice into a co
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,10 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     for name in [n for n in os.environ if n.startswith("OPENAI_")]:
         del os.environ[name]  # the kernels nbval starts inherit this environment
+    # Kernels are killed at the end, before their atexit handlers run: what they leave in the temp
+    # folder (the offline server's log) goes to a folder of this run, removed in pytest_unconfigure.
+    config._jupyter_openai_tmp = tempfile.mkdtemp(prefix="nbval-kernels-")  # type: ignore[attr-defined]
+    os.environ["TMPDIR"] = config._jupyter_openai_tmp  # type: ignore[attr-defined]
     if getattr(config.option, "nbval_sanitize_with", None) is None:
         config.option.nbval_sanitize_with = str(SANITIZE)
     try:
@@ -32,6 +38,12 @@ def pytest_configure(config: pytest.Config) -> None:
         import matplotlib.font_manager  # noqa: F401 - builds the font cache once
     except ImportError:
         pass
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = getattr(config, "_jupyter_openai_tmp", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
