@@ -113,6 +113,9 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         self._client_settings: Settings | None = None
         self.log = session_log  #: the session log this shell's calls go to (path: the log_file trait)
         self.log.path = self.log_file
+        from .sources import config_section  # what the config file (or the shell's start) set: %config comes later
+
+        self._config_at_load = config_section(self)
 
     @observe("log_file")
     def _on_log_file(self, change: dict[str, Any]) -> None:

@@ -235,6 +235,18 @@ class CompleteMagics(ConfiguredMagics):
         )
         return Table(rows, columns if args.model_id else ["id", "owned_by", "created"])
 
+    # -- %complete_config ----------------------------------------------------------
+    @line_magic
+    def complete_config(self, line: str) -> Any:
+        """Show each setting (key masked) with where it comes from: ``%config``, the config file,
+        the environment, the offline model, the server, or the default."""
+        from .display import Table
+        from .sources import report
+
+        if line.strip():
+            raise UsageError("%complete_config takes no arguments")
+        return Table(report(self), ("setting", "value", "source"))
+
     # -- %complete_form ------------------------------------------------------------
     @magic_arguments()
     @argument("-m", "--model", help="Preset model.")

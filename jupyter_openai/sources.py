@@ -1,0 +1,86 @@
+"""Where each setting comes from: the report behind ``%complete_config`` and :func:`settings_report`.
+
+For every connection setting and default (key masked, organization, project, base URL, model,
+endpoint, timeouts, retries) it names the value in effect and its source, by the precedence of
+GUIDE 2: ``%config`` (set in this session), the config file (``ipython_config.py``, or the
+Config the shell was started with), the environment, the bundled offline model, the server's
+first listed model, or the built-in default. Notebooks read it instead of reaching into the
+magics object.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .config import ENV_API_KEY, ENV_BASE_URL, ENV_ORGANIZATION, ENV_PROJECT, is_openai_host
+from .secrets import mask_key
+
+#: setting (trait name) -> the environment variables that can set it
+ENVIRONMENT = {"api_key": (ENV_API_KEY,), "organization": ENV_ORGANIZATION, "project": (ENV_PROJECT,),
+               "base_url": (ENV_BASE_URL,)}
+REPORTED = ("api_key", "organization", "project", "base_url", "model", "endpoint", "timeout", "connect_timeout",
+            "max_retries")
+
+
+def config_section(magics: Any) -> dict[str, Any]:
+    """The magics' own section of the traitlets config, as a plain dict."""
+    section = magics.config.get(type(magics).__name__, {})
+    return dict(section) if hasattr(section, "keys") else {}
+
+
+def _configured(magics: Any, name: str, at_load: dict[str, Any]) -> str | None:
+    section = config_section(magics)
+    if name not in section:
+        return None
+    same = name in at_load and (at_load[name] is section[name] or _equal(at_load[name], section[name]))
+    return "config file" if same else "%config"
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - values of odd types: treat as changed
+        return False
+
+
+def report(magics: Any) -> list[dict[str, Any]]:
+    """One row per setting: ``setting``, ``value`` (the key masked) and ``source``."""
+    at_load = getattr(magics, "_config_at_load", {})
+    offline = magics.offline()
+    settings = magics.settings()
+    rows = []
+    for name in REPORTED:
+        source = _configured(magics, name, at_load)
+        if source is None and any(os.environ.get(env, "").strip() for env in ENVIRONMENT.get(name, ())):
+            source = "environment (" + next(e for e in ENVIRONMENT[name] if os.environ.get(e, "").strip()) + ")"
+        if name in ("api_key", "base_url") and offline:
+            source = "offline model"
+        value: Any = getattr(magics, name)
+        if name == "base_url":
+            value = settings.base_url
+        elif name == "api_key":
+            value = mask_key(settings.api_key)
+        elif name in ("organization", "project"):
+            value = getattr(settings, name)
+        elif name == "model" and source is None:
+            value = magics.default_model()
+            if offline:
+                source = "offline model"
+            elif not is_openai_host(settings.base_url) and value != magics.model:
+                source = "the server's first listed model"
+        rows.append({"setting": name, "value": value, "source": source or "default"})
+    return rows
+
+
+def settings_report(shell: Any = None) -> list[dict[str, Any]]:
+    """Each setting of the loaded extension with its value (key masked) and source; ``pandas.DataFrame``
+    takes it as is. ``shell`` defaults to the running IPython."""
+    if shell is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    magics = shell.magics_manager.registry.get("CompleteMagics") if shell is not None else None
+    if magics is None:
+        raise RuntimeError("jupyter_openai is not loaded: run %load_ext jupyter_openai first")
+    return report(magics)
