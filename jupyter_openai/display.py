@@ -136,28 +136,81 @@ def error_line(message: str) -> None:
 
 
 class Table:
-    """A small table with an HTML and a plain-text representation."""
+    """A small table with an HTML and a plain-text representation. Cells are one line, cut to
+    ``width`` characters; with ``fit`` the widest columns are cut further until a text line fits
+    in ``fit`` characters. In HTML a cut cell shows its whole text on hover."""
 
-    def __init__(self, rows: Sequence[dict[str, Any]], columns: Sequence[str], width: int = 60) -> None:
+    def __init__(self, rows: Sequence[dict[str, Any]], columns: Sequence[str], width: int | None = 60,
+                 fit: int | None = None, labels: dict[str, str] | None = None) -> None:
         self.rows = [{c: row.get(c) for c in columns} for row in rows]
         self.columns = list(columns)
         self._width = width
+        self._fit = fit
+        self._labels = [(labels or {}).get(c, c) for c in self.columns]  # the header shown for each column
 
-    def _cell(self, value: Any) -> str:
-        text = "" if value is None else " ".join(str(value).split())
-        return text if len(text) <= self._width else text[: self._width - 1] + "…"
+    @staticmethod
+    def _text(value: Any) -> str:
+        return "" if value is None else " ".join(str(value).split())
+
+    def _widths(self) -> list[int]:
+        texts = [[self._text(r[c]) for c in self.columns] for r in self.rows]
+        cap = self._width or 10**9
+        widths = [max([len(c)] + [min(len(row[i]), cap) for row in texts]) for i, c in enumerate(self._labels)]
+        if self._fit:
+            while sum(widths) + 2 * (len(widths) - 1) > self._fit:
+                widest = max(range(len(widths)), key=widths.__getitem__)
+                floor = max(len(self._labels[widest]), 8)
+                if widths[widest] <= floor:
+                    break
+                widths[widest] -= 1
+        return widths
+
+    @staticmethod
+    def _cut(text: str, width: int) -> str:
+        return text if len(text) <= width else text[: width - 1] + "…"
 
     def __repr__(self) -> str:
-        cells = [[self._cell(r[c]) for c in self.columns] for r in self.rows]
-        widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(self.columns)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=False)).rstrip()]
-        lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip() for row in cells]
-        return "\n".join(lines) if self.rows else "(empty)"
+        if not self.rows:
+            return "(empty)"
+        widths = self._widths()
+        cells = [[self._cut(self._text(r[c]), w) for c, w in zip(self.columns, widths, strict=True)] for r in self.rows]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(self._labels, widths, strict=True)).rstrip()]
+        lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+        return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(self._cell(r[c]))}</td>" for c in self.columns) + "</tr>"
-            for r in self.rows
-        )
+        widths = self._widths() if self.rows else [len(c) for c in self._labels]
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self._labels)
+        body = "".join("<tr>" + "".join(self._html_cell(self._text(r[c]), w)
+                                        for c, w in zip(self.columns, widths, strict=True)) + "</tr>"
+                       for r in self.rows)
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def _html_cell(self, text: str, width: int) -> str:
+        shown = self._cut(text, max(width, self._width or width) if not self._fit else width)
+        title = f' title="{html.escape(text)}"' if shown != text else ""
+        return f"<td{title}>{html.escape(shown)}</td>"
+
+
+LOG_LINE = 100  # a terminal's width the log table fits in
+LOG_LABELS = {"timestamp": "time (UTC)", "prompt_tokens": "in", "completion_tokens": "out", "latency": "s",
+              "execution_count": "cell", "requested_model": "asked for"}
+
+
+def log_table(records: Sequence[dict[str, Any]], columns: Sequence[str], full: bool = False) -> Table:
+    """The session log as people read it: columns empty in every shown call left out, times as
+    ``HH:MM:SS`` (UTC), latency in seconds to two decimals, long text cut to fit 100 columns
+    (``full``: every column and every character)."""
+    rows = []
+    for record in records:
+        row = dict(record)
+        stamp = row.get("timestamp")
+        if isinstance(stamp, str) and "T" in stamp:
+            row["timestamp"] = stamp.split("T", 1)[1][:8]
+        if isinstance(row.get("latency"), (int, float)):
+            row["latency"] = f"{row['latency']:.2f}"
+        rows.append(row)
+    shown = list(columns) if full else [c for c in columns if any(r.get(c) not in (None, "") for r in rows)]
+    if full:
+        return Table(rows, shown, width=None, labels=LOG_LABELS)
+    return Table(rows, shown or list(columns), width=60, fit=LOG_LINE, labels=LOG_LABELS)

@@ -181,10 +181,12 @@ class CompleteMagics(ConfiguredMagics):
     @argument("-n", "--last", type=int, default=10, help="How many of the latest calls to show.")
     @argument("--clear", action="store_true", help="Forget the calls logged so far.")
     @argument("--save", metavar="PATH", help="Export the whole log to PATH (.json, .jsonl or .csv).")
+    @argument("--full", action="store_true", help="Show every column and the whole text of each call.")
     @line_magic
     def complete_log(self, line: str) -> Any:
-        """Show the latest calls of the session log as a table (``jupyter_openai.log`` for all)."""
-        from .display import Table
+        """Show the latest calls of the session log as a table: empty columns hidden, text cut to
+        fit (``--full`` for all of it; ``jupyter_openai.session_log`` for every field)."""
+        from .display import log_table
 
         args = parse_argstring(self.complete_log, line)
         log = self.log
@@ -200,7 +202,7 @@ class CompleteMagics(ConfiguredMagics):
             writers[suffix](args.save)
             print(f"Saved {len(log)} call(s) to {args.save}")
             return None
-        return Table(log.tail(args.last), LOG_COLUMNS)
+        return log_table(log.tail(args.last), LOG_COLUMNS, full=args.full)
 
     # -- %complete_models ----------------------------------------------------------
     @magic_arguments()

@@ -367,3 +367,23 @@ def test_a_surrogate_in_a_prompt_is_logged_and_saved(shell, server: FakeOpenAISe
     cap = run(shell, f"%complete_log --save {saved}")
     assert cap.stdout == f"Saved 1 call(s) to {saved}\n"
     assert json.loads(saved.read_text(encoding="utf-8"))[0]["prompt"] == SURROGATE
+
+
+def test_complete_log_is_readable_in_100_columns(shell, server: FakeOpenAIServer) -> None:
+    """Issue 13: empty columns hidden, compact times, long text cut to fit; --full shows it all."""
+    long_prompt = "tell me " + "very " * 60 + "much"
+    run(shell, f"%%complete\n{long_prompt}")
+    table = result(shell, "%complete_log")
+    text = repr(table)
+    assert all(len(line) <= 100 for line in text.splitlines()), text
+    header = text.splitlines()[0].split()
+    assert header[:4] == ["id", "time", "(UTC)", "source"] and "in" in header and "out" in header
+    stamp = session_log[-1]["timestamp"]
+    assert stamp.split("T")[1][:8] in text and stamp not in text  # HH:MM:SS, not the whole ISO time
+    assert long_prompt not in text and "…" in text
+    assert f'title="{long_prompt}"' in table._repr_html_()  # the whole text on hover
+    session_log.append({"source": "magic", "model": "m", "status": "ok", "prompt": "x", "completion": "y"})
+    sparse = repr(result(shell, "%complete_log -n 1")).splitlines()[0].split()
+    assert "in" not in sparse and "s" not in sparse and "prompt" in sparse
+    full = repr(result(shell, "%complete_log -n 2 --full"))
+    assert long_prompt in full and "in" in full.splitlines()[0].split()
