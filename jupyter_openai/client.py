@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -315,7 +316,7 @@ class OpenAIClient:
             body = b""
         finally:
             response.close()
-        return status_error(
+        error = status_error(
             response.status_code,
             body or b"",
             content_type=response.headers.get("content-type", ""),
@@ -323,6 +324,10 @@ class OpenAIClient:
             retry_after=retry_after(response.headers),
             secrets=self._secrets,
         )
+        if error.status == 404 and not urlsplit(self.settings.base_url).path.rstrip("/").endswith("/v1"):
+            error.message += " (the base URL does not end in /v1: is it the server's OpenAI-compatible API?)"
+            error.args = (str(error),)
+        return error
 
     def _retry_delay(self, response: requests.Response, error: APIStatusError, attempt: int) -> float | None:
         """How long to wait before retrying, or None to give up now."""

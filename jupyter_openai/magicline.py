@@ -7,6 +7,7 @@ Shared by the magic (which reads lines) and the form (whose preview writes one w
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
 from collections.abc import Mapping
@@ -39,7 +40,9 @@ def split_options(line: str, actions: Mapping[str, Any]) -> tuple[list[str], str
             name = token.split("=", 1)[0]
             action = actions.get(name) or (actions.get(token[:2]) if token[1] != "-" else None)
             if action is None:
-                raise ConfigurationError(f"unknown option {token!r}; see %%complete?")
+                near = difflib.get_close_matches(name, [a for a in actions if a.startswith("--")], n=1, cutoff=0.6)
+                hint = f" (did you mean {near[0]}?)" if near else ""
+                raise ConfigurationError(f"unknown option {token!r}{hint}; see %%complete?")
             expect_value = action.nargs != 0 and name == token and name in actions
         else:
             expect_value = False
@@ -66,6 +69,16 @@ def quote(value: str) -> str:
     if '"' in value and "'" not in value:
         return f"'{value}'"
     return '"' + value.replace('"', '"\'"\'"') + '"'
+
+
+def unfilled_names(prompt: str, namespace: Mapping[str, Any]) -> list[str]:
+    """The ``{name}`` fields of ``prompt`` that name a variable of ``namespace`` (sent as written
+    unless the prompt is interpolated); ``{{ }}`` and anything that is not a plain name are skipped."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(prompt) if field]
+    except ValueError:
+        return []
+    return sorted({f for f in fields if f.isidentifier() and f in namespace})
 
 
 def interpolate(prompt: str, namespace: Mapping[str, Any]) -> str:

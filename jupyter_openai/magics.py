@@ -19,7 +19,7 @@ from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .magic_config import FORMATS, ConfiguredMagics, usage_errors
-from .magicline import interpolate, split_options, unescape
+from .magicline import interpolate, split_options, unescape, unfilled_names
 from .params import ENDPOINT_CHOICES, ENDPOINTS, OPTION_PARAMS, PARAMS, Param
 from .questions import keep_question_prompts
 
@@ -135,6 +135,11 @@ class CompleteMagics(ConfiguredMagics):
         if args.interpolate or (args.interpolate is None and self.interpolate):
             with usage_errors():
                 prompt = interpolate(prompt, self.shell.user_ns)
+        elif names := unfilled_names(prompt, self.shell.user_ns):
+            from .display import error_line
+
+            fields = ", ".join("{" + name + "}" for name in names)
+            error_line(f"Note: {fields} sent as written; add -i to fill it from your variables")
         options = {param.name: getattr(args, param.name) for param in OPTION_PARAMS}
         options["stop"] = [unescape(s) for s in args.stop] if args.stop else None
         system = unescape(args.system) if args.system is not None else None

@@ -924,3 +924,12 @@ def test_stream_without_ids_or_usage(raw_server: Any) -> None:
     assert (stream.text, stream.finish_reason, stream.usage, stream.id, stream.created) == ("hé", "stop", None,
                                                                                            None, None)
 
+
+
+def test_a_404_from_a_base_url_without_v1_says_so(server: FakeOpenAIServer) -> None:
+    """Issue 13: a base URL missing /v1 answers 404 on every path; the one line names the likely fix."""
+    root = server.url[: -len("/v1")]
+    with OpenAIClient(api_key=TEST_KEY, base_url=root, max_retries=0) as client:
+        with pytest.raises(NotFoundError) as info:
+            client.chat("fake-chat", MESSAGES)
+    assert "the base URL does not end in /v1" in str(info.value) and "\n" not in str(info.value)

@@ -60,3 +60,19 @@ def test_interpolate_names_the_missing_variable() -> None:
 def test_interpolate_rejects_positional_fields() -> None:
     with pytest.raises(ConfigurationError, match="cannot fill the prompt"):
         interpolate("a {} b", {})
+
+
+def test_an_unknown_option_close_to_a_known_one_is_named() -> None:
+    with pytest.raises(ConfigurationError, match=r"unknown option '--temprature' \(did you mean --temperature\?\)"):
+        split_options("--temprature 1 hi", ACTIONS)
+    with pytest.raises(ConfigurationError) as info:
+        split_options("--zzzz 1 hi", ACTIONS)
+    assert "did you mean" not in str(info.value)
+
+
+def test_unfilled_names_are_the_fields_naming_variables() -> None:
+    from jupyter_openai.magicline import unfilled_names
+
+    namespace = {"topic": "owls", "n": 3}
+    assert unfilled_names("Tell me about {topic} in {n} lines, {unknown}, {{topic}}, {0}", namespace) == ["n", "topic"]
+    assert unfilled_names("no fields {", namespace) == []

@@ -118,8 +118,9 @@ def test_load_registers_the_magics(shell: InteractiveShell) -> None:
 
 
 def test_unload_removes_everything_and_load_brings_it_back(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
+    before = _served(server)  # connections other tests' clients left open are not this shell's
     run(shell, "%%complete --no-stream\nkeep a connection open")  # (a stream's connection is not pooled)
-    pooled = _served(server)
+    pooled = _served(server) - before
     assert pooled
     shell.run_line_magic("unload_ext", "jupyter_openai")
     assert shell.find_cell_magic("complete") is None
@@ -943,3 +944,15 @@ def test_fewer_choices_than_asked_is_noted(shell: InteractiveShell, server: Fake
     assert "Note: asked for 3 choices, the server returned 1" in cap.stderr
     cap = run(shell, f"%%complete -n 3\n{PROMPT}")
     assert "Note" not in cap.stderr
+
+
+def test_a_prompt_naming_a_variable_without_i_gets_a_hint(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
+    """Issue 13: {topic} is sent as written, and one line says how to fill it."""
+    shell.user_ns["topic"] = "owls"
+    cap = run(shell, "%%complete\nTell me about {topic}.")
+    assert last_body(server)["messages"][-1]["content"] == "Tell me about {topic}."
+    assert "Note: {topic} sent as written; add -i to fill it from your variables" in cap.stderr
+    cap = run(shell, "%%complete -i\nTell me about {topic}.")
+    assert last_body(server)["messages"][-1]["content"] == "Tell me about owls." and "Note:" not in cap.stderr
+    cap = run(shell, "%%complete\nTell me about {nothing_defined}.")
+    assert "Note:" not in cap.stderr
