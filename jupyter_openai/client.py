@@ -36,7 +36,7 @@ from .errors import (
     status_error,
 )
 from .params import CHAT, COMPLETIONS, PARAMS, RESPONSES, check_params
-from .results import CHAT_KIND, COMPLETIONS_KIND, RESPONSES_KIND, Completion
+from .results import CHAT_KIND, COMPLETIONS_KIND, RESPONSES_KIND, Completion, shape_problem
 from .stream import Stream
 
 USER_AGENT = f"jupyter-openai/{__version__} python-requests/{requests.__version__}"
@@ -47,6 +47,7 @@ MAX_RETRY_DELAY = 8.0
 ERROR_BODY_LIMIT = 64 * 1024
 _NOT_PARAMETERS = frozenset({"model", "prompt", "messages", "input", "instructions"})
 NOT_A_STREAM = frozenset({"text/html", "application/json"})  # 200 answers to stream=True that carry no events
+HINT_V1 = "is the base URL the server's OpenAI-compatible /v1 endpoint?"
 
 Sleep = Callable[[float], None]
 
@@ -141,8 +142,15 @@ class OpenAIClient:
 
     # -- endpoints -----------------------------------------------------------------
     def list_models(self) -> list[dict[str, Any]]:
-        """The models the server offers (the entries of ``GET /models`` that have an id)."""
-        return models.entries(self._request_json("GET", "/models"))
+        """The models the server offers (the entries of ``GET /models`` that have an id). A listing of
+        another shape (no list of models in it) raises :class:`APIConnectionError`."""
+        response = self._send("GET", "/models", None, stream=False)
+        listing = self._json(response)
+        problem = models.problem(listing)
+        if problem is not None:
+            raise APIConnectionError(f"The server's model list has an unexpected shape: {problem} "
+                                     f"({HINT_V1})", url=response.url, secrets=self._secrets)
+        return models.entries(listing)
 
     def first_model(self) -> str | None:
         """The server's first listed model (asked once per client; None when it lists none or fails)."""
@@ -161,7 +169,8 @@ class OpenAIClient:
         if not model:
             raise ConfigurationError("model id must not be empty")
         try:
-            return self._request_json("GET", f"/models/{requests.utils.quote(model, safe='')}")
+            response = self._send("GET", f"/models/{requests.utils.quote(model, safe='')}", None, stream=False)
+            entry = self._json(response)
         except NotFoundError as missing:
             try:
                 listed = self.list_models()
@@ -171,6 +180,10 @@ class OpenAIClient:
                 if isinstance(entry, dict) and entry.get("id") == model:
                     return entry
             raise
+        if not isinstance(entry, dict):
+            raise APIConnectionError(f"The server's model entry has an unexpected shape: it is not an object "
+                                     f"({HINT_V1})", url=response.url, secrets=self._secrets)
+        return entry
 
     def completion(self, model: str, prompt: str | Sequence[str], *, stream: bool = False,
                    extra_body: Mapping[str, Any] | None = None, cancel: CancelToken | None = None,
@@ -253,7 +266,12 @@ class OpenAIClient:
             response = self._send("POST", path, body, stream=False, cancel=cancel)
             request_id = response.headers.get("x-request-id")
             request_id = redact(request_id, self._secrets) if request_id else None
-            return Completion(self._json(response), kind, request_id, time.monotonic() - started)
+            completion = Completion(self._json(response), kind, request_id, time.monotonic() - started)
+            problem = self._error_in_answer(completion.raw) or shape_problem(completion.raw, kind)
+            if problem is not None:  # the readable parts stay readable; the call reports the error
+                completion.error = APIConnectionError(f"The server's answer has an unexpected shape: {problem}",
+                                                      url=response.url, secrets=self._secrets)
+            return completion
         body["stream"] = True
         asked_usage = kind != RESPONSES_KIND and "stream_options" not in body and not self._skip_stream_options
         if asked_usage:
@@ -271,6 +289,12 @@ class OpenAIClient:
             raise self._not_a_stream(response, content_type)
         return Stream(response, kind, started=started, secrets=self._secrets, on_read_error=self._read_error,
                       cancel=cancel)
+
+    def _error_in_answer(self, raw: Any) -> str | None:
+        """A 200 answer that is an error object (some proxies answer so): its message, as a problem."""
+        if not isinstance(raw, dict) or (raw.get("error") is None and raw.get("object") != "error"):
+            return None
+        return "it is an error: " + parse_error_body(raw, secrets=self._secrets)["message"]
 
     def _model_not_found(self, error: NotFoundError, model: str) -> NotFoundError:
         """A 404 naming the model gets the closest models the server lists (one line)."""
@@ -307,14 +331,11 @@ class OpenAIClient:
     def _secrets(self) -> tuple[str, ...]:
         return (self.settings.api_key,) if self.settings.api_key else ()
 
-    def _request_json(self, method: str, path: str) -> Any:
-        return self._json(self._send(method, path, None, stream=False))
-
     def _json(self, response: requests.Response) -> Any:
         try:
             return json.loads(response.content)
-        except ValueError:
-            snippet = redact(response.content[:120].decode("utf-8", "replace"), self._secrets)
+        except ValueError:  # redacted before it is cut short: no piece of a key survives the cut
+            snippet = redact(response.content[:ERROR_BODY_LIMIT].decode("utf-8", "replace"), self._secrets)[:120]
             raise APIConnectionError(f"the server's answer is not JSON: {snippet!r}", url=response.url) from None
 
     def _send(self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool,

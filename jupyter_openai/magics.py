@@ -208,10 +208,9 @@ class CompleteMagics(ConfiguredMagics):
     @line_magic
     def complete_models(self, line: str) -> Any:
         """List the server's models, or describe one: ``%complete_models [ID]``."""
-        from datetime import datetime, timezone
-
         from .display import Table, error_line
         from .errors import OpenAIError
+        from .models import created_day
 
         args = parse_argstring(self.complete_models, line)
         client = self.client()
@@ -223,13 +222,7 @@ class CompleteMagics(ConfiguredMagics):
             return None
         rows = []
         for model in sorted(models, key=lambda m: str(m.get("id"))):
-            created = model.get("created")
-            when = (
-                datetime.fromtimestamp(created, timezone.utc).strftime("%Y-%m-%d")
-                if isinstance(created, (int, float))
-                else None
-            )
-            rows.append({**model, "created": when})
+            rows.append({**model, "created": created_day(model.get("created"))})
         columns = ["id", "owned_by", "created"] + sorted(
             {k for m in rows for k in m} - {"id", "owned_by", "created", "object"}
         )

@@ -156,7 +156,8 @@ class Stream:
             self.close()
 
     def _malformed(self, what: str, data: str) -> StreamError:
-        return StreamError(f"{what}: {redact(data[:80], self._secrets)!r}", request_id=self.request_id)
+        # redacted before it is cut short, so no piece of a key survives the cut
+        return StreamError(f"{what}: {redact(data, self._secrets)[:80]!r}", request_id=self.request_id)
 
     def _chunk(self, obj: dict[str, Any], event: str) -> list[Delta] | StreamError | None:
         """A chat or completions chunk: its deltas (None when it has none), or the error it carries."""
@@ -180,7 +181,7 @@ class Stream:
             if type(choice) is not dict:
                 raise _Shape
             index = choice.get("index", 0)
-            if type(index) is not int:
+            if type(index) is not int or index < 0:
                 raise _Shape
             reasoning = ""
             if chat:
@@ -235,6 +236,8 @@ class Stream:
     def _typed_event(self, obj: dict[str, Any]) -> list[Delta] | StreamError | None:
         """One Responses stream event (GUIDE 11): deltas, the final usage, or an error."""
         kind = obj.get("type")
+        if kind is not None and type(kind) is not str:  # a list would not even be looked up in a set
+            raise _Shape
         if kind == responses.TEXT_DELTA:
             return [self._keep(0, obj.get("delta") or "", None, "")]
         if kind in responses.REASONING_DELTAS:
@@ -253,7 +256,7 @@ class Stream:
             self._meta(response)
         if kind in responses.FINAL and response:
             self._completed = True
-            self.usage = responses.usage(response.get("usage"))
+            self.usage = normal_usage(response.get("usage"), RESPONSES_KIND)
             reason = responses.finish_reason(response)
             return [self._keep(0, "", reason, "")] if reason else None
         return None
