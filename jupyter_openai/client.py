@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from . import __version__, models, responses
+from . import __version__, answers, models, responses
 from .adapt import FieldRules
 from .cancel import CancelToken
 from .config import Settings, is_openai_host
@@ -31,7 +31,6 @@ from .errors import (
     NotFoundError,
     OpenAIError,
     RateLimitError,
-    parse_error_body,
     redact,
     status_error,
 )
@@ -44,10 +43,9 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429})
 MAX_RETRY_AFTER = 60.0
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
-ERROR_BODY_LIMIT = 64 * 1024
+ERROR_BODY_LIMIT = answers.ERROR_BODY_LIMIT
+NOT_A_STREAM = answers.NOT_A_STREAM
 _NOT_PARAMETERS = frozenset({"model", "prompt", "messages", "input", "instructions"})
-NOT_A_STREAM = frozenset({"text/html", "application/json"})  # 200 answers to stream=True that carry no events
-HINT_V1 = "is the base URL the server's OpenAI-compatible /v1 endpoint?"
 
 Sleep = Callable[[float], None]
 
@@ -149,7 +147,7 @@ class OpenAIClient:
         problem = models.problem(listing)
         if problem is not None:
             raise APIConnectionError(f"The server's model list has an unexpected shape: {problem} "
-                                     f"({HINT_V1})", url=response.url, secrets=self._secrets)
+                                     f"({answers.HINT_V1})", url=response.url, secrets=self._secrets)
         return models.entries(listing)
 
     def first_model(self) -> str | None:
@@ -182,7 +180,7 @@ class OpenAIClient:
             raise
         if not isinstance(entry, dict):
             raise APIConnectionError(f"The server's model entry has an unexpected shape: it is not an object "
-                                     f"({HINT_V1})", url=response.url, secrets=self._secrets)
+                                     f"({answers.HINT_V1})", url=response.url, secrets=self._secrets)
         return entry
 
     def completion(self, model: str, prompt: str | Sequence[str], *, stream: bool = False,
@@ -267,7 +265,7 @@ class OpenAIClient:
             request_id = response.headers.get("x-request-id")
             request_id = redact(request_id, self._secrets) if request_id else None
             completion = Completion(self._json(response), kind, request_id, time.monotonic() - started)
-            problem = self._error_in_answer(completion.raw) or shape_problem(completion.raw, kind)
+            problem = answers.error_in(completion.raw, self._secrets) or shape_problem(completion.raw, kind)
             if problem is not None:  # the readable parts stay readable; the call reports the error
                 completion.error = APIConnectionError(f"The server's answer has an unexpected shape: {problem}",
                                                       url=response.url, secrets=self._secrets)
@@ -284,17 +282,9 @@ class OpenAIClient:
             self._skip_stream_options = True
             body.pop("stream_options")
             response = self._send("POST", path, body, stream=True, cancel=cancel)
-        content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type in NOT_A_STREAM:
-            raise self._not_a_stream(response, content_type)
+        chunks = answers.stream_chunks(response, self._secrets, self._read_error, cancel)
         return Stream(response, kind, started=started, secrets=self._secrets, on_read_error=self._read_error,
-                      cancel=cancel)
-
-    def _error_in_answer(self, raw: Any) -> str | None:
-        """A 200 answer that is an error object (some proxies answer so): its message, as a problem."""
-        if not isinstance(raw, dict) or (raw.get("error") is None and raw.get("object") != "error"):
-            return None
-        return "it is an error: " + parse_error_body(raw, secrets=self._secrets)["message"]
+                      cancel=cancel, chunks=chunks)
 
     def _model_not_found(self, error: NotFoundError, model: str) -> NotFoundError:
         """A 404 naming the model gets the closest models the server lists (one line)."""
@@ -310,18 +300,6 @@ class OpenAIClient:
             error.message = f"{text} Available models closest to {model!r}: {near}"
             error.args = (str(error),)
         return error
-
-    def _not_a_stream(self, response: requests.Response, content_type: str) -> APIConnectionError:
-        """A 200 answer to a streamed call that is a web page or plain JSON (a captive portal, a proxy)."""
-        try:
-            body = response.raw.read(ERROR_BODY_LIMIT, decode_content=True) or b""
-        except Exception:  # noqa: BLE001 - the message matters more than the body
-            body = b""
-        finally:
-            response.close()
-        snippet = redact(parse_error_body(body, content_type)["message"], self._secrets)
-        return APIConnectionError(f"Expected an event stream but the server sent {content_type}: {snippet}",
-                                  url=response.url)
 
     @staticmethod
     def _mentions_stream_options(exc: APIStatusError) -> bool:

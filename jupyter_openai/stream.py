@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import json.scanner
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -73,6 +73,7 @@ class Stream:
         secrets: tuple[str, ...] = (),
         on_read_error: Callable[[BaseException], BaseException] | None = None,
         cancel: CancelToken | None = None,
+        chunks: Iterable[bytes] | None = None,
     ) -> None:
         self.kind = kind
         request_id = response.headers.get("x-request-id")
@@ -97,6 +98,7 @@ class Stream:
         self._secrets = secrets
         self._on_read_error = on_read_error
         self._cancel = cancel
+        self._source = chunks  # the body's chunks when the client began reading them (None: read the response)
         self._iterator: Iterator[Delta] | None = None
 
     # -- reading -------------------------------------------------------------------
@@ -264,8 +266,9 @@ class Stream:
     def _chunks(self) -> Iterator[bytes]:
         """The body's bytes as they arrive; ends quietly (status ``interrupted``) when cancelled."""
         cancel = self._cancel
+        source = self._response.iter_content(chunk_size=None) if self._source is None else self._source
         try:
-            for chunk in self._response.iter_content(chunk_size=None):
+            for chunk in source:
                 if cancel is not None and cancel.cancelled:
                     break
                 yield chunk

@@ -1,0 +1,94 @@
+"""200 answers that are not what was asked for: no event stream for a streamed call, an error object.
+
+A streamed call expects ``text/event-stream``. A web page or JSON (a captive portal, a proxy) is
+never one; NDJSON (Ollama's own API), plain text or an answer with no content type may be an
+event stream sent under the wrong type, so its first bytes are read to tell: server-sent events
+are streamed as usual (those bytes included), anything else is one :class:`APIConnectionError`
+saying what came (content type, first bytes, redacted) and the likely fix (:data:`HINT_V1`).
+A non-streamed 200 answer that is an error object (some proxies answer so) is named too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from .errors import APIConnectionError, one_line, parse_error_body, redact
+
+if TYPE_CHECKING:
+    from .cancel import CancelToken
+
+EVENT_STREAM = "text/event-stream"
+NOT_A_STREAM = frozenset({"text/html", "application/json"})  # 200 answers to stream=True that are never events
+HINT_V1 = "is the base URL the server's OpenAI-compatible /v1 endpoint?"
+ERROR_BODY_LIMIT = 64 * 1024
+PEEK_BYTES = 4096  # of an answer of another type: enough to see whether it is server-sent events
+SNIPPET_CHARS = 160
+_BLANK = b"\xef\xbb\xbf \t\r\n"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # shown as U+FFFD in a one-line message
+_SSE_LINE = re.compile(rb"(data|event|id|retry)(:|\r|\n|$)|:")
+
+
+def looks_like_events(head: bytes) -> bool:
+    """True when the first line that is not blank is an SSE field or comment (``data:``, ``event:``,
+    ``id:``, ``retry:``, ``:``): an event stream sent with another content type, or none."""
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    return bool(text) and _SSE_LINE.match(text) is not None
+
+
+def stream_chunks(response: requests.Response, secrets: tuple[Any, ...],
+                  read_error: Callable[[BaseException], BaseException],
+                  cancel: CancelToken | None = None) -> Iterator[bytes] | None:
+    """For a streamed call's 200 answer: None when it is an event stream (read it as usual), its chunks
+    (the first ones already read, given back first) when it is one under another content type;
+    else it raises the :func:`not_a_stream` error. Read errors are mapped by ``read_error``."""
+    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == EVENT_STREAM:
+        return None
+    if content_type in NOT_A_STREAM:
+        raise not_a_stream(response, content_type, b"", secrets)
+    chunks = response.iter_content(chunk_size=None)
+    head = b""
+    try:
+        for chunk in chunks:
+            head += chunk
+            if head.lstrip(_BLANK) and (b"\n" in head or b"\r" in head or len(head) >= PEEK_BYTES):
+                break  # a first line that is not blank: enough to tell
+    except (requests.exceptions.RequestException, OSError) as exc:
+        response.close()
+        if cancel is not None:
+            cancel.check()
+        raise read_error(exc) from None
+    if not looks_like_events(head):
+        raise not_a_stream(response, content_type, head, secrets)
+    return itertools.chain((head,), chunks)
+
+
+def not_a_stream(response: requests.Response, content_type: str, head: bytes,
+                 secrets: tuple[Any, ...]) -> APIConnectionError:
+    """The one-line error for a 200 answer to a streamed call that is no event stream (closes it)."""
+    try:
+        body = head or response.raw.read(ERROR_BODY_LIMIT, decode_content=True) or b""
+    except Exception:  # noqa: BLE001 - the message matters more than the body
+        body = b""
+    finally:
+        response.close()
+    if "html" in content_type:
+        snippet = parse_error_body(body, content_type, secrets)["message"]
+    else:  # the first bytes as they came, redacted before they are cut short
+        text = _CONTROL.sub("\ufffd", redact(body[:ERROR_BODY_LIMIT].decode("utf-8", "replace"), secrets))
+        snippet = one_line(text, SNIPPET_CHARS) if text.strip() else "(empty body)"
+    sent = content_type or "no content type"
+    return APIConnectionError(f"Expected an event stream but the server sent {sent}: {snippet} ({HINT_V1})",
+                              url=response.url, secrets=secrets)
+
+
+def error_in(raw: Any, secrets: tuple[Any, ...]) -> str | None:
+    """A non-streamed 200 answer that is an error object: its message, as the answer's problem."""
+    if not isinstance(raw, dict) or (raw.get("error") is None and raw.get("object") != "error"):
+        return None
+    return "it is an error: " + parse_error_body(raw, secrets=secrets)["message"]
