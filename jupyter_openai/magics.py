@@ -10,7 +10,6 @@ call. The HTTP stack is imported on first use, not at load time.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -19,11 +18,12 @@ from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .magic_config import FORMATS, ConfiguredMagics, usage_errors
-from .magicline import interpolate, split_options, unescape
+from .magicline import check_out_name, interpolate, option_value, split_options, unescape
 from .params import ENDPOINT_CHOICES, ENDPOINTS, OPTION_PARAMS, PARAMS, Param
 from .questions import keep_question_prompts
 
-_VARIABLE = re.compile(r"\$([A-Za-z_]\w*)")
+#: The one line when Ctrl-C stops the final render or the status line (the call itself is over).
+INTERRUPTED_DISPLAY = "Interrupted while showing the answer: the call is complete and logged"
 LOG_COLUMNS = (
     "id",
     "timestamp",
@@ -97,7 +97,11 @@ class CompleteMagics(ConfiguredMagics):
         """
         with usage_errors():
             argv, rest = split_options(line, self.complete.parser._option_string_actions)
-        args = self.complete.parser.parse_args([self._variable(token) for token in argv])
+            argv = [option_value(token, self.shell.user_ns) for token in argv]  # -m $model
+        args = self.complete.parser.parse_args(argv)
+        if args.out is not None:
+            with usage_errors():
+                check_out_name(args.out)
         if cell is None:
             prompt = rest
         elif rest:
@@ -107,16 +111,6 @@ class CompleteMagics(ConfiguredMagics):
         else:
             prompt = cell[:-1] if cell.endswith("\n") else cell  # the newline IPython appends to every cell
         self._run(args, prompt)
-
-    def _variable(self, token: str) -> str:
-        """An option value written ``$name`` is the notebook variable ``name`` (``-m $model``);
-        prompts are never expanded."""
-        match = _VARIABLE.fullmatch(token)
-        if match is None:
-            return token
-        if match.group(1) not in self.shell.user_ns:
-            raise UsageError(f"{token}: no variable named {match.group(1)!r}")
-        return str(self.shell.user_ns[match.group(1)])
 
     def _cell_number(self) -> int | None:
         """The number of the cell being run (``In [n]``). IPython 9 counts the cell before running
@@ -166,15 +160,18 @@ class CompleteMagics(ConfiguredMagics):
                 log=self.log,
                 origin=Origin("magic", self._cell_number()),
             )
-        if not args.quiet:
-            view.finish(outcome.progress)
-        if args.out:
+        if args.out:  # first: Ctrl-C while the answer is shown must not lose it
             self.shell.user_ns[args.out] = outcome.texts if len(outcome.texts) > 1 else outcome.text
-        summary = summarize(outcome, offline=self.offline())
-        for note in summary.notes:
-            error_line(note)
-        if not args.quiet:
-            print(summary.status)
+        try:
+            if not args.quiet:
+                view.finish(outcome.progress)
+            summary = summarize(outcome, offline=self.offline())
+            for note in summary.notes:
+                error_line(note)
+            if not args.quiet:
+                print(summary.status)
+        except KeyboardInterrupt:
+            error_line(INTERRUPTED_DISPLAY + (f" (the answer is in {args.out})" if args.out else ""))
 
     # -- %complete_log -------------------------------------------------------------
     @magic_arguments()
@@ -197,7 +194,10 @@ class CompleteMagics(ConfiguredMagics):
             suffix = next((s for s in writers if args.save.lower().endswith(s)), None)
             if suffix is None:
                 raise UsageError("--save needs a file name ending in .json, .jsonl or .csv")
-            writers[suffix](args.save)
+            try:
+                writers[suffix](args.save)
+            except OSError as exc:
+                raise UsageError(f"--save: cannot write {args.save}: {exc.strerror or exc}") from None
             print(f"Saved {len(log)} call(s) to {args.save}")
             return None
         return Table(log.tail(args.last), LOG_COLUMNS)
