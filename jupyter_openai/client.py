@@ -150,9 +150,10 @@ class OpenAIClient:
                                      f"({answers.HINT_V1})", url=response.url, secrets=self._secrets)
         return models.entries(listing)
 
-    def first_model(self) -> str | None:
-        """The server's first listed model (asked once per client; None when it lists none or fails)."""
-        if self._first_model is None:
+    def first_model(self, *, ask: bool = True) -> str | None:
+        """The server's first listed model (asked once per client; None when it lists none or fails;
+        ``ask=False``: None unless it is already known)."""
+        if self._first_model is None and ask:
             try:
                 listed = [entry["id"] for entry in self.list_models()]
             except OpenAIError:

@@ -250,9 +250,9 @@ class CompleteMagics(ConfiguredMagics):
             "prompt": " ".join(args.prompt) or None,
         }
         self.client()  # settings problems show here, as one line, before the form is drawn
-        return CompletionForm(
-            self.client, log=self.log, defaults=self.defaults(), **{k: v for k, v in presets.items() if v is not None}
-        )
+        listed = self.server_picks_model() and args.model is None  # the form's own listing fills it in
+        return CompletionForm(self.client, log=self.log, defaults=self.defaults(ask_server=not listed),
+                              model_from_server=listed, **{k: v for k, v in presets.items() if v is not None})
 
     # -- %complete_local -----------------------------------------------------------
     @magic_arguments()
