@@ -64,7 +64,8 @@ def stream_chunks(response: requests.Response, secrets: tuple[Any, ...],
             cancel.check()
         raise read_error(exc) from None
     if not looks_like_events(head):
-        raise not_a_stream(response, content_type, head, secrets)
+        error = not_a_stream(response, content_type, head, secrets)
+        raise error  # on a line of its own: verbose tracebacks show the raising line's variables (raw bytes)
     return itertools.chain((head,), chunks)
 
 
