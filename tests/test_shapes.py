@@ -285,15 +285,47 @@ def test_any_json_in_a_completions_chunk(body_server: BodyServer, odd_client: Op
     assert outcome.text.startswith("x")
 
 
+RESPONSES_DELTA = {"type": "response.output_text.delta", "item_id": "i", "delta": "x"}
+RESPONSES_DONE = {"type": "response.completed", "response": {
+    "id": "r", "object": "response", "model": "m", "status": "completed", "incomplete_details": None,
+    "output": [{"type": "message", "content": [{"type": "output_text", "text": "x"}]}],
+    "usage": {"input_tokens": 1, "output_tokens": 2, "output_tokens_details": {"reasoning_tokens": 0}}}}
+RESPONSE_BODY = RESPONSES_DONE["response"]
+
+
+def every_accessor(answer: Any) -> None:
+    """Read everything a Completion offers (none may raise, whatever the answer held)."""
+    for name in ("id", "model", "created", "usage", "choices", "texts", "text", "reasoning", "refusal",
+                 "finish_reasons", "finish_reason", "status"):
+        getattr(answer, name)
+    repr(answer)
+
+
 @PROPERTY
-@given(chat=odd(CHAT_BODY), text=odd(TEXT_BODY))
-def test_any_json_in_an_answer(body_server: BodyServer, odd_client: OpenAIClient, chat: Any, text: Any) -> None:
-    for endpoint, body in (("chat", chat), ("completions", text), ("responses", chat)):
+@given(chat=odd(CHAT_BODY), text=odd(TEXT_BODY), response=odd(RESPONSE_BODY))
+def test_any_json_in_an_answer(body_server: BodyServer, odd_client: OpenAIClient, chat: Any, text: Any,
+                               response: Any) -> None:
+    for endpoint, body in (("chat", chat), ("completions", text), ("responses", response), ("responses", chat)):
         body_server.answer(body)
         outcome = call(odd_client, endpoint, stream=False)
         assert outcome.status == "ok" or isinstance(outcome.error, OpenAIError)
         assert isinstance(outcome.text, str) and all(isinstance(t, str) for t in outcome.texts)
         json.dumps(outcome.record)  # the log record can be written
+    body_server.answer(chat)
+    try:
+        every_accessor(odd_client.chat("m", [{"role": "user", "content": "hi"}]))
+    except OpenAIError:
+        pass
+
+
+@PROPERTY
+@given(delta=odd(RESPONSES_DELTA), done=odd(RESPONSES_DONE))
+def test_any_json_in_a_responses_event(body_server: BodyServer, odd_client: OpenAIClient, delta: Any,
+                                       done: Any) -> None:
+    body_server.events(RESPONSES_DELTA, delta, done, done=False)
+    outcome = call(odd_client, "responses")
+    assert outcome.status in ("ok", "truncated") or isinstance(outcome.error, OpenAIError)
+    assert outcome.text.startswith("x")
 
 
 @PROPERTY
