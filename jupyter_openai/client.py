@@ -117,7 +117,9 @@ class OpenAIClient:
 
     ``OpenAIClient()`` reads ``OPENAI_API_KEY``, ``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID`` and
     ``OPENAI_BASE_URL``; keyword arguments (``api_key=``, ``base_url=``, ``read_timeout=`` …)
-    or a :class:`~jupyter_openai.config.Settings` take precedence.
+    or a :class:`~jupyter_openai.config.Settings` take precedence. A non-streamed answer in a shape no
+    API sends comes back with ``status == "error"`` and its ``error`` (the readable parts kept); a
+    model list or a streamed answer that cannot be read raises :class:`APIConnectionError`.
     """
 
     def __init__(
