@@ -240,14 +240,19 @@ class CompleteMagics(ConfiguredMagics):
         """Open the form: tune parameters with sliders, stream the answer, stop it."""
         from .widgets import CompletionForm
 
-        args = parse_argstring(self.complete_form, line)
+        with usage_errors():  # read as %%complete's line is: quotes removed, the prompt as written
+            argv, prompt = split_options(line, self.complete_form.parser._option_string_actions)
+            argv = [option_value(token, self.shell.user_ns) for token in argv]
+        args = self.complete_form.parser.parse_args(argv)
+        if args.model is not None and not args.model.strip():
+            raise UsageError("the model is empty: name one (-m MODEL, or the model setting)")
         presets = {
             "model": args.model,
             "endpoint": args.endpoint,
-            "system": args.system,
+            "system": unescape(args.system) if args.system is not None else None,
             "temperature": args.temperature,
             "max_tokens": args.max_tokens,
-            "prompt": " ".join(args.prompt) or None,
+            "prompt": prompt or None,
         }
         self.client()  # settings problems show here, as one line, before the form is drawn
         listed = self.server_picks_model() and args.model is None  # the form's own listing fills it in

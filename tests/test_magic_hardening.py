@@ -58,6 +58,23 @@ def test_unusable_option_value_is_one_line_before_any_request(shell: Any, server
     assert api_requests(server) == [] and len(session_log) == 0
 
 
+@pytest.mark.parametrize("line", ['-m ""', "--model=", "-m '  '"])
+def test_complete_form_with_an_empty_model_is_one_line(shell: Any, server: FakeOpenAIServer, line: str) -> None:
+    with pytest.raises(UsageError, match=r"^the model is empty"):
+        shell.run_line_magic("complete_form", line)
+    assert api_requests(server) == []
+
+
+def test_complete_form_reads_its_line_as_complete_does(shell: Any, server: FakeOpenAIServer) -> None:
+    """Quotes are removed (they were kept: a system message of '"Be brief"'), the prompt is as written."""
+    form = shell.run_line_magic("complete_form", """-m 'fake-chat' -s "Be brief" -t 0.5 Say  "hi" """)
+    try:
+        assert form._model.value == "fake-chat" and form._system.value == "Be brief"
+        assert form._temperature.value == 0.5 and form._prompt.value == 'Say  "hi"'
+    finally:
+        form.close()
+
+
 @pytest.mark.parametrize("name, value", [("model", "fake-chat"), ("t", 0.5), ("tokens", 20)])
 def test_scalar_variables_are_option_values(shell: Any, server: FakeOpenAIServer, name: str, value: Any) -> None:
     shell.user_ns[name] = value
