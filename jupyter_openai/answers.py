@@ -1,4 +1,9 @@
-"""200 answers that are not what was asked for: no event stream for a streamed call, an error object.
+"""Reading 200 answers, including those that are not what was asked for.
+
+A non-streamed answer is JSON (:func:`json_of`): a :class:`~jupyter_openai.results.Completion`
+(:func:`completion`; one of a shape no API sends keeps its readable parts and gets an ``error``),
+a model list (:func:`model_list`) or a model (:func:`model_entry`); what cannot be read is one
+:class:`APIConnectionError`, quoting the answer redacted before it is cut short.
 
 A streamed call expects ``text/event-stream``. A web page or JSON (a captive portal, a proxy) is
 never one; NDJSON (Ollama's own API), plain text or an answer with no content type may be an
@@ -11,13 +16,17 @@ A non-streamed 200 answer that is an error object (some proxies answer so) is na
 from __future__ import annotations
 
 import itertools
+import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import requests
 
+from . import models
 from .errors import APIConnectionError, one_line, parse_error_body, redact
+from .results import Completion, shape_problem
 
 if TYPE_CHECKING:
     from .cancel import CancelToken
@@ -93,3 +102,44 @@ def error_in(raw: Any, secrets: tuple[Any, ...]) -> str | None:
     if not isinstance(raw, dict) or (raw.get("error") is None and raw.get("object") != "error"):
         return None
     return "it is an error: " + parse_error_body(raw, secrets=secrets)["message"]
+
+
+def json_of(response: requests.Response, secrets: tuple[Any, ...]) -> Any:
+    """The answer's JSON; else an :class:`APIConnectionError` quoting its start (redacted, then cut)."""
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        snippet = redact(response.content[:ERROR_BODY_LIMIT].decode("utf-8", "replace"), secrets)[:120]
+        raise APIConnectionError(f"the server's answer is not JSON: {snippet!r}", url=response.url) from None
+
+
+def completion(response: requests.Response, kind: str, started: float, secrets: tuple[Any, ...]) -> Completion:
+    """A non-streamed answer; one of a shape no API sends (or an error object) gets its ``error``, the
+    readable parts kept, so the call reports it as one line with the partial text."""
+    request_id = response.headers.get("x-request-id")
+    request_id = redact(request_id, secrets) if request_id else None  # (a verbose traceback shows locals)
+    answer = Completion(json_of(response, secrets), kind, request_id, time.monotonic() - started)
+    problem = error_in(answer.raw, secrets) or shape_problem(answer.raw, kind)
+    if problem is not None:
+        answer.error = APIConnectionError(f"The server's answer has an unexpected shape: {problem}",
+                                          url=response.url, secrets=secrets)
+    return answer
+
+
+def model_list(response: requests.Response, secrets: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """The model entries of a ``GET /models`` answer; a listing with no list of models in it raises."""
+    listing = json_of(response, secrets)
+    problem = models.problem(listing)
+    if problem is not None:
+        raise APIConnectionError(f"The server's model list has an unexpected shape: {problem} ({HINT_V1})",
+                                 url=response.url, secrets=secrets)
+    return models.entries(listing)
+
+
+def model_entry(response: requests.Response, secrets: tuple[Any, ...]) -> dict[str, Any]:
+    """A ``GET /models/{id}`` answer, which must be an object."""
+    entry = json_of(response, secrets)
+    if not isinstance(entry, dict):
+        raise APIConnectionError(f"The server's model entry has an unexpected shape: it is not an object "
+                                 f"({HINT_V1})", url=response.url, secrets=secrets)
+    return entry

@@ -31,11 +31,10 @@ from .errors import (
     NotFoundError,
     OpenAIError,
     RateLimitError,
-    redact,
     status_error,
 )
 from .params import CHAT, COMPLETIONS, PARAMS, RESPONSES, check_params
-from .results import CHAT_KIND, COMPLETIONS_KIND, RESPONSES_KIND, Completion, shape_problem
+from .results import CHAT_KIND, COMPLETIONS_KIND, RESPONSES_KIND, Completion
 from .stream import Stream
 
 USER_AGENT = f"jupyter-openai/{__version__} python-requests/{requests.__version__}"
@@ -144,13 +143,7 @@ class OpenAIClient:
     def list_models(self) -> list[dict[str, Any]]:
         """The models the server offers (the entries of ``GET /models`` that have an id). A listing of
         another shape (no list of models in it) raises :class:`APIConnectionError`."""
-        response = self._send("GET", "/models", None, stream=False)
-        listing = self._json(response)
-        problem = models.problem(listing)
-        if problem is not None:
-            raise APIConnectionError(f"The server's model list has an unexpected shape: {problem} "
-                                     f"({answers.HINT_V1})", url=response.url, secrets=self._secrets)
-        return models.entries(listing)
+        return answers.model_list(self._send("GET", "/models", None, stream=False), self._secrets)
 
     def first_model(self, *, ask: bool = True) -> str | None:
         """The server's first listed model (asked once per client; None when it lists none or fails;
@@ -171,7 +164,6 @@ class OpenAIClient:
             raise ConfigurationError("model id must not be empty")
         try:
             response = self._send("GET", f"/models/{requests.utils.quote(model, safe='')}", None, stream=False)
-            entry = self._json(response)
         except NotFoundError as missing:
             try:
                 listed = self.list_models()
@@ -181,10 +173,7 @@ class OpenAIClient:
                 if isinstance(entry, dict) and entry.get("id") == model:
                     return entry
             raise
-        if not isinstance(entry, dict):
-            raise APIConnectionError(f"The server's model entry has an unexpected shape: it is not an object "
-                                     f"({answers.HINT_V1})", url=response.url, secrets=self._secrets)
-        return entry
+        return answers.model_entry(response, self._secrets)
 
     def completion(self, model: str, prompt: str | Sequence[str], *, stream: bool = False,
                    extra_body: Mapping[str, Any] | None = None, cancel: CancelToken | None = None,
@@ -265,14 +254,7 @@ class OpenAIClient:
         started = time.monotonic()
         if not stream:
             response = self._send("POST", path, body, stream=False, cancel=cancel)
-            request_id = response.headers.get("x-request-id")
-            request_id = redact(request_id, self._secrets) if request_id else None
-            completion = Completion(self._json(response), kind, request_id, time.monotonic() - started)
-            problem = answers.error_in(completion.raw, self._secrets) or shape_problem(completion.raw, kind)
-            if problem is not None:  # the readable parts stay readable; the call reports the error
-                completion.error = APIConnectionError(f"The server's answer has an unexpected shape: {problem}",
-                                                      url=response.url, secrets=self._secrets)
-            return completion
+            return answers.completion(response, kind, started, self._secrets)
         body["stream"] = True
         asked_usage = kind != RESPONSES_KIND and "stream_options" not in body and not self._skip_stream_options
         if asked_usage:
@@ -311,13 +293,6 @@ class OpenAIClient:
     @property
     def _secrets(self) -> tuple[str, ...]:
         return (self.settings.api_key,) if self.settings.api_key else ()
-
-    def _json(self, response: requests.Response) -> Any:
-        try:
-            return json.loads(response.content)
-        except ValueError:  # redacted before it is cut short: no piece of a key survives the cut
-            snippet = redact(response.content[:ERROR_BODY_LIMIT].decode("utf-8", "replace"), self._secrets)[:120]
-            raise APIConnectionError(f"the server's answer is not JSON: {snippet!r}", url=response.url) from None
 
     def _send(self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool,
               cancel: CancelToken | None = None) -> requests.Response:
