@@ -21,7 +21,7 @@ from .errors import Cancelled, ConfigurationError, OpenAIError, redact
 from .log import SessionLog, session_log
 from .params import CHAT, COMPLETIONS, RESPONSES
 from .request import CallRequest
-from .results import Completion
+from .results import Completion, token_count
 from .stream import Stream
 
 UPDATES_PER_SECOND = 25
@@ -165,6 +165,8 @@ def run_call(client: OpenAIClient, request: CallRequest, *, on_update: Callable[
             if stream.error is not None:
                 attempt.error = stream.error if isinstance(stream.error, OpenAIError) else None
                 attempt.status = "error"
+        elif isinstance(attempt.result.error, OpenAIError):  # an answer of an unexpected shape
+            attempt.error, attempt.status = attempt.result.error, "error"
     except ConfigurationError:
         raise
     except Cancelled:
@@ -272,5 +274,4 @@ class _Attempt:
 
 
 def _usage(usage: dict[str, Any] | None, name: str) -> int | None:
-    value = (usage or {}).get(name)
-    return value if isinstance(value, int) else None
+    return token_count((usage or {}).get(name))

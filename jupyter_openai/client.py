@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from . import __version__, models, responses
+from . import __version__, answers, models, responses
 from .adapt import FieldRules
 from .cancel import CancelToken
 from .config import Settings, is_openai_host
@@ -29,8 +29,6 @@ from .errors import (
     NotFoundError,
     OpenAIError,
     RateLimitError,
-    parse_error_body,
-    redact,
     status_error,
 )
 from .params import CHAT, COMPLETIONS, PARAMS, RESPONSES, check_params
@@ -46,9 +44,9 @@ from .retries import (
 from .stream import Stream
 
 USER_AGENT = f"jupyter-openai/{__version__} python-requests/{requests.__version__}"
-ERROR_BODY_LIMIT = 64 * 1024
+ERROR_BODY_LIMIT = answers.ERROR_BODY_LIMIT
+NOT_A_STREAM = answers.NOT_A_STREAM
 _NOT_PARAMETERS = frozenset({"model", "prompt", "messages", "input", "instructions"})
-NOT_A_STREAM = frozenset({"text/html", "application/json"})  # 200 answers to stream=True that carry no events
 
 Sleep = Callable[[float], None]
 
@@ -58,7 +56,9 @@ class OpenAIClient:
 
     ``OpenAIClient()`` reads ``OPENAI_API_KEY``, ``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID`` and
     ``OPENAI_BASE_URL``; keyword arguments (``api_key=``, ``base_url=``, ``read_timeout=`` …)
-    or a :class:`~jupyter_openai.config.Settings` take precedence.
+    or a :class:`~jupyter_openai.config.Settings` take precedence. A non-streamed answer in a shape no
+    API sends comes back with ``status == "error"`` and its ``error`` (the readable parts kept); a
+    model list or a streamed answer that cannot be read raises :class:`APIConnectionError`.
     """
 
     def __init__(
@@ -81,12 +81,14 @@ class OpenAIClient:
 
     # -- endpoints -----------------------------------------------------------------
     def list_models(self) -> list[dict[str, Any]]:
-        """The models the server offers (the entries of ``GET /models`` that have an id)."""
-        return models.entries(self._request_json("GET", "/models"))
+        """The models the server offers (the entries of ``GET /models`` that have an id). A listing of
+        another shape (no list of models in it) raises :class:`APIConnectionError`."""
+        return answers.model_list(self._send("GET", "/models", None, stream=False), self._secrets)
 
-    def first_model(self) -> str | None:
-        """The server's first listed model (asked once per client; None when it lists none or fails)."""
-        if self._first_model is None:
+    def first_model(self, *, ask: bool = True) -> str | None:
+        """The server's first listed model (asked once per client; None when it lists none or fails;
+        ``ask=False``: None unless it is already known)."""
+        if self._first_model is None and ask:
             try:
                 listed = [entry["id"] for entry in self.list_models()]
             except OpenAIError:
@@ -101,7 +103,7 @@ class OpenAIClient:
         if not model:
             raise ConfigurationError("model id must not be empty")
         try:
-            return self._request_json("GET", f"/models/{requests.utils.quote(model, safe='')}")
+            response = self._send("GET", f"/models/{requests.utils.quote(model, safe='')}", None, stream=False)
         except NotFoundError as missing:
             try:
                 listed = self.list_models()
@@ -111,6 +113,7 @@ class OpenAIClient:
                 if isinstance(entry, dict) and entry.get("id") == model:
                     return entry
             raise
+        return answers.model_entry(response, self._secrets)
 
     def completion(self, model: str, prompt: str | Sequence[str], *, stream: bool = False,
                    extra_body: Mapping[str, Any] | None = None, cancel: CancelToken | None = None,
@@ -191,9 +194,7 @@ class OpenAIClient:
         started = time.monotonic()
         if not stream:
             response = self._send("POST", path, body, stream=False, cancel=cancel)
-            request_id = response.headers.get("x-request-id")
-            request_id = redact(request_id, self._secrets) if request_id else None
-            return Completion(self._json(response), kind, request_id, time.monotonic() - started)
+            return answers.completion(response, kind, started, self._secrets)
         body["stream"] = True
         asked_usage = kind != RESPONSES_KIND and "stream_options" not in body and not self._skip_stream_options
         if asked_usage:
@@ -206,11 +207,9 @@ class OpenAIClient:
             self._skip_stream_options = True
             body.pop("stream_options")
             response = self._send("POST", path, body, stream=True, cancel=cancel)
-        content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type in NOT_A_STREAM:
-            raise self._not_a_stream(response, content_type)
+        chunks = answers.stream_chunks(response, self._secrets, self._read_error, cancel)
         return Stream(response, kind, started=started, secrets=self._secrets, on_read_error=self._read_error,
-                      cancel=cancel)
+                      cancel=cancel, chunks=chunks)
 
     def _model_not_found(self, error: NotFoundError, model: str) -> NotFoundError:
         """A 404 naming the model gets the closest models the server lists (one line)."""
@@ -227,18 +226,6 @@ class OpenAIClient:
             error.args = (str(error),)
         return error
 
-    def _not_a_stream(self, response: requests.Response, content_type: str) -> APIConnectionError:
-        """A 200 answer to a streamed call that is a web page or plain JSON (a captive portal, a proxy)."""
-        try:
-            body = response.raw.read(ERROR_BODY_LIMIT, decode_content=True) or b""
-        except Exception:  # noqa: BLE001 - the message matters more than the body
-            body = b""
-        finally:
-            response.close()
-        snippet = redact(parse_error_body(body, content_type)["message"], self._secrets)
-        return APIConnectionError(f"Expected an event stream but the server sent {content_type}: {snippet}",
-                                  url=response.url)
-
     @staticmethod
     def _mentions_stream_options(exc: APIStatusError) -> bool:
         return exc.param == "stream_options" or "stream_options" in exc.message
@@ -246,16 +233,6 @@ class OpenAIClient:
     @property
     def _secrets(self) -> tuple[str, ...]:
         return (self.settings.api_key,) if self.settings.api_key else ()
-
-    def _request_json(self, method: str, path: str) -> Any:
-        return self._json(self._send(method, path, None, stream=False))
-
-    def _json(self, response: requests.Response) -> Any:
-        try:
-            return json.loads(response.content)
-        except ValueError:
-            snippet = redact(response.content[:120].decode("utf-8", "replace"), self._secrets)
-            raise APIConnectionError(f"the server's answer is not JSON: {snippet!r}", url=response.url) from None
 
     def _send(self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool,
               cancel: CancelToken | None = None) -> requests.Response:

@@ -170,31 +170,40 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
             )
         return settings.with_overrides(base_url=server.base_url, api_key=server.api_key, direct=True)  # no proxy
 
-    def default_model(self) -> str:
+    def default_model(self, *, ask_server: bool = True) -> str:
         """The model trait. When it is untouched: the offline model's name when calls go offline,
         and the server's first listed model when the base URL points at another server than OpenAI
-        (one ``/models`` request per client)."""
-        from .config import is_openai_host
+        (one ``/models`` request per client; ``ask_server=False``: only if already known)."""
         from .local import MODEL_ALIAS
 
-        if self.model != type(self).model.default_value or "model" in self._explicit_traits():
+        if not self._model_untouched():
             return self.model
         if self.offline():
             return MODEL_ALIAS
-        settings = self.settings()
-        if not is_openai_host(settings.base_url):
-            return self.client().first_model() or self.model
+        if self.server_picks_model():
+            return self.client().first_model(ask=ask_server) or self.model
         return self.model
+
+    def _model_untouched(self) -> bool:
+        return self.model == type(self).model.default_value and "model" not in self._explicit_traits()
+
+    def server_picks_model(self) -> bool:
+        """True when the default model is the server's first listed one (the model trait untouched,
+        calls going to another server than OpenAI and not offline)."""
+        from .config import is_openai_host
+
+        return self._model_untouched() and not self.offline() and not is_openai_host(self.settings().base_url)
 
     def _explicit_traits(self) -> set[str]:
         """The traits set in this magics' config (``ipython_config.py``, ``%config``)."""
         section = self.config.get(type(self).__name__, {})
         return set(section) if hasattr(section, "keys") else set()
 
-    def defaults(self) -> dict[str, Any]:
+    def defaults(self, *, ask_server: bool = True) -> dict[str, Any]:
         """What a call uses for options not given: the traits (``%config``), with the offline
-        model's name when calls go to it."""
-        return {**{name: getattr(self, name) for name in REQUEST_DEFAULTS}, "model": self.default_model(),
+        model's name when calls go to it (``ask_server``: see :meth:`default_model`)."""
+        return {**{name: getattr(self, name) for name in REQUEST_DEFAULTS},
+                "model": self.default_model(ask_server=ask_server),
                 "show_reasoning": self.show_reasoning, "offline": self.offline()}
 
     def client(self) -> Any:

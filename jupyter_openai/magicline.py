@@ -1,4 +1,5 @@
-"""How a ``%%complete`` line is read and written: options vs prompt, quotes, escapes, ``{name}``.
+"""How a ``%%complete`` line is read and written: options vs prompt, quotes, escapes, ``{name}``,
+``$name`` option values and ``--out`` names.
 
 Shared by the magic (which reads lines) and the form (whose preview writes one with
 :func:`format_options` that reads back to the same request). No IPython here: mistakes raise
@@ -8,6 +9,8 @@ Shared by the magic (which reads lines) and the form (whose preview writes one w
 from __future__ import annotations
 
 import difflib
+import keyword
+import numbers
 import re
 import string
 from collections.abc import Mapping
@@ -20,6 +23,7 @@ _TOKEN = re.compile(r"""(?:"[^"]*"|'[^']*'|\S)+""")
 _QUOTED = re.compile(r""""([^"]*)"|'([^']*)'""")
 _BARE = re.compile(r"[^\s'\"]+")
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
+_VARIABLE = re.compile(r"\$([A-Za-z_]\w*)")
 
 
 def split_options(line: str, actions: Mapping[str, Any]) -> tuple[list[str], str]:
@@ -49,6 +53,36 @@ def split_options(line: str, actions: Mapping[str, Any]) -> tuple[list[str], str
         argv.append(_QUOTED.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), token))
         end = match.end()
     return argv, line[end:].strip()
+
+
+def option_value(token: str, namespace: Mapping[str, Any]) -> str:
+    """``token`` itself, or, written ``$name``, the notebook variable ``name`` as text: it must hold a
+    str, int or float (``None``, a list or any other object would be sent as its ``str()``)."""
+    match = _VARIABLE.fullmatch(token)
+    if match is None:
+        return token
+    name = match.group(1)
+    if name not in namespace:
+        raise ConfigurationError(f"{token}: no variable named {name!r}")
+    value = namespace[name]
+    if isinstance(value, bool) or not isinstance(value, (str, numbers.Real)):
+        raise ConfigurationError(f"{token}: the variable {name!r} holds {_a(type(value).__name__)}; "
+                                 "an option value must be a str, int or float")
+    return str(value)
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+def check_out_name(name: str) -> str:
+    """``name`` when it can be a notebook variable (``--out``): an identifier that is not a keyword."""
+    if not name:
+        raise ConfigurationError("--out needs a variable name (-o NAME)")
+    if not name.isidentifier() or keyword.iskeyword(name):
+        what = "a Python keyword" if keyword.iskeyword(name) else "not a variable name"
+        raise ConfigurationError(f"--out {name!r}: {what} (use letters, digits and _, not starting with a digit)")
+    return name
 
 
 def unescape(text: str) -> str:

@@ -10,7 +10,6 @@ call. The HTTP stack is imported on first use, not at load time.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -19,11 +18,12 @@ from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .magic_config import FORMATS, ConfiguredMagics, usage_errors
-from .magicline import interpolate, split_options, unescape, unfilled_names
+from .magicline import check_out_name, interpolate, option_value, split_options, unescape, unfilled_names
 from .params import ENDPOINT_CHOICES, ENDPOINTS, OPTION_PARAMS, PARAMS, Param
 from .questions import keep_question_prompts
 
-_VARIABLE = re.compile(r"\$([A-Za-z_]\w*)")
+#: The one line when Ctrl-C stops the final render or the status line (the call itself is over).
+INTERRUPTED_DISPLAY = "Interrupted while showing the answer: the call is complete and logged"
 LOG_COLUMNS = (
     "id",
     "timestamp",
@@ -97,7 +97,11 @@ class CompleteMagics(ConfiguredMagics):
         """
         with usage_errors():
             argv, rest = split_options(line, self.complete.parser._option_string_actions)
-        args = self.complete.parser.parse_args([self._variable(token) for token in argv])
+            argv = [option_value(token, self.shell.user_ns) for token in argv]  # -m $model
+        args = self.complete.parser.parse_args(argv)
+        if args.out is not None:
+            with usage_errors():
+                check_out_name(args.out)
         if cell is None:
             prompt = rest
         elif rest:
@@ -107,16 +111,6 @@ class CompleteMagics(ConfiguredMagics):
         else:
             prompt = cell[:-1] if cell.endswith("\n") else cell  # the newline IPython appends to every cell
         self._run(args, prompt)
-
-    def _variable(self, token: str) -> str:
-        """An option value written ``$name`` is the notebook variable ``name`` (``-m $model``);
-        prompts are never expanded."""
-        match = _VARIABLE.fullmatch(token)
-        if match is None:
-            return token
-        if match.group(1) not in self.shell.user_ns:
-            raise UsageError(f"{token}: no variable named {match.group(1)!r}")
-        return str(self.shell.user_ns[match.group(1)])
 
     def _cell_number(self) -> int | None:
         """The number of the cell being run (``In [n]``). IPython 9 counts the cell before running
@@ -171,15 +165,18 @@ class CompleteMagics(ConfiguredMagics):
                 log=self.log,
                 origin=Origin("magic", self._cell_number()),
             )
-        if not args.quiet:
-            view.finish(outcome.progress)
-        if args.out:
+        if args.out:  # first: Ctrl-C while the answer is shown must not lose it
             self.shell.user_ns[args.out] = outcome.texts if len(outcome.texts) > 1 else outcome.text
-        summary = summarize(outcome, offline=self.offline())
-        for note in summary.notes:
-            error_line(note)
-        if not args.quiet:
-            print(summary.status)
+        try:
+            if not args.quiet:
+                view.finish(outcome.progress)
+            summary = summarize(outcome, offline=self.offline())
+            for note in summary.notes:
+                error_line(note)
+            if not args.quiet:
+                print(summary.status)
+        except KeyboardInterrupt:
+            error_line(INTERRUPTED_DISPLAY + (f" (the answer is in {args.out})" if args.out else ""))
 
     # -- %complete_log -------------------------------------------------------------
     @magic_arguments()
@@ -204,7 +201,10 @@ class CompleteMagics(ConfiguredMagics):
             suffix = next((s for s in writers if args.save.lower().endswith(s)), None)
             if suffix is None:
                 raise UsageError("--save needs a file name ending in .json, .jsonl or .csv")
-            writers[suffix](args.save)
+            try:
+                writers[suffix](args.save)
+            except OSError as exc:
+                raise UsageError(f"--save: cannot write {args.save}: {exc.strerror or exc}") from None
             print(f"Saved {len(log)} call(s) to {args.save}")
             return None
         return log_table(log.tail(args.last), LOG_COLUMNS, full=args.full)
@@ -215,10 +215,9 @@ class CompleteMagics(ConfiguredMagics):
     @line_magic
     def complete_models(self, line: str) -> Any:
         """List the server's models, or describe one: ``%complete_models [ID]``."""
-        from datetime import datetime, timezone
-
         from .display import Table, error_line
         from .errors import OpenAIError
+        from .models import created_day
 
         args = parse_argstring(self.complete_models, line)
         client = self.client()
@@ -230,13 +229,7 @@ class CompleteMagics(ConfiguredMagics):
             return None
         rows = []
         for model in sorted(models, key=lambda m: str(m.get("id"))):
-            created = model.get("created")
-            when = (
-                datetime.fromtimestamp(created, timezone.utc).strftime("%Y-%m-%d")
-                if isinstance(created, (int, float))
-                else None
-            )
-            rows.append({**model, "created": when})
+            rows.append({**model, "created": created_day(model.get("created"))})
         columns = ["id", "owned_by", "created"] + sorted(
             {k for m in rows for k in m} - {"id", "owned_by", "created", "object"}
         )
@@ -266,19 +259,24 @@ class CompleteMagics(ConfiguredMagics):
         """Open the form: tune parameters with sliders, stream the answer, stop it."""
         from .widgets import CompletionForm
 
-        args = parse_argstring(self.complete_form, line)
+        with usage_errors():  # read as %%complete's line is: quotes removed, the prompt as written
+            argv, prompt = split_options(line, self.complete_form.parser._option_string_actions)
+            argv = [option_value(token, self.shell.user_ns) for token in argv]
+        args = self.complete_form.parser.parse_args(argv)
+        if args.model is not None and not args.model.strip():
+            raise UsageError("the model is empty: name one (-m MODEL, or the model setting)")
         presets = {
             "model": args.model,
             "endpoint": args.endpoint,
-            "system": args.system,
+            "system": unescape(args.system) if args.system is not None else None,
             "temperature": args.temperature,
             "max_tokens": args.max_tokens,
-            "prompt": " ".join(args.prompt) or None,
+            "prompt": prompt or None,
         }
         self.client()  # settings problems show here, as one line, before the form is drawn
-        return CompletionForm(
-            self.client, log=self.log, defaults=self.defaults(), **{k: v for k, v in presets.items() if v is not None}
-        )
+        listed = self.server_picks_model() and args.model is None  # the form's own listing fills it in
+        return CompletionForm(self.client, log=self.log, defaults=self.defaults(ask_server=not listed),
+                              model_from_server=listed, **{k: v for k, v in presets.items() if v is not None})
 
     # -- %complete_local -----------------------------------------------------------
     @magic_arguments()

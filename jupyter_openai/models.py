@@ -3,13 +3,17 @@
 Servers list models in more shapes than the reference's ``{"object": "list", "data": [...]}``:
 llama.cpp's ``llama-server`` adds an Ollama-style ``models`` list and names a model by its file
 path, llama-cpp-python's omits ``created``, and none of the local ones answers
-``GET /models/{id}`` (GUIDE 4, 12). Pure functions over the parsed JSON; no I/O.
+``GET /models/{id}`` (GUIDE 4, 12). Entries that are not models (strings, numbers) are skipped; a
+listing with no list of models at all is an unexpected shape (:func:`problem`). ``created`` may be
+anything: :func:`created_day` shows it as a date when it is one. Pure functions; no I/O.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 CLOSEST = 5
@@ -22,6 +26,29 @@ def entries(listing: Any) -> list[dict[str, Any]]:
         return []
     return [dict(entry) for entry in data if isinstance(entry, Mapping) and isinstance(entry.get("id"), str)
             and entry["id"]]
+
+
+def problem(listing: Any) -> str | None:
+    """What makes a ``GET /models`` answer unreadable, in a few words naming types (None: readable).
+    An empty list is readable; a non-empty one must hold at least one model object with an id."""
+    data = listing.get("data") if isinstance(listing, Mapping) else listing
+    if not isinstance(data, list):
+        where = "its data" if isinstance(listing, Mapping) else "it"
+        return f"{where} is not a list of models"
+    if data and not entries(data):
+        return f"none of its {len(data)} entries is a model object with an id"
+    return None
+
+
+def created_day(value: Any) -> str | None:
+    """A model's ``created`` (Unix seconds) as ``YYYY-MM-DD``; None when it is not a usable time
+    (text, a bool, NaN, or out of the calendar's range: ``1e20``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    try:
+        return datetime.fromtimestamp(value, timezone.utc).strftime("%Y-%m-%d")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def ids(listing: Any) -> list[str]:

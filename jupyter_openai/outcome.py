@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import one_line
+from .results import token_count
 
 if TYPE_CHECKING:
     from .call import CallOutcome
@@ -67,10 +68,11 @@ def status_line(model: str | None, usage: dict[str, Any] | None, latency: float 
                 time_to_first_token: float | None, finish_reason: str | None, status: str) -> str:
     """One compact line: model · tokens in/out (reasoning) · latency · tokens/s · finish reason."""
     parts = [model or "?"]
-    prompt_tokens = (usage or {}).get("prompt_tokens")
-    completion_tokens = (usage or {}).get("completion_tokens")
+    usage = usage if isinstance(usage, dict) else {}
+    prompt_tokens = token_count(usage.get("prompt_tokens"))  # what a server sent: counts only
+    completion_tokens = token_count(usage.get("completion_tokens"))
     if prompt_tokens is not None or completion_tokens is not None:
-        reasoning = (usage or {}).get("reasoning_tokens")
+        reasoning = token_count(usage.get("reasoning_tokens"))
         parts.append(f"{_n(prompt_tokens)} in / {_n(completion_tokens)} out tokens"
                      + (f" ({reasoning} reasoning)" if reasoning else ""))
     else:

@@ -65,6 +65,8 @@ def finish_reason(response: Mapping[str, Any]) -> str | None:
     if status == "incomplete":
         details = response.get("incomplete_details")
         reason = details.get("reason") if isinstance(details, Mapping) else None
+        if not isinstance(reason, str):  # a server's odd value (a list is not even a dict key)
+            reason = None
         return _FINISH.get(reason, reason or "incomplete")
     return None
 

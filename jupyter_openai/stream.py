@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import json.scanner
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -73,6 +73,7 @@ class Stream:
         secrets: tuple[str, ...] = (),
         on_read_error: Callable[[BaseException], BaseException] | None = None,
         cancel: CancelToken | None = None,
+        chunks: Iterable[bytes] | None = None,
     ) -> None:
         self.kind = kind
         request_id = response.headers.get("x-request-id")
@@ -97,6 +98,7 @@ class Stream:
         self._secrets = secrets
         self._on_read_error = on_read_error
         self._cancel = cancel
+        self._source = chunks  # the body's chunks when the client began reading them (None: read the response)
         self._iterator: Iterator[Delta] | None = None
 
     # -- reading -------------------------------------------------------------------
@@ -156,7 +158,8 @@ class Stream:
             self.close()
 
     def _malformed(self, what: str, data: str) -> StreamError:
-        return StreamError(f"{what}: {redact(data[:80], self._secrets)!r}", request_id=self.request_id)
+        # redacted before it is cut short, so no piece of a key survives the cut
+        return StreamError(f"{what}: {redact(data, self._secrets)[:80]!r}", request_id=self.request_id)
 
     def _chunk(self, obj: dict[str, Any], event: str) -> list[Delta] | StreamError | None:
         """A chat or completions chunk: its deltas (None when it has none), or the error it carries."""
@@ -180,7 +183,7 @@ class Stream:
             if type(choice) is not dict:
                 raise _Shape
             index = choice.get("index", 0)
-            if type(index) is not int:
+            if type(index) is not int or index < 0:
                 raise _Shape
             reasoning = ""
             if chat:
@@ -235,6 +238,8 @@ class Stream:
     def _typed_event(self, obj: dict[str, Any]) -> list[Delta] | StreamError | None:
         """One Responses stream event (GUIDE 11): deltas, the final usage, or an error."""
         kind = obj.get("type")
+        if kind is not None and type(kind) is not str:  # a list would not even be looked up in a set
+            raise _Shape
         if kind == responses.TEXT_DELTA:
             return [self._keep(0, obj.get("delta") or "", None, "")]
         if kind in responses.REASONING_DELTAS:
@@ -253,7 +258,7 @@ class Stream:
             self._meta(response)
         if kind in responses.FINAL and response:
             self._completed = True
-            self.usage = responses.usage(response.get("usage"))
+            self.usage = normal_usage(response.get("usage"), RESPONSES_KIND)
             reason = responses.finish_reason(response)
             return [self._keep(0, "", reason, "")] if reason else None
         return None
@@ -261,8 +266,9 @@ class Stream:
     def _chunks(self) -> Iterator[bytes]:
         """The body's bytes as they arrive; ends quietly (status ``interrupted``) when cancelled."""
         cancel = self._cancel
+        source = self._response.iter_content(chunk_size=None) if self._source is None else self._source
         try:
-            for chunk in self._response.iter_content(chunk_size=None):
+            for chunk in source:
                 if cancel is not None and cancel.cancelled:
                     break
                 yield chunk

@@ -13,6 +13,11 @@ breaks nbval), coalesced to ~25 updates a second. :meth:`~CompletionForm.stop` c
 call's :class:`~jupyter_openai.cancel.CancelToken`: a stalled read ends at once, the partial
 text stays, and the call is logged ``interrupted``. Before the server has answered there is
 no socket to shut: the form is freed at once and the request ends in the background.
+
+The form appears at once: its model field is a ``Text`` until the server's model list arrives
+from a background request with short timeouts (:data:`MODELS_TIMEOUTS`, no retries), then a
+``Dropdown`` (:class:`~jupyter_openai.form_parts.ModelField`); :meth:`~CompletionForm.wait_models`
+waits for it.
 """
 
 from __future__ import annotations
@@ -28,68 +33,24 @@ from .call import CallOutcome, Origin, Progress, run_call
 from .cancel import CancelToken
 from .client import OpenAIClient
 from .display import reasoning_bundle
-from .errors import ConfigurationError, OpenAIError, one_line
+from .errors import ConfigurationError, one_line
+from .form_parts import ModelField
+from .form_parts import control as _control
+from .form_parts import tag as _tag
 from .log import SessionLog, session_log
 from .magicline import escape, format_options, unescape
 from .outcome import DETACHED, summarize, unexpected
-from .params import CHAT, CHECK, CHOICE, COMPLETIONS, ENDPOINT_PATHS, ENDPOINTS, FORM_PARAMS, NUMBER, SLIDER, Param
+from .params import CHAT, COMPLETIONS, ENDPOINT_PATHS, ENDPOINTS, FORM_PARAMS, SLIDER, Param
 from .request import AUTO, DEFAULTS, CallRequest, build_request, choose_endpoint
 
 __all__ = ["CompletionForm"]
 
 ERROR_COLOR = "#c62828"
 DETACH_AFTER = 0.3  # seconds stop() waits for the worker before leaving it to end on its own
+MODELS_TIMEOUTS = (2.0, 5.0)  # connect, read: listing the models for the form (no retries)
 _INT = re.compile(r"-?\d+")
 _PRESETS = frozenset({"prompt", "model", "endpoint", "system", "stream", *(p.name for p in FORM_PARAMS)})
 ClientSource = OpenAIClient | Callable[[], OpenAIClient]
-
-
-def _tag(widget: Any, name: str) -> Any:
-    """Give ``widget`` the CSS class ``jo-<name>`` (for styling and browser tests) and aligned labels."""
-    widget.add_class(f"jo-{name.replace('_', '-')}")
-    if "description_width" in getattr(widget, "style", W.Layout()).keys and not isinstance(
-        widget, (W.Checkbox, W.Label)
-    ):
-        widget.style.description_width = "10em"
-    return widget
-
-
-def _control(param: Param, value: Any) -> W.Widget:
-    """The form's control for one parameter, built from its declaration."""
-    label = param.name.replace("_", " ")
-    if param.control == SLIDER and param.kind is float:
-        widget = W.FloatSlider(
-            value=value,
-            min=param.low,
-            max=param.high,
-            step=param.step,
-            readout_format=".2f",
-            description=label,
-            continuous_update=False,
-        )
-    elif param.control == SLIDER:
-        widget = W.IntSlider(
-            value=value,
-            min=param.low,
-            max=max(param.form_max or value, value),
-            description=label,
-            continuous_update=False,
-        )
-    elif param.control == NUMBER:
-        widget = W.BoundedIntText(
-            value=value, min=param.low, max=param.high, description=label, layout=W.Layout(width="14em")
-        )
-    elif param.control == CHOICE:
-        widget = W.Dropdown(options=[("default", None), *((c, c) for c in param.choices)], value=value,
-                            description=label.replace("reasoning effort", "reasoning"), layout=W.Layout(width="16em"))
-    elif param.control == CHECK:
-        widget = W.Checkbox(
-            value=bool(value), description=label if param.name != "echo" else "echo prompt", indent=False
-        )
-    else:
-        widget = W.Text(value=value, description=label, layout=W.Layout(width="16em"))
-    widget.tooltip = param.help
-    return _tag(widget, param.name if param.name != "stop" else "stop_sequences")
 
 
 class CompletionForm(W.VBox):
@@ -99,8 +60,9 @@ class CompletionForm(W.VBox):
     client for each call (so settings changed meanwhile apply); default: one from the
     environment. ``defaults``: what a call uses for options left as shown (the model,
     endpoint, system message, stream and parameter defaults; ``%complete_form`` passes the
-    magic's configuration). ``log``: where calls are recorded. Keyword ``presets`` fill fields
-    (prompt, model, endpoint, system, stream, or any parameter the form shows).
+    magic's configuration). ``log``: where calls are recorded. ``model_from_server``: the
+    default model is the server's first listed one, known once the list arrives. Keyword
+    ``presets`` fill fields (prompt, model, endpoint, system, stream, or any parameter the form shows).
     """
 
     def __init__(
@@ -109,6 +71,7 @@ class CompletionForm(W.VBox):
         *,
         log: SessionLog = session_log,
         defaults: Mapping[str, Any] | None = None,
+        model_from_server: bool = False,
         **presets: Any,
     ) -> None:
         unknown = set(presets) - _PRESETS
@@ -133,7 +96,7 @@ class CompletionForm(W.VBox):
         shown.update(stop="", seed="", echo=False)
         model = self._model_was = presets.get("model") or base["model"]
         wide = W.Layout(width="100%")
-        self._model, note = self._model_field(model)
+        self._models = ModelField(model, self._on_change, self._on_default_model)
         self._endpoint = _tag(
             W.ToggleButtons(
                 options=list(ENDPOINTS),
@@ -181,7 +144,7 @@ class CompletionForm(W.VBox):
         )
         self._status = _tag(W.Label(), "status")
         self._error = _tag(W.Label(style={"text_color": ERROR_COLOR}), "error")
-        for widget in (self._model, self._endpoint, self._system, self._prompt, self._stream, *self._controls.values()):
+        for widget in (self._endpoint, self._system, self._prompt, self._stream, *self._controls.values()):
             widget.observe(self._on_change, names="value")
         self._preview.observe(self._on_preview_edit, names="value")
         self._submit.on_click(self._on_submit)
@@ -191,8 +154,8 @@ class CompletionForm(W.VBox):
         row = W.Layout(flex_flow="row wrap", width="100%")
         super().__init__(
             [
-                W.HBox([self._model, self._endpoint], layout=row),
-                *([note] if note else []),
+                W.HBox([self._models.box, self._endpoint], layout=row),
+                self._models.note,
                 self._system,
                 self._prompt,
                 W.HBox(sliders, layout=row),
@@ -207,6 +170,7 @@ class CompletionForm(W.VBox):
         )
         self.add_class("jupyter-openai-form")
         self._sync_fields()
+        self._models.load(self._list_models, first_is_default=model_from_server and not presets.get("model"))
 
     @staticmethod
     def _slider_names() -> set[str]:
@@ -224,20 +188,18 @@ class CompletionForm(W.VBox):
         source = self._client_source
         return source if isinstance(source, OpenAIClient) else source()
 
-    # -- fields ----------------------------------------------------------------------
-    def _model_field(self, model: str) -> tuple[W.Widget, W.Widget | None]:
-        try:
-            models = self._client().list_models()
-            ids = sorted({str(m["id"]) for m in models if isinstance(m, Mapping) and m.get("id")})
-            problem = None if ids else "the server lists no models"
-        except OpenAIError as exc:
-            ids, problem = [], one_line(exc, 160)
-        if problem is None:
-            options = ids if model in ids else [model, *ids]
-            return _tag(W.Dropdown(options=options, value=model, description="model"), "model"), None
-        note = _tag(W.Label(f"Could not list the server's models ({problem}): type a model id."), "model-note")
-        return _tag(W.Text(value=model, description="model", placeholder="model id"), "model"), note
+    _model = property(lambda self: self._models.widget, doc="The model field (a Text, or a Dropdown once listed).")
 
+    def _list_models(self) -> list[dict[str, Any]]:
+        """The server's models, asked with short timeouts and no retries (the form's thread waits)."""
+        settings = self._client().settings
+        connect, read = MODELS_TIMEOUTS
+        with OpenAIClient(settings.with_overrides(connect_timeout=min(connect, settings.connect_timeout),
+                                                  read_timeout=min(read, settings.read_timeout),
+                                                  max_retries=0)) as short:
+            return short.list_models()
+
+    # -- fields ----------------------------------------------------------------------
     def options(self, *, lenient: bool = False) -> dict[str, Any]:
         """What the user set, as ``build_request`` takes it: a field left as shown is ``None``
         (the defaults decide), exactly as an option left off ``%%complete``. ``lenient``: an
@@ -291,6 +253,14 @@ class CompletionForm(W.VBox):
             if new and self._endpoint.value == choose_endpoint(self._model_was, auto):
                 self._endpoint.value = choose_endpoint(new, auto)  # the endpoint follows the model unless chosen
             self._model_was = new
+        self._sync_fields()
+
+    def _on_default_model(self, model: str) -> None:
+        """The server's first listed model is the default (``model_from_server``): shown as such."""
+        auto = self._base["endpoint"] or AUTO
+        if self._endpoint.value == choose_endpoint(self._model_was, auto):
+            self._endpoint.value = choose_endpoint(model, auto)
+        self._model_was = self._base["model"] = self._shown["model"] = model
         self._sync_fields()
 
     def _on_preview_edit(self, change: dict[str, Any]) -> None:
@@ -387,6 +357,10 @@ class CompletionForm(W.VBox):
         self._output.outputs = tuple(shown)
 
     # -- for callers and tests -------------------------------------------------------
+    def wait_models(self, timeout: float | None = None) -> bool:
+        """Wait for the server's model list (or its failure note) to reach the model field; True if it has."""
+        return self._models.wait(timeout)
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the running call (if any) to finish; True when none is running."""
         thread = self._thread
@@ -409,6 +383,7 @@ class CompletionForm(W.VBox):
     def close(self) -> None:
         """Stop a running call and close every widget of the form."""
         self.stop()
+        self._models.close()
         stack: list[W.Widget] = list(self.children)
         while stack:
             widget = stack.pop()

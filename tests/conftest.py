@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from llama_server import REASONING_TEMPLATE, LlamaServer, find_binary  # noqa: E402
 
+from bodyserver import BodyServer  # noqa: E402
 from fakeserver import TEST_KEY, FakeOpenAIServer  # noqa: E402
 
 #: A fake key planted by the leak tests; it must never show up anywhere.
@@ -74,6 +75,22 @@ def server(_session_server: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
     _session_server.reset()
     yield _session_server
     _session_server.reset()
+
+
+@pytest.fixture(scope="session")
+def _session_body_server() -> Iterator[BodyServer]:
+    served = BodyServer()
+    yield served
+    served.close()
+
+
+@pytest.fixture
+def body_server(_session_body_server: BodyServer) -> BodyServer:
+    """A server answering every request with the body a test sets (``answer``, ``events``);
+    ``hits`` counts the requests it received."""
+    _session_body_server.answer(b"", "application/json")
+    _session_body_server.hits = 0
+    return _session_body_server
 
 
 @pytest.fixture

@@ -93,9 +93,9 @@ def _write_notebook(path: Path, server_url: str, trace: Path) -> None:
         "form = %complete_form -m fake-chat\n"
         f"_trace = open({str(trace)!r}, 'a', buffering=1)\n"
         "_render = form._render\n"
-        "def _traced(texts, *more):\n"
+        "def _traced(texts, *rest):\n"  # rest: the reasoning text (form._render's second argument)
         "    _trace.write(json.dumps({'t': time.time(), 'chars': sum(map(len, texts))}) + '\\n')\n"
-        "    _render(texts, *more)\n"
+        "    _render(texts, *rest)\n"
         "form._render = _traced\n"
         "form",
     ]
@@ -196,7 +196,7 @@ def test_form_in_jupyterlab(fake: FakeOpenAIServer, lab: tuple[str, str, Path], 
             page.keyboard.type("0.3")
             page.keyboard.press("Enter")
             expect(readout).to_have_text("0.30")
-            # (-m fake-chat is not written: with no model configured, the server's first listed model is the default)
+            # -m fake-chat is the default: the model trait is untouched and the server lists fake-chat first
             expect(form.locator(".jo-preview input")).to_have_value("%%complete -t 0.3")
 
             # Submit a slow stream and watch it grow, in the page and by sampling.

@@ -11,8 +11,10 @@ traceback as ``traceback.format_exception`` prints it, the same with every frame
 Servers that echo things back are covered too: the test server repeating the key in its error
 messages (in every body style and mid-stream), and :class:`EchoServer`, which copies the
 ``Authorization`` header into every field of error bodies, ``x-request-id``, HTML pages, non-JSON
-answers and malformed chunks. Also run with a key that does not look like ``sk-…`` (a local
-server's token), which only the explicit redaction of the configured key can catch.
+answers and malformed chunks, answers of odd shapes (the key in a field of the wrong type, placed
+across the point where a snippet is cut) and 200 answers to a streamed call that are no event
+stream (text, NDJSON, no content type). Also run with a key that does not look like ``sk-…`` (a
+local server's token), which only the explicit redaction of the configured key can catch.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import pytest
 
 from jupyter_openai.client import USER_AGENT, OpenAIClient
 from jupyter_openai.errors import APIStatusError, AuthenticationError, OpenAIError
+from jupyter_openai.results import Completion
 from jupyter_openai.stream import Stream
 
 from conftest import CANARY_KEY, Recorder
@@ -116,6 +119,8 @@ def capture(call: Callable[[], Any]) -> tuple[Any, BaseException | None]:
     result = None
     try:
         result = call()
+        if isinstance(result, Completion) and result.error is not None:  # an answer of an unexpected shape
+            return result, result.error
         if isinstance(result, Stream):
             stream = result
             try:
@@ -276,13 +281,15 @@ class _EchoHandler(BaseHTTPRequestHandler):
         self._answer()
 
     def do_POST(self) -> None:  # noqa: N802
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._streamed = bool(json.loads(raw or b"{}").get("stream"))
         self._answer()
 
-    def _send(self, status: int, ctype: str, body: bytes, extra: dict[str, str] | None = None) -> None:
+    def _send(self, status: int, ctype: str | None, body: bytes, extra: dict[str, str] | None = None) -> None:
         auth = self.headers.get("Authorization", "")
         self.send_response(status)
-        self.send_header("Content-Type", ctype)
+        if ctype is not None:
+            self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("x-request-id", f"req {auth}")
         for name, value in (extra or {}).items():
@@ -319,6 +326,14 @@ class _EchoHandler(BaseHTTPRequestHandler):
             return self._send(429, "application/json", json.dumps(body).encode(), {"Retry-After": "900"})
         if mode == "not-json":
             return self._send(200, "text/html", f"<html>portal for {auth}</html>".encode())
+        if mode in NOT_EVENT_STREAMS:  # a 200 that is no event stream, the key across the snippet's cut
+            ctype, line = NOT_EVENT_STREAMS[mode]
+            return self._send(200, ctype, (line.format(pad="x" * 100, key=key, auth=auth) * 2).encode())
+        if mode == "odd-shape" and self.command == "GET":
+            return self._send(200, "application/json", json.dumps({"data": {"id": key, "owned_by": auth}}).encode())
+        if mode == "odd-shape" and not getattr(self, "_streamed", False):
+            body = {"id": "c", "choices": [{"index": 0, "message": {"content": {"token": key}}}], "usage": auth}
+            return self._send(200, "application/json", json.dumps(body).encode())
         chunk = json.dumps({"id": "c", "model": "m", "choices": [{"index": 0, "text": "ok",
                                                                    "delta": {"content": "ok"}}]})
         if mode == "malformed":
@@ -330,13 +345,21 @@ class _EchoHandler(BaseHTTPRequestHandler):
             events = f"data: {chunk}\n\ndata: {json.dumps(error)}\n\n"
         elif mode == "error-event":
             events = f"data: {chunk}\n\nevent: error\ndata: {json.dumps({'message': auth})}\n\n"
+        elif mode == "odd-shape":  # the key where a 80-character snippet of the chunk is cut
+            odd = {"choices": [{"index": 0, "delta": {"content": [key], "text": [key]}, "text": [key]}]}
+            events = f"data: {chunk}\n\ndata: {json.dumps(odd)}\n\n"
         else:
             return self._send(404, "application/json", b'{"detail": "Not Found"}')
         return self._send(200, "text/event-stream", events.encode())
 
 
+NOT_EVENT_STREAMS = {  # mode: content type, one line of the body
+    "plain-200": ("text/plain", "{pad} upstream says {auth}\n"),
+    "ndjson-200": ("application/x-ndjson", '{{"pad": "{pad}", "message": {{"content": "{key}"}}, "done": false}}\n'),
+    "untyped-200": (None, "{pad} denied for {key}\n"),
+}
 ECHO_MODES = ["json-error", "json-any", "flat-any", "detail", "html", "html-no-title", "text", "retry-after",
-              "not-json", "malformed", "error-chunk", "error-chunk-any", "error-event"]
+              "not-json", "malformed", "error-chunk", "error-chunk-any", "error-event", "odd-shape", *NOT_EVENT_STREAMS]
 
 
 @pytest.fixture(scope="module")
@@ -383,7 +406,7 @@ def test_key_is_still_sent_correctly(server: FakeOpenAIServer) -> None:
 # ================================================================ the session log (through the call pipeline)
 
 @pytest.mark.parametrize("mode", ["json-error", "json-any", "html", "retry-after", "malformed", "error-chunk",
-                                  "error-chunk-any", "not-json"])
+                                  "error-chunk-any", "not-json", "odd-shape", *NOT_EVENT_STREAMS])
 @pytest.mark.parametrize("stream", [True, False])
 def test_session_log_never_holds_the_key(echo_server: str, delays: Recorder, mode: str, stream: bool) -> None:
     from jupyter_openai.call import run_call
@@ -401,3 +424,28 @@ def test_session_log_never_holds_the_key(echo_server: str, delays: Recorder, mod
             for piece in fragments(key):
                 assert piece not in text, f"key fragment {piece!r} leaked in the log: {text[:300]!r}"
     assert len(log) == 2
+
+
+# ================================================================ snippets: redacted before they are cut
+
+@pytest.mark.parametrize("key", [CANARY_KEY, PLAIN_CANARY], ids=["sk-canary", "plain-token"])
+@pytest.mark.parametrize("case", ["malformed-chunk", "odd-chunk", "not-json", "not-a-stream"])
+def test_a_key_across_a_snippet_cut_never_shows(body_server: Any, key: str, case: str) -> None:
+    """Every error quoting what a server sent cuts it short: a key straddling the cut must be masked whole."""
+    client = OpenAIClient(api_key=key, base_url=body_server.url, read_timeout=2, max_retries=0)
+    for pad in range(0, 200, 7):  # the key starts before, at and after every cut (80, 120, 160 characters)
+        if case == "malformed-chunk":
+            body_server.answer(f"data: {{{'x' * pad}{key}\n\n".encode(), "text/event-stream")
+        elif case == "odd-chunk":
+            odd = json.dumps({"choices": [{"index": 0, "delta": {"content": ["x" * pad + key]}}]})
+            body_server.answer(f"data: {odd}\n\n".encode(), "text/event-stream")
+        elif case == "not-json":
+            body_server.answer(f"{'x' * pad}{key}".encode(), "application/json")
+        else:
+            body_server.answer(f"{'x' * pad}{key}".encode(), "text/plain")
+        for call in (lambda: client.chat("m", MESSAGES, stream=case != "not-json"), client.list_models):
+            result, error = capture(call)
+            assert isinstance(error, OpenAIError), (case, pad)
+            assert_no_canary(key, error=error, with_locals=False, objects=(client, result))
+            if case != "not-json":
+                break

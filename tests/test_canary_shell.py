@@ -5,13 +5,15 @@ nowhere: not in ``%config CompleteMagics`` nor ``%config CompleteMagics.api_key`
 ``Config`` (the shell's, the magics', every configurable's, the application's) as ``repr`` or
 ``json.dumps`` shows them, not in ``magics.trait_values()``, the outputs kept in history, the
 session log, nor the red line of a failed call. Malformed keys (a pasted curly quote, a trailing
-newline, bytes) give one line before any request, and never repeat the key.
+newline, bytes) give one line before any request, and never repeat the key. Answers of odd shapes
+and 200 answers that are no event stream, echoing the key, show it nowhere either (issue 12).
 
 (The canary in the bundled model server's environment and command line: ``test_local.py``.)
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,3 +200,41 @@ def test_key_given_as_bytes_is_refused_without_showing_it(shell: Any, server: Fa
     with capture_output():
         shell.run_cell_magic("complete", "-o answer", PROMPT)
     assert shell.user_ns["answer"] == "Echo: three two one"
+
+
+# ---------------------------------------------------------------- odd answers echoing the key (issue 12)
+
+def _odd_answers(key: str) -> dict[str, tuple[Any, str | None, str]]:
+    """name: (body, content type, the magic line) for answers that echo the key where it should not be."""
+    pad = "x" * 140  # the key across the points where snippets are cut (80, 120 and 160 characters)
+    odd_chunk = json.dumps({"choices": [{"index": 0, "delta": {"content": [pad[:5] + key]}}]})
+    return {
+        "odd-chunk": (f"data: {json.dumps({'choices': [{'delta': {'content': 'ok'}}]})}\n\ndata: {odd_chunk}\n\n",
+                      "text/event-stream", "-o answer"),
+        "odd-answer": ({"choices": [{"message": {"content": {"k": key}}}], "usage": key}, "application/json",
+                       "--no-stream -o answer"),
+        "ndjson": ("".join(json.dumps({"pad": pad, "message": {"content": key}}) + "\n" for _ in range(2)),
+                   "application/x-ndjson", "-o answer"),
+        "plain": (f"{pad} upstream rejected Bearer {key}\n", "text/plain", "-o answer"),
+        "untyped": (f"{pad}{key}", None, "-o answer"),
+        "not-json": (f"{pad[:100]}{key}", "application/json", "--no-stream -o answer"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_odd_answers(CANARY_KEY)))
+def test_odd_answers_echoing_the_key_show_it_nowhere(make_shell: Any, body_server: Any, name: str) -> None:
+    from traitlets.config import Config
+
+    config = Config()
+    config.CompleteMagics.model = "fake-chat"
+    config.CompleteMagics.max_retries = 0
+    shell = make_shell(config, {"OPENAI_API_KEY": CANARY_KEY, "OPENAI_BASE_URL": body_server.url})
+    body, content_type, line = _odd_answers(CANARY_KEY)[name]
+    body_server.answer(body if not isinstance(body, str) else body.encode(), content_type)
+    with capture_output() as shown:
+        shell.run_cell_magic("complete", line, PROMPT)
+        shell.run_line_magic("complete_models", "")
+    assert len(shown.stderr.strip().splitlines()) == 2, shown.stderr  # one line for the call, one for the models
+    assert session_log[-1]["status"] == "error"
+    assert_nowhere([shown.stdout, shown.stderr, repr(shell.user_ns["answer"]), *json_texts(list(session_log)),
+                    session_log.to_csv(), session_log.to_jsonl(), *public_texts(shell)])

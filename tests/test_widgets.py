@@ -36,10 +36,13 @@ def log() -> SessionLog:
 def make_form(client: OpenAIClient, log: SessionLog) -> Callable[..., CompletionForm]:
     forms: list[CompletionForm] = []
 
-    def make(**kwargs: object) -> CompletionForm:
+    def make(wait_models: bool = True, **kwargs: object) -> CompletionForm:
+        """A form; ``wait_models``: once its model list (or the failure note) has arrived."""
         kwargs = {"log": log, "defaults": DEFAULTS, "prompt": PROMPT, **kwargs}
         form = CompletionForm(kwargs.pop("client", client), **kwargs)
         forms.append(form)
+        if wait_models:
+            assert form.wait_models(10), "the model list did not arrive"
         return form
 
     yield make
@@ -172,6 +175,7 @@ SETTINGS = {
 @pytest.mark.parametrize("settings", list(SETTINGS))
 def test_preview_reproduces_the_request_through_the_magic(shell, server, settings):
     form = shell.run_line_magic("complete_form", PROMPT)
+    assert form.wait_models(10)  # its /models request is not the last one recorded
     for name, value in SETTINGS[settings].items():
         getattr(form, name).value = value
     run(form)
@@ -195,13 +199,87 @@ def test_model_dropdown_lists_server_models_with_default_selected(make_form):
 
 
 def test_model_falls_back_to_text_when_listing_fails(make_form, server, log):
-    server.add_fault(path="/models", status=500, times=3)  # the first try and both retries
+    server.add_fault(path="/models", status=500)  # the form's listing is not retried
     form = make_form()
     assert isinstance(form._model, W.Text) and form._model.value == "fake-chat"
     notes = [w.value for w in all_widgets(form) if "jo-model-note" in getattr(w, "_dom_classes", ())]
     assert len(notes) == 1 and "Could not list the server's models (500" in notes[0]
     run(form)  # the server is fine again: the typed model works
     assert form.text == ANSWER
+
+
+def test_form_appears_before_a_slow_model_list_and_keeps_what_was_typed(make_form, server, log):
+    server.add_fault(path="/models", delay=3)
+    started = time.monotonic()
+    form = make_form(wait_models=False)
+    assert time.monotonic() - started < 2.0  # well before the server's 3 s delay is over
+    assert isinstance(form._model, W.Text) and form._model.value == "fake-chat" and not form.wait_models(0)
+    form._model.value = "gpt-4o-mini"  # typed while the list is on its way
+    assert form.preview.startswith("%%complete -m gpt-4o-mini")
+    assert form.wait_models(10)
+    assert isinstance(form._model, W.Dropdown) and form._model.value == "gpt-4o-mini"
+    assert set(DEFAULT_MODELS) <= set(form._model.options)
+    form._model.value = "fake-chat"  # the new field is watched like the old one
+    assert form.preview == "%%complete"
+    run(form)
+    assert form.text == ANSWER and log[-1]["model"] == "fake-chat"
+
+
+def test_a_typed_model_the_server_does_not_list_stays(make_form, server):
+    server.add_fault(path="/models", delay=1)
+    form = make_form(wait_models=False)
+    form._model.value = "my-fine-tune"
+    assert form.wait_models(10) and isinstance(form._model, W.Dropdown)
+    assert form._model.value == "my-fine-tune" and form._model.options[0] == "my-fine-tune"
+    assert set(DEFAULT_MODELS) <= set(form._model.options)
+
+
+def test_a_stalled_model_list_times_out_with_a_note_and_no_retry(make_form, server, monkeypatch):
+    import jupyter_openai.widgets as widgets
+
+    monkeypatch.setattr(widgets, "MODELS_TIMEOUTS", (1.0, 0.3))  # the form's own short timeouts
+    server.add_fault(path="/models", delay=2, times=None)
+    slow = OpenAIClient(api_key=TEST_KEY, base_url=server.url, read_timeout=30, max_retries=2)
+    started = time.monotonic()
+    form = make_form(client=slow, wait_models=False)
+    assert time.monotonic() - started < 1.0
+    assert form.wait_models(10) and isinstance(form._model, W.Text)
+    notes = [w.value for w in all_widgets(form) if "jo-model-note" in getattr(w, "_dom_classes", ())]
+    assert notes == [f"Could not list the server's models (No answer from 127.0.0.1:{server.port} within 0.3 s): "
+                     "type a model id."]
+    assert len([r for r in server.requests if r.path == "/v1/models"]) == 1  # no retries
+    assert slow.settings.read_timeout == 30  # the form's own client, not the one it was given
+
+
+def test_a_failing_client_factory_is_a_note(make_form):
+    def broken() -> OpenAIClient:
+        raise ValueError("the settings are wrong")
+
+    form = make_form(client=broken)
+    notes = [w.value for w in all_widgets(form) if "jo-model-note" in getattr(w, "_dom_classes", ())]
+    assert notes == ["Could not list the server's models (the settings are wrong): type a model id."]
+    assert isinstance(form._model, W.Text) and not form.submit()
+    assert form.error_text == "the settings are wrong"
+
+
+def test_complete_form_does_not_wait_for_the_models(make_shell, server):
+    """With the model setting untouched, the default model is the server's first listed one: the form
+    shows at once and takes it when the list arrives (no listing in the magic itself)."""
+    from traitlets.config import Config
+
+    config = Config()
+    config.CompleteMagics.max_retries = 2
+    config.CompleteMagics.timeout = 30.0
+    shell = make_shell(config)
+    server.add_fault(path="/models", delay=3)
+    started = time.monotonic()
+    form = shell.run_line_magic("complete_form", PROMPT)
+    assert time.monotonic() - started < 2.0 and not form.wait_models(0)
+    assert form.wait_models(10) and isinstance(form._model, W.Dropdown)
+    assert form._model.value == DEFAULT_MODELS[0] and form.preview == "%%complete"
+    run(form)
+    assert session_log[-1]["model"] == DEFAULT_MODELS[0] and session_log[-1]["source"] == "form"
+    form.close()
 
 
 def test_closed_port_gives_text_field_and_one_red_line(make_form, log):
@@ -354,6 +432,7 @@ def test_canary_key_in_no_widget_state_nor_output(canary_server, server, log):
     ):
         for client in (good, rejected):  # a working call, and a 401 (with a fallback model field)
             form = CompletionForm(client, log=log, defaults=DEFAULTS, prompt=PROMPT)
+            assert form.wait_models(10)  # the failure note (401) is in the form
             run(form)
             forms.append(form)
     assert forms[0].text == ANSWER and forms[1].error_text.startswith("401")
@@ -368,6 +447,7 @@ def test_canary_key_in_no_widget_state_nor_output(canary_server, server, log):
 def test_complete_form_magic_returns_a_preset_form(shell, server):
     form = shell.run_line_magic("complete_form", "-m davinci-002")
     assert isinstance(form, CompletionForm) and form._model.value == "davinci-002"
+    assert form.wait_models(10) and isinstance(form._model, W.Dropdown) and form._model.value == "davinci-002"
     assert form._endpoint.value == "completions" and form.preview == "%%complete -m davinci-002"
     form.close()
     form = shell.run_line_magic("complete_form", "-t 0.5 --max-tokens 32 four five six")
