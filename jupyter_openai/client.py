@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from . import __version__, models, responses
-from .adapt import FieldRules
+from .adapt import FieldRules, takes_max_completion_tokens
 from .cancel import CancelToken
 from .config import Settings, is_openai_host
 from .errors import (
@@ -46,6 +46,7 @@ INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 ERROR_BODY_LIMIT = 64 * 1024
 _NOT_PARAMETERS = frozenset({"model", "prompt", "messages", "input", "instructions"})
+MAX_ADAPTATIONS = 6  # a call drops or renames at most this many refused fields (each costs one request, once)
 NOT_A_STREAM = frozenset({"text/html", "application/json"})  # 200 answers to stream=True that carry no events
 
 Sleep = Callable[[float], None]
@@ -186,14 +187,16 @@ class OpenAIClient:
              extra_body: Mapping[str, Any] | None = None, cancel: CancelToken | None = None,
              **params: Any) -> Completion | Stream:
         """``POST /chat/completions``; a :class:`Stream` when ``stream=True``; ``cancel`` as for
-        :meth:`completion`. To OpenAI the length limit goes as ``max_completion_tokens``."""
+        :meth:`completion`. To OpenAI, and for OpenAI's reasoning models anywhere, the length limit
+        goes as ``max_completion_tokens``."""
         if not messages:
             raise ConfigurationError("messages must hold at least one message")
         for message in messages:
             if not isinstance(message, Mapping) or "role" not in message:
                 raise ConfigurationError(f"each message needs a role, got {message!r}")
         body = {"model": self._model(model), "messages": list(messages), **check_params(CHAT, params)}
-        if "max_tokens" in body and is_openai_host(self.settings.base_url):  # GUIDE 10: GPT-5 models need it
+        if "max_tokens" in body and (is_openai_host(self.settings.base_url)  # GUIDE 10: GPT-5 models need it
+                                     or takes_max_completion_tokens(body["model"])):
             body["max_completion_tokens"] = body.pop("max_tokens")
         return self._create("/chat/completions", CHAT_KIND, body, stream, extra_body, cancel)
 
@@ -225,21 +228,23 @@ class OpenAIClient:
 
     def _create(self, path: str, kind: str, body: dict[str, Any], stream: bool,
                 extra_body: Mapping[str, Any] | None, cancel: CancelToken | None) -> Completion | Stream:
-        """Send, after the fields this model refused before are changed; once more when a 400
-        names a field the call can do without. The answer carries what was sent and the notes."""
+        """Send, after the fields this model refused before are changed; once more each time a 400
+        names a field the call can do without (GPT-5 refuses max_tokens, then temperature). The answer
+        carries what was sent and the notes."""
         if extra_body:
             body.update(extra_body)
         model = body["model"]
         notes = self._rules.apply(model, body)
         try:
-            try:
-                result = self._open(path, kind, body, stream, cancel)
-            except BadRequestError as exc:
-                note = self._rules.learn(model, exc, body)
-                if note is None:
-                    raise
-                notes.append(note)
-                result = self._open(path, kind, body, stream, cancel)
+            for retries_left in range(MAX_ADAPTATIONS, -1, -1):
+                try:
+                    result = self._open(path, kind, body, stream, cancel)
+                    break
+                except BadRequestError as exc:
+                    note = self._rules.learn(model, exc, body) if retries_left else None
+                    if note is None:
+                        raise
+                    notes.append(note)
         except NotFoundError as exc:
             raise self._model_not_found(exc, model) from None
         result.sent = {k: v for k, v in body.items() if k not in _NOT_PARAMETERS}
