@@ -3,7 +3,8 @@
 ``FakeOpenAIServer`` answers as the real APIs do; some tests need a server that does not (a 400 whose
 ``param`` is a list, a chat answer naming another model than the one asked for, a server that refuses
 every name of a field). :class:`ScriptedServer` runs ``answer(method, path, body)`` for each request
-and sends back the ``(status, JSON value)`` it returns, over a real socket::
+and sends back the ``(status, JSON value)`` it returns (``bytes``: sent as they are, as an event
+stream, see :func:`sse`), over a real socket::
 
     with ScriptedServer(lambda method, path, body: (200, {"ok": True})) as server:
         ...  # point a client at server.url; server.bodies holds the JSON bodies received
@@ -53,9 +54,10 @@ class ScriptedServer:
                 body = json.loads(raw) if raw else None
                 owner.requests.append((self.command, self.path, body))
                 status, value = owner.answer(self.command, self.path, body)
-                data = json.dumps(value).encode()
+                raw_bytes = isinstance(value, bytes)
+                data = value if raw_bytes else json.dumps(value).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/event-stream" if raw_bytes else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -79,3 +81,13 @@ def chat_answer(model: str, text: str) -> dict[str, Any]:
     return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+
+def sse(*events: Any, done: bool = True) -> bytes:
+    """An event stream of ``events`` (JSON values; a ``(name, value)`` pair gets an ``event:`` line),
+    ended by ``[DONE]`` when ``done``."""
+    out = []
+    for event in events:
+        name, value = event if isinstance(event, tuple) else (None, event)
+        out.append((f"event: {name}\n" if name else "") + f"data: {json.dumps(value)}\n\n")
+    return ("".join(out) + ("data: [DONE]\n\n" if done else "")).encode()

@@ -4,20 +4,19 @@ the user gets one note line; a 400 naming no field stays an error.
 
 The rules are unit-tested on :class:`FieldRules`; the behaviour over real sockets against the test
 server's GPT-5 models (OpenAI's exact error bodies, GUIDE 10), through the client and through
-``%%complete``; hostile and unusual servers are played by :class:`ScriptedServer`.
+``%%complete``; hostile and unusual servers are played by a ``ScriptedServer`` (the ``scripted`` fixture).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import fakeserver_errors
 import fakeserver_models
 import pytest
 from IPython.utils.capture import capture_output
-from scripted_server import ScriptedServer, chat_answer
+from scripted_server import chat_answer
 
 import jupyter_openai.client
 from jupyter_openai.adapt import FieldRules, refused_field, takes_max_completion_tokens
@@ -39,23 +38,6 @@ def bad_request(message: Any, param: Any = None, code: Any = None) -> BadRequest
 
 def posts(server: FakeOpenAIServer) -> list[dict]:
     return [r.body for r in server.requests if r.method == "POST"]
-
-
-@pytest.fixture
-def scripted() -> Iterator[Any]:
-    """Start a :class:`ScriptedServer` for ``answer``; return it with a client for it."""
-    started: list[tuple[ScriptedServer, OpenAIClient]] = []
-
-    def start(answer: Any) -> tuple[ScriptedServer, OpenAIClient]:
-        server = ScriptedServer(answer).__enter__()
-        client = OpenAIClient(api_key=TEST_KEY, base_url=server.url, max_retries=0, read_timeout=5)
-        started.append((server, client))
-        return server, client
-
-    yield start
-    for server, client in started:
-        client.close()
-        server.__exit__(None, None, None)
 
 
 # -- which field a 400 refuses (pure) -------------------------------------------------------
