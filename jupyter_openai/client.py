@@ -157,8 +157,9 @@ class OpenAIClient:
 
     def retrieve_model(self, model: str) -> dict[str, Any]:
         """One model's description (``GET /models/{id}``). Servers without that route (llama.cpp's
-        ``llama-server``, llama-cpp-python) answer 404: then the entry of ``GET /models`` with that id,
-        or the original 404 if the list has none."""
+        ``llama-server``, llama-cpp-python) answer 404: then the entry of ``GET /models`` with that id;
+        when the list has none, the 404 says so and names the closest listed models (the route's own
+        404, "File Not Found", would not be about the model)."""
         if not model:
             raise ConfigurationError("model id must not be empty")
         try:
@@ -171,7 +172,11 @@ class OpenAIClient:
             for entry in listed:
                 if isinstance(entry, dict) and entry.get("id") == model:
                     return entry
-            raise
+            if not listed or missing.code == "model_not_found":  # the server's 404 was about the model
+                raise
+            near = ", ".join(models.closest(model, [entry["id"] for entry in listed]))
+            raise NotFoundError(404, f"The server lists no model {model!r}. Available models closest to "
+                                     f"{model!r}: {near}", request_id=missing.request_id) from None
 
     def completion(self, model: str, prompt: str | Sequence[str], *, stream: bool = False,
                    extra_body: Mapping[str, Any] | None = None, cancel: CancelToken | None = None,
