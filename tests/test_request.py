@@ -84,6 +84,7 @@ def test_configured_reasoning_defaults_are_left_out_on_completions() -> None:
                                                          "endpoints only"),
     ({"endpoint": "completions", "verbosity": "low"}, "--verbosity works with the chat and responses endpoints only"),
     ({"endpoint": "responses", "n": 2}, "-n works with the chat and completions endpoints only"),
+    ({"endpoint": "responses", "logprobs": 2}, "--logprobs works with the chat and completions endpoints only"),
     ({"endpoint": "responses", "echo": True}, "--echo works with the completions endpoint only (add -e completions)"),
     ({"endpoint": "completions", "system": "Be brief."}, "--system works with the chat and responses endpoints only"),
 ])
