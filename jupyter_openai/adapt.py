@@ -6,7 +6,9 @@ default (``unsupported_value``); gateways and open servers refuse other fields i
 words (GUIDE 10). :class:`FieldRules` reads which field an error names, changes the request
 body (``max_tokens`` renamed, any other field dropped), remembers the rule for that model for
 the session, and words the one-line note the user sees. The client applies remembered rules
-before sending, so a call costs at most one extra request once, and none after.
+before sending, so each refused field costs one extra request once, and none after. OpenAI's
+reasoning models are also known by name (:func:`takes_max_completion_tokens`), so on chat their
+length limit goes as ``max_completion_tokens`` from the first request, whatever the host.
 """
 
 from __future__ import annotations
@@ -24,8 +26,16 @@ ADAPTABLE = frozenset({"max_tokens", "max_completion_tokens", "temperature", "to
 RENAMES = {"max_tokens": "max_completion_tokens", "max_completion_tokens": "max_tokens"}
 UNSUPPORTED_CODES = frozenset({"unsupported_parameter", "unsupported_value"})
 _QUOTED = re.compile(r"""['"`]([a-z_]+)['"`]""")
+#: OpenAI's reasoning models (GPT-5 family, o-series), also behind a gateway's prefix (``openai/gpt-5.4-mini``).
+_REASONING_MODEL = re.compile(r"(^|/)(gpt-5|o[1-9])([-.]|$)", re.I)
 _WORDS = re.compile(r"\b(unsupported|not supported|unrecognized|unknown|not allowed|does not support|"
                     r"extra inputs are not permitted)\b", re.I)  # not "invalid": a bad value is the user's to fix
+
+
+def takes_max_completion_tokens(model: str) -> bool:
+    """True for models that refuse ``max_tokens`` on chat by name (GPT-5, o1/o3/o4; GUIDE 10): Azure and
+    gateways serve them under other hosts, where the host rule does not see them."""
+    return bool(_REASONING_MODEL.search(model or ""))
 
 
 def refused_field(error: APIStatusError, body: dict[str, Any]) -> str | None:
@@ -65,10 +75,11 @@ class FieldRules:
         if field is None:
             return None
         target = RENAMES.get(field) if error.code != "unsupported_value" else None
-        if target is not None and target in body:
-            target = None
         with self._lock:
-            self._rules.setdefault(model, {})[field] = target
+            rules = self._rules.setdefault(model, {})
+            if target is not None and (target in body or target in rules):  # both names refused: send neither
+                target = None
+            rules[field] = target
         note = _change(model, body, field, target)
         return f"{note} (remembered for this session)" if note else None
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import requests
 
 from . import __version__, answers, models, responses
-from .adapt import FieldRules
+from .adapt import FieldRules, takes_max_completion_tokens
 from .cancel import CancelToken
 from .config import Settings, is_openai_host
 from .errors import (
@@ -47,6 +47,7 @@ USER_AGENT = f"jupyter-openai/{__version__} python-requests/{requests.__version_
 ERROR_BODY_LIMIT = answers.ERROR_BODY_LIMIT
 NOT_A_STREAM = answers.NOT_A_STREAM
 _NOT_PARAMETERS = frozenset({"model", "prompt", "messages", "input", "instructions"})
+MAX_ADAPTATIONS = 1  # issue 11: at most one extra request per call to get past a refused field
 
 Sleep = Callable[[float], None]
 
@@ -98,8 +99,9 @@ class OpenAIClient:
 
     def retrieve_model(self, model: str) -> dict[str, Any]:
         """One model's description (``GET /models/{id}``). Servers without that route (llama.cpp's
-        ``llama-server``, llama-cpp-python) answer 404: then the entry of ``GET /models`` with that id,
-        or the original 404 if the list has none."""
+        ``llama-server``, llama-cpp-python) answer 404: then the entry of ``GET /models`` with that id;
+        when the list has none, the 404 says so and names the closest listed models (the route's own
+        404, "File Not Found", would not be about the model)."""
         if not model:
             raise ConfigurationError("model id must not be empty")
         try:
@@ -112,7 +114,11 @@ class OpenAIClient:
             for entry in listed:
                 if isinstance(entry, dict) and entry.get("id") == model:
                     return entry
-            raise
+            if not listed or missing.code == "model_not_found":  # the server's 404 was about the model
+                raise
+            near = ", ".join(models.closest(model, [entry["id"] for entry in listed]))
+            raise NotFoundError(404, f"The server lists no model {model!r}. Available models closest to "
+                                     f"{model!r}: {near}", request_id=missing.request_id) from None
         return answers.model_entry(response, self._secrets)
 
     def completion(self, model: str, prompt: str | Sequence[str], *, stream: bool = False,
@@ -129,14 +135,16 @@ class OpenAIClient:
              extra_body: Mapping[str, Any] | None = None, cancel: CancelToken | None = None,
              **params: Any) -> Completion | Stream:
         """``POST /chat/completions``; a :class:`Stream` when ``stream=True``; ``cancel`` as for
-        :meth:`completion`. To OpenAI the length limit goes as ``max_completion_tokens``."""
+        :meth:`completion`. To OpenAI, and for OpenAI's reasoning models anywhere, the length limit
+        goes as ``max_completion_tokens``."""
         if not messages:
             raise ConfigurationError("messages must hold at least one message")
         for message in messages:
             if not isinstance(message, Mapping) or "role" not in message:
                 raise ConfigurationError(f"each message needs a role, got {message!r}")
         body = {"model": self._model(model), "messages": list(messages), **check_params(CHAT, params)}
-        if "max_tokens" in body and is_openai_host(self.settings.base_url):  # GUIDE 10: GPT-5 models need it
+        if "max_tokens" in body and (is_openai_host(self.settings.base_url)  # GUIDE 10: GPT-5 models need it
+                                     or takes_max_completion_tokens(body["model"])):
             body["max_completion_tokens"] = body.pop("max_tokens")
         return self._create("/chat/completions", CHAT_KIND, body, stream, extra_body, cancel)
 
@@ -168,21 +176,23 @@ class OpenAIClient:
 
     def _create(self, path: str, kind: str, body: dict[str, Any], stream: bool,
                 extra_body: Mapping[str, Any] | None, cancel: CancelToken | None) -> Completion | Stream:
-        """Send, after the fields this model refused before are changed; once more when a 400
-        names a field the call can do without. The answer carries what was sent and the notes."""
+        """Send, after the fields this model refused before are changed; once more each time a 400
+        names a field the call can do without (GPT-5 refuses max_tokens, then temperature). The answer
+        carries what was sent and the notes."""
         if extra_body:
             body.update(extra_body)
         model = body["model"]
         notes = self._rules.apply(model, body)
         try:
-            try:
-                result = self._open(path, kind, body, stream, cancel)
-            except BadRequestError as exc:
-                note = self._rules.learn(model, exc, body)
-                if note is None:
-                    raise
-                notes.append(note)
-                result = self._open(path, kind, body, stream, cancel)
+            for retries_left in range(MAX_ADAPTATIONS, -1, -1):
+                try:
+                    result = self._open(path, kind, body, stream, cancel)
+                    break
+                except BadRequestError as exc:
+                    note = self._rules.learn(model, exc, body) if retries_left else None
+                    if note is None:
+                        raise
+                    notes.append(note)
         except NotFoundError as exc:
             raise self._model_not_found(exc, model) from None
         result.sent = {k: v for k, v in body.items() if k not in _NOT_PARAMETERS}

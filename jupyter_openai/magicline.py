@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ConfigurationError
-from .params import CHAT, OPTION_PARAMS
+from .params import CHAT, OPTION_PARAMS, RESPONSES
 
 _TOKEN = re.compile(r"""(?:"[^"]*"|'[^']*'|\S)+""")
 _QUOTED = re.compile(r""""([^"]*)"|'([^']*)'""")
@@ -143,7 +143,7 @@ def format_options(options: Mapping[str, Any], auto_endpoint: str, shown: Mappin
         words += ["-m", quote(options["model"])]
     if options.get("endpoint") and options["endpoint"] != auto_endpoint:
         words += ["-e", options["endpoint"]]
-    if options.get("endpoint") == CHAT and options.get("system") is not None:
+    if options.get("endpoint") in (CHAT, RESPONSES) and options.get("system") is not None:
         words += ["-s", quote(escape(options["system"]))]
     for param in OPTION_PARAMS:
         value = options.get(param.name)

@@ -91,7 +91,7 @@ def build_request(options: Mapping[str, Any], defaults: Mapping[str, Any] = DEFA
             if options.get(name) is None:  # a configured default that does not apply here
                 del params[name]
                 continue
-            where = PARAMS[name].endpoints
+            where = (CHAT, COMPLETIONS) if name == "logprobs" else PARAMS[name].endpoints  # chat: top_logprobs
             hint = " (add -e completions)" if where == (COMPLETIONS,) else ""
             raise ConfigurationError(f"{PARAMS[name].option or name} works with the {' and '.join(where)} "
                                      f"endpoint{'s' if len(where) > 1 else ''} only{hint}")

@@ -191,9 +191,9 @@ class Stream:
                 if type(delta) is not dict:
                     raise _Shape
                 text = delta.get("content")
-                for name in REASONING_FIELDS:
-                    if name in delta:
-                        reasoning = delta[name] or ""
+                for name in REASONING_FIELDS:  # the first one set: a server may send both, one null
+                    if delta.get(name):
+                        reasoning = delta[name]
                         break
                 if "refusal" in delta and delta["refusal"]:
                     self._keep_refusal(delta["refusal"])
@@ -212,11 +212,13 @@ class Stream:
         if text or reasoning:
             if self.first_token_at is None:
                 self.first_token_at = time.monotonic()
-            store = self._parts if text else self._reasoning
-            bucket = store.get(index)
-            if bucket is None:
-                bucket = store[index] = []
-            bucket.append(text or reasoning)
+            if reasoning:  # before the text: a chunk may carry the end of one and the start of the other
+                self._reasoning.setdefault(index, []).append(reasoning)
+            if text:
+                bucket = self._parts.get(index)
+                if bucket is None:
+                    bucket = self._parts[index] = []
+                bucket.append(text)
         if reason:
             self.finish_reasons[index] = reason
         return _new_tuple(Delta, (index, text, reason, reasoning))  # Delta(...) minus its Python __new__

@@ -112,7 +112,7 @@ class CompletionForm(W.VBox):
             W.Textarea(
                 value=shown["system"] if system is None else system,
                 description="system",
-                placeholder="System message (chat only)",
+                placeholder="System message (chat, responses: instructions)",
                 rows=2,
                 layout=wide,
             ),

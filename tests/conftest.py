@@ -109,6 +109,28 @@ def client(server: FakeOpenAIServer) -> Iterator[object]:
         yield c
 
 
+@pytest.fixture
+def scripted() -> Iterator[Any]:
+    """``scripted(answer)``: start a :class:`scripted_server.ScriptedServer` for ``answer`` and return it
+    with a client for it (no retries); both are closed after the test."""
+    from scripted_server import ScriptedServer
+
+    from jupyter_openai.client import OpenAIClient
+
+    started: list[tuple[Any, Any]] = []
+
+    def start(answer: Any) -> tuple[Any, Any]:
+        server = ScriptedServer(answer).__enter__()
+        client = OpenAIClient(api_key=TEST_KEY, base_url=server.url, max_retries=0, read_timeout=5)
+        started.append((server, client))
+        return server, client
+
+    yield start
+    for server, client in started:
+        client.close()
+        server.__exit__(None, None, None)
+
+
 class RaisingShell:
     """Made on first use: an ``InteractiveShell`` whose ``run_cell`` raises the cell's error."""
 

@@ -1,4 +1,4 @@
-"""Tests of ``jupyter_openai.display``: the status line, tables, error lines and the growing cell view.
+"""Tests of ``jupyter_openai.display``: the status line, tables, error lines, the cell view and its reasoning.
 
 The cell view is tested both ways it shows an answer: display handles updated in place
 (inside a real InteractiveShell, captured with ``capture_output``) and plain progressive
@@ -7,14 +7,22 @@ text on stdout (terminal IPython).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from fakeserver_models import REFUSAL_TEXT, reasoning_text
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.terminal.interactiveshell import TerminalInteractiveShell
 from IPython.utils.capture import capture_output
 
 from jupyter_openai.call import Progress
-from jupyter_openai.display import CellView, Table, error_line, use_display_handles
+from jupyter_openai.display import CellView, Table, error_line, reasoning_bundle, use_display_handles
 from jupyter_openai.outcome import status_line
+
+from fakeserver import TEST_KEY, FakeOpenAIServer
 
 USAGE = {"prompt_tokens": 12, "completion_tokens": 40, "total_tokens": 52}
 
@@ -165,3 +173,78 @@ def test_handle_view_renders_markdown_at_the_end(shell: InteractiveShell) -> Non
     assert all("text/markdown" not in data for _, _, data in published[:-1])
     assert published[-1][1] is True
     assert published[-1][2] == {"text/markdown": "# Title\n*bold*", "text/plain": "# Title\n*bold*"}
+
+
+# -- reasoning (issue 11) ----------------------------------------------------------------------
+def test_reasoning_bundle_is_escaped_open_while_streaming_and_folded_when_done() -> None:
+    streaming, done = reasoning_bundle("a < b & <script>", False), reasoning_bundle("a < b & <script>", True)
+    assert streaming["text/html"].startswith('<details class="jo-reasoning" open><summary>Reasoning</summary>')
+    assert done["text/html"].startswith('<details class="jo-reasoning"><summary>Reasoning</summary>')
+    assert "a &lt; b &amp; &lt;script&gt;</div></details>" in done["text/html"] and "<script>" not in done["text/html"]
+    assert done["text/plain"] == streaming["text/plain"] == "[reasoning]\na < b & <script>"
+
+
+def test_handle_view_shows_reasoning_in_its_own_block_first(shell: InteractiveShell) -> None:
+    view = CellView(shell)
+    with capture_output() as cap:
+        view.update(Progress([], "Thinking"))
+        view.update(Progress([""], "Thinking hard."))
+        view.update(Progress(["Ans"], "Thinking hard."))
+        view.finish(Progress(["Answer"], "Thinking hard."))
+    published = _published(cap)
+    reasoning_id = published[0][0]
+    assert [(u, d["text/plain"]) for i, u, d in published if i == reasoning_id] == [
+        (False, "[reasoning]\nThinking"), (True, "[reasoning]\nThinking hard."), (True, "[reasoning]\nThinking hard.")]
+    assert [" open>" in d["text/html"] for i, _, d in published if i == reasoning_id] == [True, True, False]
+    assert [(u, d) for i, u, d in published if i != reasoning_id] == [
+        (False, {"text/plain": "Ans"}), (True, {"text/plain": "Answer"})]
+
+
+def test_handle_view_keeps_reasoning_open_when_no_answer_came(shell: InteractiveShell) -> None:
+    view = CellView(shell)
+    with capture_output() as cap:
+        view.finish(Progress([""], "Only thoughts."))
+    (only,) = _published(cap)
+    assert " open>" in only[2]["text/html"]
+
+
+def test_handle_view_without_reasoning_shows_only_the_answer(shell: InteractiveShell) -> None:
+    view = CellView(shell, reasoning=False)
+    with capture_output() as cap:
+        view.update(Progress(["Ans"], "Thinking"))
+        view.finish(Progress(["Answer"], "Thinking"))
+    assert [data for _, _, data in _published(cap)] == [{"text/plain": "Ans"}, {"text/plain": "Answer"}]
+
+
+def test_terminal_view_marks_reasoning_and_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    view = CellView(TerminalInteractiveShell.__new__(TerminalInteractiveShell))
+    steps = []
+    for progress in (Progress([], "Hmm"), Progress([""], "Hmm, yes."), Progress(["An"], "Hmm, yes.")):
+        view.update(progress)
+        steps.append(capsys.readouterr().out)
+    view.finish(Progress(["Answer"], "Hmm, yes."))
+    steps.append(capsys.readouterr().out)
+    assert steps == ["[reasoning] Hmm", ", yes.", "\n[answer] An", "swer\n"]
+
+
+def test_terminal_view_without_reasoning(capsys: pytest.CaptureFixture[str]) -> None:
+    view = CellView(TerminalInteractiveShell.__new__(TerminalInteractiveShell), reasoning=False)
+    view.update(Progress(["An"], "Hmm"))
+    view.finish(Progress(["Answer"], "Hmm"))
+    assert capsys.readouterr().out == "Answer\n"
+
+
+def test_terminal_ipython_prints_reasoning_then_answer(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    """The real terminal IPython, in a child process, against the test server."""
+    cell = ("%load_ext jupyter_openai\n%complete -m fake-reasoner one two three\n"
+            "%complete -m fake-reasoner-ollama --no-reasoning one two three\n%complete -m fake-refuser a b")
+    env = {**os.environ, "IPYTHONDIR": str(tmp_path), "OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": server.url}
+    done = subprocess.run([sys.executable, "-m", "IPython", "--no-banner", "--colors=NoColor",
+                           "--HistoryManager.enabled=False", "-c", cell],
+                          capture_output=True, text=True, env=env, timeout=120, check=True)
+    lines = done.stdout.splitlines()
+    assert lines[:2] == [f"[reasoning] {reasoning_text('one two three')}", "[answer] Echo: three two one"]
+    assert lines[2].startswith("fake-reasoner · 3 in / 16 out tokens (12 reasoning) · ")
+    assert lines[3:5] == ["Echo: three two one", lines[4]] and lines[4].startswith("fake-reasoner-ollama · ")
+    assert lines[5:] == ["", lines[6]] and lines[6].startswith("fake-refuser · 2 in / 8 out tokens · ")
+    assert done.stderr == f"Refused: {REFUSAL_TEXT}\n"

@@ -103,6 +103,29 @@ def test_error_record(shell, server: FakeOpenAIServer) -> None:
     assert record["prompt_tokens"] is None
 
 
+@pytest.mark.parametrize(("cell", "expected"), [
+    ("-m fake-reasoner", {"reasoning": "The user wrote 6 words. I will echo them in reverse order.",
+                          "reasoning_tokens": 12, "refusal": None, "completion": ANSWER, "completion_tokens": 19,
+                          "params": {"max_tokens": 256, "stream": True}}),
+    ("-m fake-refuser --no-stream", {"reasoning": None, "reasoning_tokens": None, "completion": "",
+                                     "refusal": "I'm sorry, but I can't help with that.", "completion_tokens": 8,
+                                     "params": {"max_tokens": 256}}),
+    ("-m gpt-5.4-mini --top-p 0.5 --reasoning-effort low", {
+        "reasoning": None, "reasoning_tokens": 4, "refusal": None, "completion": ANSWER, "completion_tokens": 11,
+        "params": {"max_completion_tokens": 256, "reasoning_effort": "low", "stream": True}}),  # sent, not asked
+    ("-m gpt-5.4 -e responses --verbosity low", {
+        "reasoning": None, "reasoning_tokens": 8, "refusal": None, "completion": ANSWER, "completion_tokens": 15,
+        "params": {"max_output_tokens": 256, "stream": True, "text": {"verbosity": "low"}}}),
+], ids=["reasoning", "refusal", "gpt5-adapted", "responses"])
+def test_reasoning_refusal_and_sent_params_columns(shell, server: FakeOpenAIServer, cell: str,
+                                                   expected: dict) -> None:
+    run(shell, f"%%complete {cell}\n{PROMPT}")
+    record = session_log[-1]
+    assert {name: json.loads(record[name]) if name == "params" else record[name] for name in expected} == expected
+    assert record["model"] == record["requested_model"] == cell.split()[1] and record["status"] == "ok"
+    assert json.loads(session_log.to_jsonl().splitlines()[-1])["reasoning_tokens"] == expected["reasoning_tokens"]
+
+
 # -- the container ---------------------------------------------------------------------------
 def test_missing_columns_become_none_and_unknown_columns_are_refused() -> None:
     log = SessionLog()
