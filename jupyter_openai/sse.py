@@ -82,6 +82,20 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Consume ``chunk``; return the events it completes."""
+        if (chunk[-2:] == b"\n\n" and self._head is None and not self._parts and not self._cr and not self._data
+                and not self._event and self._ev_retry is None and b"\r" not in chunk):
+            # Fast path: the chunk is one whole event and the decoder sits between events, the shape
+            # servers flush (GUIDE 14): "data: X\n\n", or "event: NAME\ndata: X\n\n" (the Responses API).
+            lines = chunk.count(b"\n")
+            if lines == 2 and chunk[:6] == b"data: ":
+                self.last_event_id = self._id
+                return [ServerSentEvent("message", chunk[6:-2].decode("utf-8", "replace"), self._id)]
+            if lines == 3 and chunk[:7] == b"event: ":
+                eol = chunk.find(b"\n")
+                if chunk[eol + 1:eol + 7] == b"data: ":
+                    self.last_event_id = self._id
+                    return [ServerSentEvent(chunk[7:eol].decode("utf-8", "replace") or "message",
+                                            chunk[eol + 7:-2].decode("utf-8", "replace"), self._id)]
         if self._head is not None:  # stream start: drop one BOM, even a split one
             chunk = self._head + bytes(chunk)
             if len(chunk) < 3 and _BOM.startswith(chunk):
