@@ -17,9 +17,11 @@ WHATWG "event stream interpretation" rules:
 The payload is not interpreted: ``data: [DONE]`` is just an event whose data is
 ``"[DONE]"``; JSON decoding is the client's job. Stdlib only.
 
-Speed: the common shape (big chunks holding many ``data: ...\\n\\n`` blocks) is
-handled by a fast path that decodes the chunk once, splits on ``"\\n\\n"`` and
-builds events in bulk; anything else goes through a small per-line parser.
+Speed: the common shapes have fast paths. A chunk that is one whole event
+(``data: ...\\n\\n``, or ``event: NAME\\ndata: ...\\n\\n``: servers flush every event
+as its own chunk) becomes its event directly; big chunks holding many such blocks
+are decoded once, split on ``"\\n\\n"`` and turned into events in bulk; anything
+else goes through a small per-line parser.
 """
 
 from __future__ import annotations
@@ -180,6 +182,9 @@ class SSEDecoder:
                 for block in region.split("\n\n"):
                     if block.startswith("data: ") and "\n" not in block:
                         events.append(ServerSentEvent("message", block[6:], self._id))
+                    elif (block.startswith("event: ") and (eol := block.find("\n")) == block.rfind("\n")
+                          and block.startswith("data: ", eol + 1)):  # "event: NAME" + one data line
+                        events.append(ServerSentEvent(block[7:eol] or "message", block[eol + 7:], self._id))
                     else:
                         self._lines(block.split("\n"), events)
                         self._dispatch(events)

@@ -471,3 +471,14 @@ def test_last_event_id_after_fast_path_events():
 def test_chunks_cut_at_blank_lines_give_same_events_as_whole_stream(stream):
     pieces = re.split(rb"(?<=\n\n)", stream)
     assert run([p for p in pieces if p]) == run([stream])
+
+
+def test_many_named_events_in_one_chunk_decode_as_one_by_one():
+    blocks = [b"event: response.output_text.delta\ndata: {\"delta\": \"a\"}\n\n", b"event: \ndata: x\n\n",
+              b"event: e\ndata: 1\ndata: 2\n\n", b"event: e\n\n", b"data: y\nevent: late\n\n", b"event: e\ndata:z\n\n",
+              b"id: 3\nevent: e\ndata: w\n\n", b"event: e\ndata: v\n\n"]
+    whole = b"data: first\n\n" + b"".join(blocks)
+    assert decode(whole) == decode(b"data: first\n\n", *blocks) == [
+        ServerSentEvent("message", "first"), ServerSentEvent("response.output_text.delta", '{"delta": "a"}'),
+        ServerSentEvent("message", "x"), ServerSentEvent("e", "1\n2"), ServerSentEvent("late", "y"),
+        ServerSentEvent("e", "z"), ServerSentEvent("e", "w", "3"), ServerSentEvent("e", "v", "3")]
