@@ -124,12 +124,13 @@ class ChunkedReader:
                     break
                 out.append(buf[pos:stop])
                 pos, left, skip = stop, 0, 2
-            if skip:
-                taken = min(skip, end - pos)  # the CRLF ending a chunk: skipped unread, as urllib3 does
-                pos += taken
-                skip -= taken
-                if skip:
+            if skip:  # the CRLF ending a chunk: skipped unread, as urllib3 does
+                if end - pos < skip:
+                    skip -= end - pos
+                    pos = end
                     break
+                pos += skip
+                skip = 0
             eol = buf.find(b"\r\n", pos)
             if (end if eol < 0 else eol + 2) - pos > MAX_LINE:
                 error = ProtocolError(f"Response chunk {'trailer' if self._trailers else 'size'} line exceeded "
@@ -155,6 +156,11 @@ class ChunkedReader:
                 break
             if size == 0:
                 self._trailers = True
+                continue
+            stop = pos + size
+            if stop + 2 <= end:  # the whole chunk and its CRLF are here (the common case)
+                out.append(buf[pos:stop])
+                pos = stop + 2
                 continue
             left = size
         self._buf = buf[pos:] if pos < end else b""
