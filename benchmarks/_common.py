@@ -114,9 +114,10 @@ class Server:
 
 class Load:
     """How busy the machine was while a benchmark ran: load averages at start and end, and the CPU
-    time spent by every process on the machine (``/proc/stat``) against the CPU time of this process
-    and the given child processes (the test servers); the difference is other work competing for the
-    cores. Linux only; elsewhere it reports the load average alone (or nothing)."""
+    time spent by every process on the machine (``/proc/stat``) against the CPU time of this process,
+    of the children it has waited for and of the given running child processes (the test servers);
+    the difference is other work competing for the cores. Linux only; elsewhere it reports the load
+    average alone (or nothing)."""
 
     def __init__(self, pids: list[int] | None = None) -> None:
         self.pids = list(pids or [])
@@ -135,7 +136,8 @@ class Load:
         return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
     def _ours(self) -> float:
-        total = time.process_time()
+        times = os.times()  # this process, and the children (with theirs) it has waited for
+        total = times.user + times.system + times.children_user + times.children_system
         for pid in self.pids:
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
