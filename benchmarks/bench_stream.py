@@ -400,6 +400,9 @@ def summarize_shape(rows: list[dict[str, Any]], ep: Endpoint) -> dict[str, Any]:
     if "drain" in times and "floor" in times:
         ratios["floor/drain"] = paired(rows, "floor", "drain")
         best["floor/drain"] = min(times["drain"]) / min(times["floor"])
+    if "drain" in times and "sdk" in times:  # no reader can beat the server: the most client/sdk can be here
+        ratios["drain/sdk (server only vs SDK)"] = paired(rows, "drain", "sdk")
+        best["drain/sdk (server only vs SDK)"] = min(times["sdk"]) / min(times["drain"])
     cpu_ratios = {f"client/{other}": paired(rows, "client", other, "cpu")
                   for other in ("floor", "sdk", "sseclient") if other in cpus and "client" in cpus}
     return {"rates": rates, "rates_after_head_start": net, "server_head_start": head, "ratios": ratios,
@@ -423,8 +426,9 @@ def summarize(log: dict[str, list[dict[str, Any]]], ep: Endpoint) -> dict[str, A
 
 
 def report(result: dict[str, Any], ep: Endpoint) -> str:
+    shapes = "both shapes side by side in the same" if len(result["shapes"]) > 1 else "one shape,"
     lines = [f"Streaming {common.CHUNKS:,} {ep.what} (`POST /v1{ep.path}`, {ep.events:,} SSE events per answer), "
-             f"both shapes side by side in the same interleaved rounds; medians. Machine: {result['load_text']}.", ""]
+             f"{shapes} interleaved rounds; medians. Machine: {result['load_text']}.", ""]
     for shape, s in result["shapes"].items():
         runs = s["runs"]
         head_start = s["server_head_start"] * 1000
@@ -450,7 +454,8 @@ def report(result: dict[str, Any], ep: Endpoint) -> str:
     lines += ["The server builds all events before it sends its response head (seen by the drain path); every "
               "path waits for it alike, and the last column of each table subtracts it. The CPU column counts "
               "this process only (the server is another process): when floor/drain is near 1 the server is "
-              "the bottleneck of the wall-clock figures and CPU time per event shows the readers' own cost.", ""]
+              "the bottleneck of the wall-clock figures and CPU time per event shows the readers' own cost; "
+              "drain/sdk is then the most that client/sdk can reach on this server.", ""]
     lines += [f"- target {k}: **{common.verdict(v)}**" for k, v in result["targets"].items()]
     lines += [f"- (not judged) {k}: {common.verdict(v)}" for k, v in result["not_judged"].items()]
     return "\n".join(lines)

@@ -68,6 +68,9 @@ def stream_rows(result: dict[str, Any], label: str) -> list[list[str]]:
                 f"CPU time {cpu:.2f}×)")
         if other == "floor" and "floor/drain" in judged["ratios"]:
             text += f"; floor/server-only {judged['ratios']['floor/drain']:.2f}×"
+        cap = judged["ratios"].get("drain/sdk (server only vs SDK)")
+        if other == "sdk" and cap is not None:
+            text += f"; the server alone sends {cap:.2f}× the SDK's rate (the most any client can reach here)"
         if coalesced is not None and f"client/{other}" in coalesced["ratios"]:
             text += f"; coalesced (not judged): {coalesced['ratios'][f'client/{other}']:.2f}×"
         rows.append([f"{label}, one event per HTTP chunk: client ≥ {target}", text,
