@@ -130,6 +130,32 @@ def summary_rows(results: dict[str, dict[str, Any] | None]) -> list[list[str]]:
     return rows
 
 
+def command() -> str:
+    """The command line that ran this, with the PYTHONPATH it had (relative to the checkout when inside it)."""
+    path = os.environ.get("PYTHONPATH")
+    if path:
+        parts = ["." if Path(p).resolve() == common.ROOT else p for p in path.split(os.pathsep)]
+        path = "PYTHONPATH=" + os.pathsep.join(parts) + " "
+    return f"{path or ''}python benchmarks/run_all.py {' '.join(sys.argv[1:])}".rstrip()
+
+
+def measured() -> str:
+    """Which code was measured: the commit, whether the tree had changes, where jupyter_openai came from."""
+    def run(*args: str) -> str:
+        try:
+            return subprocess.run(list(args), capture_output=True, text=True, cwd=str(common.ROOT), timeout=60,
+                                  env=common.clean_env()).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    commit = run("git", "rev-parse", "--short", "HEAD") or "unknown"
+    dirty = " with uncommitted changes" if run("git", "status", "--porcelain", "--untracked-files=no") else ""
+    where = run(sys.executable, "-c", f"import sys; sys.path[0] = {str(HERE)!r}; import jupyter_openai, os; "
+                "print(os.path.dirname(jupyter_openai.__file__))")  # as a bench script imports it
+    if where and Path(where).resolve().is_relative_to(common.ROOT):
+        where = str(Path(where).resolve().relative_to(common.ROOT))
+    return f"commit {commit}{dirty}, jupyter_openai imported from `{where or 'unknown'}`"
+
+
 def main() -> None:
     started = time.perf_counter()
     machine_load = common.Load()
@@ -151,7 +177,7 @@ def main() -> None:
             f"- date: {when}",
             f"- machine: {common.machine()}; {load} (other work on the machine adds noise: "
             "figures are medians of interleaved runs, ratios are measured side by side in one run)",
-            "- command: `python benchmarks/run_all.py` (each `benchmarks/bench_*.py` also runs alone)",
+            f"- command: `{command()}` (each `benchmarks/bench_*.py` also runs alone); {measured()}",
             f"- total time: {time.perf_counter() - started:.0f} s",
             "",
             "## Targets",
