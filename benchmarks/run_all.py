@@ -148,7 +148,8 @@ def measured() -> str:
         except (OSError, subprocess.SubprocessError):
             return ""
     commit = run("git", "rev-parse", "--short", "HEAD") or "unknown"
-    dirty = " with uncommitted changes" if run("git", "status", "--porcelain", "--untracked-files=no") else ""
+    changed = run("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results.md")
+    dirty = " with uncommitted changes" if changed else ""
     where = run(sys.executable, "-c", f"import sys; sys.path[0] = {str(HERE)!r}; import jupyter_openai, os; "
                 "print(os.path.dirname(jupyter_openai.__file__))")  # as a bench script imports it
     if where and Path(where).resolve().is_relative_to(common.ROOT):
