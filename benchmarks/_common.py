@@ -84,14 +84,16 @@ class Server:
         with opener.open(request, timeout=10) as response:
             return json.loads(response.read())
 
-    def stream_chunks_forever(self, chunks: int = CHUNKS, coalesce: bool = True) -> None:
-        """Every completions request from now on streams ``chunks`` text chunks as fast as possible.
+    def stream_chunks_forever(self, chunks: int = CHUNKS, coalesce: bool = True, path: str = "/completions") -> None:
+        """Every request whose path holds ``path`` (default: completions and chat) streams ``chunks``
+        text chunks from now on, as fast as possible (``path="/responses"``: the Responses API's typed
+        events, ``chunks`` text deltas among them).
 
-        ``coalesce=True`` packs the events into 64 KiB HTTP chunks (the shape the figures so far were
-        measured on); ``False`` sends each event as its own HTTP chunk, as real servers flush (GUIDE §14).
+        ``coalesce=True`` packs the events into 64 KiB HTTP chunks (a best case); ``False`` sends each
+        event as its own HTTP chunk, as real servers flush (GUIDE §14).
         """
         self.control("reset")
-        self.control("faults", {"path": "/completions", "chunks": chunks, "coalesce": coalesce, "times": None})
+        self.control("faults", {"path": path, "chunks": chunks, "coalesce": coalesce, "times": None})
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -108,6 +110,65 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Load:
+    """How busy the machine was while a benchmark ran: load averages at start and end, and the CPU
+    time spent by every process on the machine (``/proc/stat``) against the CPU time of this process,
+    of the children it has waited for and of the given running child processes (the test servers);
+    the difference is other work competing for the cores. Linux only; elsewhere it reports the load
+    average alone (or nothing)."""
+
+    def __init__(self, pids: list[int] | None = None) -> None:
+        self.pids = list(pids or [])
+        self.load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        self.started = time.monotonic()
+        self.machine_start = self._machine()
+        self.ours_start = self._ours()
+
+    @staticmethod
+    def _machine() -> float | None:
+        try:
+            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        except OSError:
+            return None
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+    def _ours(self) -> float:
+        times = os.times()  # this process, and the children (with theirs) it has waited for
+        total = times.user + times.system + times.children_user + times.children_system
+        for pid in self.pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        return total
+
+    def summary(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self.started
+        out: dict[str, Any] = {"seconds": elapsed, "cores": len(os.sched_getaffinity(0))
+                               if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+                               "load_start": self.load_start,
+                               "load_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+        machine = self._machine()
+        if machine is not None and self.machine_start is not None and elapsed > 0:
+            busy = (machine - self.machine_start) / elapsed
+            ours = (self._ours() - self.ours_start) / elapsed
+            out.update(busy_cores=busy, our_cores=ours, other_cores=max(busy - ours, 0.0))
+        return out
+
+    @staticmethod
+    def text(summary: dict[str, Any]) -> str:
+        parts = []
+        if summary.get("load_start") is not None:
+            parts.append(f"load average {summary['load_start']:.2f} at start, {summary['load_end']:.2f} at end")
+        if "busy_cores" in summary:
+            parts.append(f"machine busy {summary['busy_cores']:.2f} of {summary['cores']} cores over the "
+                         f"{summary['seconds']:.0f} s run, {summary['our_cores']:.2f} of them this benchmark and "
+                         f"its servers, **{summary['other_cores']:.2f} other work**")
+        return "; ".join(parts) or "machine load unknown"
 
 
 def median(values: list[float]) -> float:

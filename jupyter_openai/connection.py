@@ -15,16 +15,21 @@ DRAIN_SECONDS = 1.0
 DRAIN_BYTES = 64 * 1024
 
 
-def reuse(response: Any) -> bool:
+def reuse(response: Any, reader: Any = None) -> bool:
     """Read what is left of a finished body and release its connection to the pool; True when
     it was released. Anything unexpected (more data, a slow or broken end) leaves the connection
-    to be closed with the response."""
+    to be closed with the response. ``reader``: the :class:`~jupyter_openai.chunked.ChunkedReader`
+    the body was read with, if any (it holds bytes the response object has not seen)."""
     raw = response.raw
     sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if reader is not None and reader.done:
+        return reader.pooled  # the whole body was read: already pooled (or broken: closed)
     if sock is None:
         return False
     try:
         sock.settimeout(DRAIN_SECONDS)
+        if reader is not None:
+            return reader.drain(DRAIN_BYTES)
         leftover = raw.read(DRAIN_BYTES)
     except Exception:  # noqa: BLE001 - not reusable; closing the response drops it
         return False

@@ -17,9 +17,11 @@ WHATWG "event stream interpretation" rules:
 The payload is not interpreted: ``data: [DONE]`` is just an event whose data is
 ``"[DONE]"``; JSON decoding is the client's job. Stdlib only.
 
-Speed: the common shape (big chunks holding many ``data: ...\\n\\n`` blocks) is
-handled by a fast path that decodes the chunk once, splits on ``"\\n\\n"`` and
-builds events in bulk; anything else goes through a small per-line parser.
+Speed: the common shapes have fast paths. A chunk that is one whole event
+(``data: ...\\n\\n``, or ``event: NAME\\ndata: ...\\n\\n``: servers flush every event
+as its own chunk) becomes its event directly; big chunks holding many such blocks
+are decoded once, split on ``"\\n\\n"`` and turned into events in bulk; anything
+else goes through a small per-line parser.
 """
 
 from __future__ import annotations
@@ -82,6 +84,20 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Consume ``chunk``; return the events it completes."""
+        if (chunk[-2:] == b"\n\n" and self._head is None and not self._parts and not self._cr and not self._data
+                and not self._event and self._ev_retry is None and b"\r" not in chunk):
+            # Fast path: the chunk is one whole event and the decoder sits between events, the shape
+            # servers flush (GUIDE 14): "data: X\n\n", or "event: NAME\ndata: X\n\n" (the Responses API).
+            lines = chunk.count(b"\n")
+            if lines == 2 and chunk[:6] == b"data: ":
+                self.last_event_id = self._id
+                return [ServerSentEvent("message", chunk[6:-2].decode("utf-8", "replace"), self._id)]
+            if lines == 3 and chunk[:7] == b"event: ":
+                eol = chunk.find(b"\n")
+                if chunk[eol + 1:eol + 7] == b"data: ":
+                    self.last_event_id = self._id
+                    return [ServerSentEvent(chunk[7:eol].decode("utf-8", "replace") or "message",
+                                            chunk[eol + 7:-2].decode("utf-8", "replace"), self._id)]
         if self._head is not None:  # stream start: drop one BOM, even a split one
             chunk = self._head + bytes(chunk)
             if len(chunk) < 3 and _BOM.startswith(chunk):
@@ -166,6 +182,9 @@ class SSEDecoder:
                 for block in region.split("\n\n"):
                     if block.startswith("data: ") and "\n" not in block:
                         events.append(ServerSentEvent("message", block[6:], self._id))
+                    elif (block.startswith("event: ") and (eol := block.find("\n")) == block.rfind("\n")
+                          and block.startswith("data: ", eol + 1)):  # "event: NAME" + one data line
+                        events.append(ServerSentEvent(block[7:eol] or "message", block[eol + 7:], self._id))
                     else:
                         self._lines(block.split("\n"), events)
                         self._dispatch(events)

@@ -20,6 +20,7 @@ import requests
 import urllib3
 
 from . import connection, responses
+from .chunked import ChunkedReader
 from .errors import APIConnectionError, StreamError, redact
 from .results import CHAT_KIND, REASONING_FIELDS, RESPONSES_KIND, Delta, normal_usage
 from .sse import SSEDecoder
@@ -99,6 +100,7 @@ class Stream:
         self._on_read_error = on_read_error
         self._cancel = cancel
         self._source = chunks  # the body's chunks when the client began reading them (None: read the response)
+        self._reader: ChunkedReader | None = None  # reads the body when it can (faster than iter_content)
         self._iterator: Iterator[Delta] | None = None
 
     # -- reading -------------------------------------------------------------------
@@ -119,7 +121,7 @@ class Stream:
                     data = event.data
                     if data == "[DONE]":
                         self.status = "ok"
-                        connection.reuse(self._response)
+                        connection.reuse(self._response, self._reader)
                         return
                     try:
                         obj = loads(data)
@@ -268,9 +270,13 @@ class Stream:
     def _chunks(self) -> Iterator[bytes]:
         """The body's bytes as they arrive; ends quietly (status ``interrupted``) when cancelled."""
         cancel = self._cancel
-        source = self._response.iter_content(chunk_size=None) if self._source is None else self._source
         try:
-            for chunk in source:
+            if self._source is not None:  # the client has begun reading the body: go on from there
+                chunks: Any = self._source
+            else:
+                self._reader = ChunkedReader.open(self._response)
+                chunks = self._reader if self._reader is not None else self._response.iter_content(chunk_size=None)
+            for chunk in chunks:
                 if cancel is not None and cancel.cancelled:
                     break
                 yield chunk

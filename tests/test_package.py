@@ -10,7 +10,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "jupyter_openai"
 #: Modules that must import without IPython or ipywidgets (GUIDE 1).
 CORE = ("config", "errors", "params", "request", "outcome", "sse", "connection", "results", "client", "cancel",
-        "call", "log", "magicline", "responses", "stream", "adapt", "models", "secrets", "answers", "retries")
+        "call", "log", "magicline", "responses", "stream", "adapt", "models", "secrets", "answers", "retries",
+        "chunked")
 MAX_LINES = 420
 
 

@@ -432,3 +432,53 @@ def test_serialized_events_round_trip(events, size):
     )
     chunks = [stream[i : i + size] for i in range(0, len(stream), size)]
     assert decode(*chunks) == [ServerSentEvent(name, "\n".join(lines)) for name, lines in events]
+
+
+# -- one whole event per chunk (the shape servers flush, GUIDE 14: the decoder's fast path) -------
+
+
+def test_one_event_per_chunk_fast_path_keeps_every_rule():
+    chunks = [b"data: a\n\n", b"event: delta\ndata: b\n\n", b"id: 7\n\n", b"data: c\n\n", b"event: \ndata: d\n\n",
+              b"data: \xff\xc3\n\n", b"data: e\n", b"data: f\n\n", b"retry: 5\n", b"data: g\n\n",
+              b"event: x\n", b"data: h\n\n", b"data: [DONE]\n\n"]
+    assert decode(*chunks) == decode(b"".join(chunks)) == [
+        ServerSentEvent("message", "a"), ServerSentEvent("delta", "b"), ServerSentEvent("message", "c", "7"),
+        ServerSentEvent("message", "d", "7"), ServerSentEvent("message", "\ufffd\ufffd", "7"),
+        ServerSentEvent("message", "e\nf", "7"), ServerSentEvent("message", "g", "7", 5),
+        ServerSentEvent("x", "h", "7"), ServerSentEvent("message", "[DONE]", "7")]
+
+
+def test_one_event_per_chunk_after_a_bom_or_a_carried_part():
+    assert decode(BOM + b"data: a\n\n", b"data: b\n\n") == [ServerSentEvent(data="a"), ServerSentEvent(data="b")]
+    assert decode(b"dat", b"a: a\n\n", b"data: b\n\n") == [ServerSentEvent(data="a"), ServerSentEvent(data="b")]
+    assert datas(b"data: a\r", b"data: b\n\n") == ["a\nb"]  # the CR ended "data: a" but dispatched nothing
+    assert datas(b"data: a\r\r", b"data: b\n\n") == ["a", "b"]
+
+
+def test_last_event_id_after_fast_path_events():
+    d = SSEDecoder()
+    d.feed(b"id: 1\ndata: a\n\n")
+    d.feed(b"id: 2\n")
+    assert d.last_event_id == "1"
+    d.feed(b"\n")
+    d.feed(b"data: b\n\n")
+    assert d.last_event_id == "2"
+    assert d.feed(b"event: e\ndata: c\n\n") == [ServerSentEvent("e", "c", "2")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(stream=streams())
+def test_chunks_cut_at_blank_lines_give_same_events_as_whole_stream(stream):
+    pieces = re.split(rb"(?<=\n\n)", stream)
+    assert run([p for p in pieces if p]) == run([stream])
+
+
+def test_many_named_events_in_one_chunk_decode_as_one_by_one():
+    blocks = [b"event: response.output_text.delta\ndata: {\"delta\": \"a\"}\n\n", b"event: \ndata: x\n\n",
+              b"event: e\ndata: 1\ndata: 2\n\n", b"event: e\n\n", b"data: y\nevent: late\n\n", b"event: e\ndata:z\n\n",
+              b"id: 3\nevent: e\ndata: w\n\n", b"event: e\ndata: v\n\n"]
+    whole = b"data: first\n\n" + b"".join(blocks)
+    assert decode(whole) == decode(b"data: first\n\n", *blocks) == [
+        ServerSentEvent("message", "first"), ServerSentEvent("response.output_text.delta", '{"delta": "a"}'),
+        ServerSentEvent("message", "x"), ServerSentEvent("e", "1\n2"), ServerSentEvent("late", "y"),
+        ServerSentEvent("e", "z"), ServerSentEvent("e", "w", "3"), ServerSentEvent("e", "v", "3")]
