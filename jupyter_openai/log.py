@@ -14,7 +14,6 @@ problem while the record stays in memory. Files this module creates are private 
 
 from __future__ import annotations
 
-import csv
 import io
 import itertools
 import json
@@ -181,6 +180,8 @@ class SessionLog(Sequence):
 
     def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
         """The records as CSV with a header row; written to ``path`` when given."""
+        import csv  # export only
+
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), lineterminator="\n")
         writer.writeheader()

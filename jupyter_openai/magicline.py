@@ -8,7 +8,6 @@ Shared by the magic (which reads lines) and the form (whose preview writes one w
 
 from __future__ import annotations
 
-import difflib
 import keyword
 import numbers
 import re
@@ -44,6 +43,8 @@ def split_options(line: str, actions: Mapping[str, Any]) -> tuple[list[str], str
             name = token.split("=", 1)[0]
             action = actions.get(name) or (actions.get(token[:2]) if token[1] != "-" else None)
             if action is None:
+                import difflib  # only for the hint
+
                 near = difflib.get_close_matches(name, [a for a in actions if a.startswith("--")], n=1, cutoff=0.6)
                 hint = f" (did you mean {near[0]}?)" if near else ""
                 raise ConfigurationError(f"unknown option {token!r}{hint}; see %%complete?")

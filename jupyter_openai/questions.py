@@ -9,9 +9,7 @@ body, not a line inside a triple-quoted string, not a line continued from the on
 
 from __future__ import annotations
 
-import io
 import re
-import tokenize
 
 _QUESTION = re.compile(r"(\s*)%complete[ \t]+(\S.*?\?)[ \t]*(\n?)$")
 
@@ -21,6 +19,9 @@ def _starts_a_statement(before: list[str]) -> bool:
     (no open triple-quoted string, bracket or backslash continuation)."""
     if not before:
         return True
+    import io
+    import tokenize  # only when a line looks like a %complete prompt ending in "?"
+
     if before[-1].rstrip("\r\n").endswith("\\"):
         return False
     try:

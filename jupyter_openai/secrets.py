@@ -14,7 +14,6 @@ Core module: no IPython, no requests.
 
 from __future__ import annotations
 
-import hmac
 import re
 from typing import Any, NoReturn
 
@@ -69,6 +68,8 @@ class Secret:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Secret):
             return NotImplemented
+        import hmac  # here, not at import: hashlib is a few ms of %load_ext
+
         return hmac.compare_digest(self.__value.encode("utf-8", "surrogatepass"),
                                    other.reveal().encode("utf-8", "surrogatepass"))
 
