@@ -37,20 +37,13 @@ took "pip install (llama-cpp-python compiles on a machine with no cached wheel)"
 # llama.cpp's own llama-server, a second real server for the tests: built once from the llama.cpp
 # source in the installed llama-cpp-python's sdist (about 5 min), then cached outside the tree.
 # Exit status 3: no compiler and none can be installed here; then its tests skip (any other failure stops).
-llama_start=$(date +%s)
-stage=$start
-took() {  # print how long the stage that just ended took
-  local now; now=$(date +%s)
-  echo "== $1 took $(( now - stage )) s"
-  stage=$now
-}
 llama_status=0
 JUPYTER_OPENAI_LLAMA_SERVER=$(PYTHON=.venv/bin/python bash scripts/build_llama_server.sh) || llama_status=$?
 if [ "$llama_status" = 0 ]; then
   export JUPYTER_OPENAI_LLAMA_SERVER
   took "llama-server build/cache ($JUPYTER_OPENAI_LLAMA_SERVER)"
 elif [ "$llama_status" = 3 ]; then
-  echo "== llama-server cannot be built here: its tests will be skipped"
+  took "llama-server check: it cannot be built here, its tests will be skipped"
 else
   exit "$llama_status"
 fi
