@@ -39,6 +39,7 @@ def make_form(client: OpenAIClient, log: SessionLog) -> Iterator[Callable[..., C
     def make(defaults: dict | None = None, **presets: Any) -> CompletionForm:
         forms.append(CompletionForm(client, log=log, defaults={**DEFAULTS, **(defaults or {})},
                                     **{"prompt": PROMPT, **presets}))
+        assert forms[-1].wait_models(10), "the form's model list did not arrive"  # its GET comes first
         return forms[-1]
 
     yield make
