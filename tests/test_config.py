@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
@@ -41,6 +40,7 @@ from jupyter_openai.config import (
 )
 from jupyter_openai.errors import APIConnectionError, AuthenticationError, ConfigurationError
 
+from conftest import Listener
 from fakeserver import TEST_KEY, FakeOpenAIServer, closed_port
 
 KEY = "sk-proj-" + "k3y" * 10
@@ -289,27 +289,6 @@ def test_local_server_without_key_works(no_proxy_env: pytest.MonkeyPatch) -> Non
 
 
 # ---------------------------------------------------------------- missing key against OpenAI
-
-class Listener:
-    """A listening socket that only counts connection attempts (it never answers)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.setblocking(False)
-        self.port = self.sock.getsockname()[1]
-
-    def connections(self) -> int:
-        count = 0
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except BlockingIOError:
-                return count
-            conn.close()
-            count += 1
-
 
 @pytest.fixture
 def trap(no_proxy_env: pytest.MonkeyPatch) -> Iterator[Listener]:

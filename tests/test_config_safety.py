@@ -8,7 +8,6 @@ socket that only counts connections, so any request that took the proxy would sh
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -17,31 +16,11 @@ from jupyter_openai.client import OpenAIClient
 from jupyter_openai.config import Settings
 from jupyter_openai.errors import APIConnectionError, ConfigurationError
 
+from conftest import Listener
 from fakeserver import TEST_KEY, FakeOpenAIServer
 
 KEY = "sk-proj-" + "k3y" * 10
 MESSAGES = [{"role": "user", "content": "hello there"}]
-
-
-class Listener:
-    """A listening socket that only counts connection attempts (it never answers)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.setblocking(False)
-        self.port = self.sock.getsockname()[1]
-
-    def connections(self) -> int:
-        count = 0
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except BlockingIOError:
-                return count
-            conn.close()
-            count += 1
 
 
 @pytest.fixture

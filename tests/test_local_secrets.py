@@ -9,7 +9,6 @@ unset (a listener posing as the proxy sees no connection).
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from jupyter_openai import local
 from jupyter_openai.local import LocalServer
 from jupyter_openai.log import session_log
 
-from conftest import CANARY_KEY
+from conftest import CANARY_KEY, Listener
 
 pytestmark = [
     pytest.mark.local_model,
@@ -78,27 +77,6 @@ def test_a_port_variable_in_the_kernel_does_not_move_the_server(monkeypatch: pyt
 
 # ---------------------------------------------------------------- no proxy for offline calls
 
-class _ProxyTrap:
-    """A listening socket posing as the proxy; it counts connections and never answers."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.setblocking(False)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def connections(self) -> int:
-        count = 0
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except BlockingIOError:
-                return count
-            conn.close()
-            count += 1
-
-
 @pytest.fixture
 def offline_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A shell with no key and no base URL (calls go offline), and its own shared local server."""
@@ -128,7 +106,7 @@ def offline_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
 
 
 def test_offline_calls_never_go_through_a_proxy(offline_shell: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    trap = _ProxyTrap()
+    trap = Listener()  # posing as the proxy
     try:
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
             monkeypatch.setenv(name, trap.url)
