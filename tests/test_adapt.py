@@ -25,6 +25,7 @@ from jupyter_openai.errors import APIStatusError, BadRequestError, one_line
 from jupyter_openai.log import session_log
 
 from fakeserver import TEST_KEY, FakeOpenAIServer
+from shown import answer_outputs, status
 
 MESSAGES = [{"role": "user", "content": "one two three"}]
 ANSWER = "Echo: three two one"
@@ -244,8 +245,8 @@ def test_magic_gpt5_with_temperature_succeeds_with_one_note(shell: Any, server: 
     with capture_output() as cap:
         shell.run_cell("%%complete -m gpt-5.4-mini -t 0.2\none two three")
     assert cap.stderr == TEMPERATURE_NOTE + REMEMBERED + "\n"
-    assert cap.stdout.startswith("gpt-5.4-mini · 3 in / 12 out tokens (8 reasoning) · ")
-    assert cap.outputs[-1].data == {"text/plain": ANSWER}
+    assert status(cap).startswith("gpt-5.4-mini · 3 in / 12 out tokens (8 reasoning) · ")
+    assert answer_outputs(cap)[-1].data == {"text/markdown": ANSWER, "text/plain": ANSWER}
     assert len(posts(server)) == 2 and posts(server)[0]["temperature"] == 0.2
     record = session_log[-1]
     assert (record["status"], record["completion"]) == ("ok", ANSWER)

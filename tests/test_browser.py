@@ -36,6 +36,7 @@ CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+LIGHT, DARK = "JupyterLab Light", "JupyterLab Dark"
 PROMPT = "one two three four five six seven eight nine ten eleven twelve"
 ANSWER = "Echo: " + " ".join(PROMPT.split()[::-1])
 
@@ -111,12 +112,15 @@ def fake() -> Iterator[FakeOpenAIServer]:
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
-    """A JupyterLab server on a free port with every Jupyter/IPython folder under tmp_path."""
+def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, str, Path]]:
+    """A JupyterLab server on a free port with every Jupyter/IPython folder under tmp_path, in the
+    theme the test is parametrized with (``indirect``; default JupyterLab Light)."""
     root, token, port = tmp_path / "root", secrets.token_hex(16), _free_port()
+    theme = getattr(request, "param", LIGHT)
     settings = tmp_path / "config" / "lab" / "user-settings" / "@jupyterlab"
     for plugin, values in (("docmanager-extension/plugin", {"autosave": False}),
-                           ("apputils-extension/notification", {"fetchNews": "false", "checkForUpdates": False})):
+                           ("apputils-extension/notification", {"fetchNews": "false", "checkForUpdates": False}),
+                           ("apputils-extension/themes", {"theme": theme})):
         (settings / plugin).parent.mkdir(parents=True, exist_ok=True)
         (settings / plugin).with_suffix(".jupyterlab-settings").write_text(json.dumps(values))
     root.mkdir()
@@ -162,6 +166,89 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
             except ProcessLookupError:
                 pass
         log.close()
+
+
+#: Measured in the page: the notebook's width, and every visible element of the form that reaches
+#: past it, is cut off or scrolls sideways; the controls with no size; the output box's border colour.
+MEASURE_FORM = """form => {
+    const notebook = form.closest('.jp-Cell-outputArea, .jp-OutputArea').getBoundingClientRect();
+    const wide = [], scrolling = [], hidden = [];
+    for (const el of [form, ...form.querySelectorAll('*')]) {
+        const box = el.getBoundingClientRect();
+        if (box.width === 0 && box.height === 0) continue;
+        const name = el.tagName.toLowerCase() + '.' + [...el.classList].join('.');
+        if (box.left < notebook.left - 1 || box.right > notebook.right + 1) wide.push(name + ' ' + Math.round(box.width));
+        const style = getComputedStyle(el);
+        if (el.scrollWidth > el.clientWidth + 1 && style.overflowX !== 'visible' && el.tagName !== 'TEXTAREA'
+            && el.tagName !== 'INPUT') scrolling.push(name);
+    }
+    for (const el of form.querySelectorAll('button, input, select, textarea, .widget-slider')) {
+        const box = el.getBoundingClientRect();
+        if (box.width < 4 || box.height < 4) hidden.push(el.tagName.toLowerCase() + '.' + [...el.classList].join('.'));
+    }
+    const output = form.querySelector('.jo-output');
+    return {notebook: notebook.width, form: form.getBoundingClientRect().width, wide, scrolling, hidden,
+            border: getComputedStyle(output).borderTopColor,
+            themeBorder: getComputedStyle(document.body).getPropertyValue('--jp-border-color2').trim(),
+            light: document.body.dataset.jpThemeLight};
+}"""
+
+
+def _open_left_sidebar(page: Page) -> None:
+    """Show the file browser, as a new user has it (JupyterLab may restore a collapsed sidebar)."""
+    if not page.locator("#jp-left-stack").is_visible():
+        page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab").first.click()
+    expect(page.locator("#jp-left-stack")).to_be_visible()
+
+
+@pytest.mark.parametrize("lab", [LIGHT, DARK], indirect=True, ids=["light", "dark"])
+def test_form_fits_a_1024_pixel_screen(fake: FakeOpenAIServer, lab: tuple[str, str, Path], tmp_path: Path,
+                                       request: pytest.FixtureRequest) -> None:
+    """At 1024 px with the file browser open, in light and dark theme: nothing of the form reaches
+    past the notebook or scrolls sideways, every control has a size, and the output box's border is
+    the theme's own colour. Then an answer streams into the form for the screenshot."""
+    base, token, root = lab
+    theme = request.node.callspec.id
+    _write_notebook(root / "form.ipynb", fake.url, tmp_path / "updates.jsonl")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1024, "height": 900})
+            page.goto(f"{base}/lab/tree/form.ipynb?token={token}")
+            page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-Cell').length >= 3 && "
+                                   "(document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",
+                                   timeout=60_000)
+            _open_left_sidebar(page)
+            page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+            page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+            form = page.locator(".jupyter-openai-form")
+            expect(form).to_be_visible(timeout=60_000)
+            expect(form.locator(".jo-model select")).to_have_value("fake-chat")
+            form.locator(".jo-prompt textarea").fill(PROMPT)
+            form.locator("button.jo-submit").click()
+            expect(form.locator(".jo-status")).to_contain_text("finish: stop", timeout=20_000)
+            form.scroll_into_view_if_needed()
+            found = form.evaluate(MEASURE_FORM)
+            form.screenshot(path=tmp_path / f"form-{theme}.png")
+            page.screenshot(path=tmp_path / f"page-{theme}.png")
+            print(f"{theme}: notebook {found['notebook']:.0f} px, form {found['form']:.0f} px")
+            assert found["light"] == ("true" if theme == "light" else "false")
+            assert found["wide"] == [], f"wider than the notebook ({found['notebook']:.0f} px): {found['wide']}"
+            assert found["scrolling"] == [], f"scrolls sideways: {found['scrolling']}"
+            assert found["hidden"] == [], f"controls with no size: {found['hidden']}"
+            assert found["themeBorder"], "the theme defines --jp-border-color2"
+            expected = page.evaluate("c => { const d = document.createElement('div'); d.style.color = c;"
+                                     " document.body.appendChild(d); const v = getComputedStyle(d).color;"
+                                     " d.remove(); return v; }", found["themeBorder"])
+            assert found["border"] == expected, "the output box's border is the theme's colour"
+            if os.environ.get("UPDATE_SCREENSHOT") == "1":
+                (ROOT / "docs").mkdir(exist_ok=True)
+                shutil.copyfile(tmp_path / f"form-{theme}.png", ROOT / "docs" / f"form-{theme}.png")
+        except Exception:
+            page.screenshot(path=tmp_path / "failure.png", full_page=True)
+            raise
+        finally:
+            browser.close()
 
 
 def _output_length(page: Page) -> int:
