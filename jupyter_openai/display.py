@@ -55,6 +55,16 @@ def status_bundle(line: str) -> dict[str, str]:
     return {"text/plain": line, "text/html": f'<div class="jo-status" style="{STATUS_STYLE}">{html.escape(line)}</div>'}
 
 
+def show_note(shell: Any, line: str) -> None:
+    """A note before an answer (which server answers, say): muted HTML that wraps at words in
+    Jupyter, a printed line in a terminal."""
+    if use_display_handles(shell):
+        note = f'<div class="jo-note" style="{STATUS_STYLE}">{html.escape(line)}</div>'
+        display({"text/plain": line, "text/html": note}, raw=True)
+    else:
+        print(line, flush=True)
+
+
 class WordWrap:
     """Writes growing text to a terminal, breaking lines at spaces before a word would cross the
     edge (a word is held back until the character after it arrives, or :meth:`flush`)."""

@@ -166,10 +166,10 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         with usage_errors(local.LocalServerError):
             server = local.shared_server()
         if first_use:
-            print(
-                f"Using the offline model {local.MODEL_LABEL}: no API key or base URL is set. "
-                "For OpenAI, set OPENAI_API_KEY in the environment or ipython_config.py."
-            )
+            from .display import show_note
+
+            show_note(self.shell, f"Using the offline model {local.MODEL_LABEL}: no API key or base URL is set. "
+                                  "For OpenAI, set OPENAI_API_KEY in the environment or ipython_config.py.")
         return settings.with_overrides(base_url=server.base_url, api_key=server.api_key, direct=True)  # no proxy
 
     def default_model(self, *, ask_server: bool = True) -> str:

@@ -105,7 +105,7 @@ class CompletionForm(W.VBox):
         }
         shown.update(stop="", seed="", echo=False)
         model = self._model_was = presets.get("model") or base["model"]
-        wide = W.Layout(width="100%")
+        wide = W.Layout(width="auto", align_self="stretch")  # the form's width, less the margins (100% overflows)
         self._models = ModelField(model, self._on_change, self._on_default_model)
         self._endpoint = _tag(
             W.ToggleButtons(
@@ -358,11 +358,13 @@ class CompletionForm(W.VBox):
         self._texts, self._reasoning = list(texts), reasoning
         if self._blocks > 1:
             blocks = [
-                f"**choice {i}**\n\n{texts[i] if i < len(texts) else ''}\n" for i in range(max(self._blocks, len(texts)))
+                f"**choice {i}**\n\n{texts[i] if i < len(texts) else ''}\n"
+                for i in range(max(self._blocks, len(texts)))
             ]
         else:
             blocks = [texts[0]] if texts and texts[0] else []
-        shown = [(reasoning_bundle(reasoning, done=any(texts)), "reasoning")] if reasoning and self._show_reasoning else []
+        shown = [(reasoning_bundle(reasoning, done=any(texts)), "reasoning")] if reasoning and self._show_reasoning \
+            else []
         shown += [(answer_bundle(b, self._markdown), "answer") for b in blocks]
         self._output.outputs = tuple({"output_type": "display_data", "data": data, "metadata": {"jupyter_openai": part}}
                                      for data, part in shown)

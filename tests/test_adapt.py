@@ -17,6 +17,7 @@ import fakeserver_models
 import pytest
 from IPython.utils.capture import capture_output
 from scripted_server import chat_answer
+from shown import answer_outputs, status
 
 import jupyter_openai.client
 from jupyter_openai.adapt import FieldRules, refused_field, takes_max_completion_tokens
@@ -25,7 +26,6 @@ from jupyter_openai.errors import APIStatusError, BadRequestError, one_line
 from jupyter_openai.log import session_log
 
 from fakeserver import TEST_KEY, FakeOpenAIServer
-from shown import answer_outputs, status
 
 MESSAGES = [{"role": "user", "content": "one two three"}]
 ANSWER = "Echo: three two one"

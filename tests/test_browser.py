@@ -177,7 +177,8 @@ MEASURE_FORM = """form => {
         const box = el.getBoundingClientRect();
         if (box.width === 0 && box.height === 0) continue;
         const name = el.tagName.toLowerCase() + '.' + [...el.classList].join('.');
-        if (box.left < notebook.left - 1 || box.right > notebook.right + 1) wide.push(name + ' ' + Math.round(box.width));
+        if (box.left < notebook.left - 1 || box.right > notebook.right + 1)
+            wide.push(name + ' ' + Math.round(box.width));
         const style = getComputedStyle(el);
         if (el.scrollWidth > el.clientWidth + 1 && style.overflowX !== 'visible' && el.tagName !== 'TEXTAREA'
             && el.tagName !== 'INPUT') scrolling.push(name);
@@ -227,15 +228,19 @@ def test_form_fits_a_1024_pixel_screen(fake: FakeOpenAIServer, lab: tuple[str, s
             form.locator(".jo-prompt textarea").fill(PROMPT)
             form.locator("button.jo-submit").click()
             expect(form.locator(".jo-status")).to_contain_text("finish: stop", timeout=20_000)
-            form.scroll_into_view_if_needed()
-            found = form.evaluate(MEASURE_FORM)
-            form.screenshot(path=tmp_path / f"form-{theme}.png")
-            page.screenshot(path=tmp_path / f"page-{theme}.png")
-            print(f"{theme}: notebook {found['notebook']:.0f} px, form {found['form']:.0f} px")
-            assert found["light"] == ("true" if theme == "light" else "false")
-            assert found["wide"] == [], f"wider than the notebook ({found['notebook']:.0f} px): {found['wide']}"
-            assert found["scrolling"] == [], f"scrolls sideways: {found['scrolling']}"
-            assert found["hidden"] == [], f"controls with no size: {found['hidden']}"
+            for width in (1024, 1280, 1920):
+                page.set_viewport_size({"width": width, "height": 900})
+                page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+                form.scroll_into_view_if_needed()
+                found = form.evaluate(MEASURE_FORM)
+                form.screenshot(path=tmp_path / f"form-{theme}-{width}.png")
+                page.screenshot(path=tmp_path / f"page-{theme}-{width}.png")
+                print(f"{theme} at {width} px: notebook {found['notebook']:.0f} px, form {found['form']:.0f} px")
+                assert found["light"] == ("true" if theme == "light" else "false")
+                assert found["wide"] == [], f"at {width} px, wider than the notebook ({found['notebook']:.0f} px): " \
+                                            f"{found['wide']}"
+                assert found["scrolling"] == [], f"at {width} px, scrolls sideways: {found['scrolling']}"
+                assert found["hidden"] == [], f"at {width} px, controls with no size: {found['hidden']}"
             assert found["themeBorder"], "the theme defines --jp-border-color2"
             expected = page.evaluate("c => { const d = document.createElement('div'); d.style.color = c;"
                                      " document.body.appendChild(d); const v = getComputedStyle(d).color;"
@@ -243,7 +248,86 @@ def test_form_fits_a_1024_pixel_screen(fake: FakeOpenAIServer, lab: tuple[str, s
             assert found["border"] == expected, "the output box's border is the theme's colour"
             if os.environ.get("UPDATE_SCREENSHOT") == "1":
                 (ROOT / "docs").mkdir(exist_ok=True)
-                shutil.copyfile(tmp_path / f"form-{theme}.png", ROOT / "docs" / f"form-{theme}.png")
+                shutil.copyfile(tmp_path / f"form-{theme}-1024.png", ROOT / "docs" / f"form-{theme}.png")
+        except Exception:
+            page.screenshot(path=tmp_path / "failure.png", full_page=True)
+            raise
+        finally:
+            browser.close()
+
+
+MARKDOWN_PROMPT = "Write a Python function that adds two numbers."
+#: Kept while the answer streams: does the cell show rendered Markdown, the status line, how much text.
+WATCH_ANSWER = """() => {
+    window.__states = [];
+    const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[2];
+    const note = () => {
+        const markdown = cell.querySelector('.jp-OutputArea .jp-RenderedMarkdown');
+        window.__states.push([!!markdown, !!cell.querySelector('.jo-status'),
+                              markdown ? markdown.textContent.length : 0]);
+    };
+    new MutationObserver(note).observe(cell, {subtree: true, childList: true, characterData: true});
+}"""
+#: The answer's and the status line's look once the call is over.
+MEASURE_ANSWER = """() => {
+    const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[2];
+    const markdown = cell.querySelector('.jp-RenderedMarkdown');
+    const status = cell.querySelector('.jo-status');
+    const text = markdown.querySelector('p') || markdown;
+    const outputs = [...cell.querySelectorAll('.jp-OutputArea-child')];
+    return {code: markdown.querySelectorAll('pre code, pre').length, length: markdown.textContent.length,
+            wordBreak: getComputedStyle(text).wordBreak, answerSize: parseFloat(getComputedStyle(text).fontSize),
+            statusSize: parseFloat(getComputedStyle(status).fontSize), statusColor: getComputedStyle(status).color,
+            answerColor: getComputedStyle(text).color,
+            apart: outputs.findIndex(o => o.contains(status)) > outputs.findIndex(o => o.contains(markdown)),
+            statusText: status.textContent};
+}"""
+
+
+def test_markdown_answer_streams_from_the_offline_model(lab: tuple[str, str, Path], tmp_path: Path) -> None:
+    """A new user's first cell: no key, so the bundled model answers. The answer renders as Markdown
+    while it streams (a code block), words are not broken, and the status line is a smaller, muted
+    line of its own below. With ``UPDATE_SCREENSHOT=1`` the cell becomes the README's picture."""
+    from jupyter_openai.local import find_model
+
+    if find_model() is None:
+        pytest.skip('the bundled model is not installed (pip install "jupyter-openai[local]")')
+    base, token, root = lab
+    import nbformat
+
+    cells = ["import os\nfor name in [n for n in os.environ if n.startswith('OPENAI_')]:\n    del os.environ[name]",
+             "%load_ext jupyter_openai",
+             f"%%complete -t 0 --seed 1 --max-tokens 90\n{MARKDOWN_PROMPT}"]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(notebook, root / "answer.ipynb")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1024, "height": 900})
+            page.goto(f"{base}/lab/tree/answer.ipynb?token={token}")
+            page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-Cell').length >= 3 && "
+                                   "(document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",
+                                   timeout=60_000)
+            page.evaluate(WATCH_ANSWER)
+            page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+            page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+            cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
+            expect(cell.locator(".jo-status")).to_contain_text("finish:", timeout=120_000)
+            found = page.evaluate(MEASURE_ANSWER)
+            states = page.evaluate("window.__states")
+            cell.screenshot(path=tmp_path / "answer.png")
+            print(f"markdown answer: {found}")
+            assert found["code"] >= 1, "the code block is rendered"
+            growing = [n for markdown, status, n in states if markdown and not status and 0 < n < found["length"]]
+            assert growing, f"rendered as Markdown while it streamed: {states[:20]}"
+            assert found["wordBreak"] != "break-all"
+            assert found["apart"], "the status line is an output of its own, below the answer"
+            assert found["statusSize"] < found["answerSize"] and found["statusColor"] != found["answerColor"]
+            assert "(offline" in found["statusText"]
+            if os.environ.get("UPDATE_SCREENSHOT") == "1":
+                (ROOT / "docs").mkdir(exist_ok=True)
+                shutil.copyfile(tmp_path / "answer.png", ROOT / "docs" / "answer.png")
         except Exception:
             page.screenshot(path=tmp_path / "failure.png", full_page=True)
             raise

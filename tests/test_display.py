@@ -19,8 +19,16 @@ from IPython.terminal.interactiveshell import TerminalInteractiveShell
 from IPython.utils.capture import capture_output
 
 from jupyter_openai.call import Progress
-from jupyter_openai.display import (CellView, Table, WordWrap, answer_bundle, error_line, reasoning_bundle,
-                                    status_bundle, use_display_handles)
+from jupyter_openai.display import (
+    CellView,
+    Table,
+    WordWrap,
+    answer_bundle,
+    error_line,
+    reasoning_bundle,
+    status_bundle,
+    use_display_handles,
+)
 from jupyter_openai.outcome import status_line
 
 from fakeserver import TEST_KEY, FakeOpenAIServer

@@ -19,12 +19,12 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
+from shown import status
 
 from jupyter_openai.log import COLUMNS, STATUSES, SessionLog, session_log
 from jupyter_openai.magics import LOG_COLUMNS
 
 from fakeserver import FakeOpenAIServer
-from shown import answer_outputs, status
 
 PROMPT = "one two three four five six"
 ANSWER = "Echo: six five four three two one"

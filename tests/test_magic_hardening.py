@@ -11,13 +11,12 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
+from shown import status
 
-import jupyter_openai.magics as magics_module
 from jupyter_openai.display import CellView
 from jupyter_openai.log import session_log
 
 from fakeserver import FakeOpenAIServer
-from shown import answer_outputs, status
 
 PROMPT = "one two three"
 ANSWER = "Echo: three two one"

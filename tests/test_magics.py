@@ -24,6 +24,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from shown import answer_outputs, is_status, status, status_lines
 from traitlets.config import Config
 
 from jupyter_openai.call import UPDATES_PER_SECOND
@@ -34,7 +35,6 @@ from jupyter_openai.request import choose_endpoint
 
 from conftest import CANARY_KEY
 from fakeserver import DEFAULT_MODELS, TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
-from shown import answer_outputs, is_status, status, status_lines
 
 PROMPT = "one two three four five six"
 ANSWER = "Echo: six five four three two one"
@@ -520,7 +520,8 @@ def test_status_line(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
     html = cap.outputs[-1].data["text/html"]
     assert "font-size:85%" in html and "var(--jp-ui-font-color2" in html and html.endswith(f">{status(cap)}</div>")
     cap = run(shell, f"%%complete -m davinci-002 --max-tokens 3\n{PROMPT}")
-    assert re.fullmatch(r"davinci-002 · 6 in / 3 out tokens · \d+\.\d\d s · \d+\.\d tok/s · finish: length", status(cap))
+    assert re.fullmatch(r"davinci-002 · 6 in / 3 out tokens · \d+\.\d\d s · \d+\.\d tok/s · finish: length",
+                        status(cap))
 
 
 def test_status_line_estimates_tokens_when_a_stream_has_no_usage(shell: InteractiveShell,

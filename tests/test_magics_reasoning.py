@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from fakeserver_models import REFUSAL_TEXT, reasoning_text
 from IPython.utils.capture import capture_output
+from shown import answer_outputs, status
 
 from jupyter_openai.log import session_log
 
 from fakeserver import FakeOpenAIServer
-from shown import answer_outputs, status
 
 PROMPT = "one two three"
 ANSWER = "Echo: three two one"

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from IPython.utils.capture import capture_output
 from scripted_server import chat_answer, sse
+from shown import answer_outputs, status
 from traitlets.config import Config
 
 from jupyter_openai import models
@@ -23,7 +24,6 @@ from jupyter_openai.log import session_log
 from jupyter_openai.request import DEFAULT_MODEL
 
 from fakeserver import LOCAL_MODELS, TEST_KEY, FakeOpenAIServer
-from shown import answer_outputs, status
 
 MESSAGES = [{"role": "user", "content": "one two three"}]
 PROMPT = "one two three"

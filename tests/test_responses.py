@@ -16,6 +16,7 @@ from fakeserver_checks import checker, oneof_to_anyof, responses_components
 from fakeserver_models import REFUSAL_TEXT, reasoning_text
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
+from shown import answer_outputs, status
 
 from jupyter_openai import responses
 from jupyter_openai.client import OpenAIClient
@@ -25,7 +26,6 @@ from jupyter_openai.results import RESPONSES_KIND, Completion
 from jupyter_openai.stream import Stream
 
 from fakeserver import FakeOpenAIServer
-from shown import answer_outputs, status
 
 PROMPT = "one two three"
 ANSWER = "Echo: three two one"
