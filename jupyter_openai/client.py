@@ -355,6 +355,22 @@ class OpenAIClient:
             return APITimeoutError(f"The stream stalled: no data for {self.settings.read_timeout:g} s")
         return APIConnectionError(f"The stream was cut off: {reason}")
 
+    def ensure_pool(self, size: int) -> None:
+        """Keep up to ``size`` connections per host (requests keeps 10), for ``size`` calls at once."""
+        for prefix in ("http://", "https://"):
+            adapter = self._session.get_adapter(prefix)
+            if getattr(adapter, "_pool_maxsize", size) < size:
+                self._session.mount(prefix, requests.adapters.HTTPAdapter(pool_connections=10, pool_maxsize=size))
+
+    def watch_responses(self, observe: Callable[[int, Mapping[str, str]], None]) -> Callable[[], None]:
+        """Call ``observe(status, headers)`` for every HTTP answer, retried ones included (a batch's rate
+        adapter listens); returns the function that stops it."""
+        def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+            observe(response.status_code, response.headers)
+
+        self._session.hooks["response"].append(hook)
+        return lambda: hook in self._session.hooks["response"] and self._session.hooks["response"].remove(hook)
+
     def close(self) -> None:
         """Close the connection pool."""
         self._session.close()

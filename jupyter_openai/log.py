@@ -50,6 +50,8 @@ COLUMNS: tuple[str, ...] = (
     "error",
     "request_id",
     "params",
+    "batch_id",
+    "row_key",
 )
 STATUSES = ("ok", "error", "interrupted", "truncated")
 FILE_MODE = 0o600

@@ -18,7 +18,8 @@ from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .magic_config import FORMATS, ConfiguredMagics, usage_errors
-from .magicline import check_out_name, interpolate, option_value, split_options, unescape, unfilled_names
+from .magicline import (check_out_name, interpolate, option_value, schema_option, split_options, unescape,
+                        unfilled_names)
 from .params import ENDPOINT_CHOICES, ENDPOINTS, OPTION_PARAMS, PARAMS, Param
 from .questions import keep_question_prompts
 
@@ -136,6 +137,7 @@ class CompleteMagics(ConfiguredMagics):
             error_line(f"Note: {fields} sent as written; add -i to fill it from your variables")
         options = {param.name: getattr(args, param.name) for param in OPTION_PARAMS}
         options["stop"] = [unescape(s) for s in args.stop] if args.stop else None
+        options["schema"] = schema_option(args.schema, self.shell.user_ns)
         system = unescape(args.system) if args.system is not None else None
         return {
             **options,
