@@ -32,6 +32,7 @@ ENGINES = ("local", "openai-batch", "ray", "jsonl")
 #: The result columns every row gets, after the input's own columns (a schema adds its fields).
 RESULT_COLUMNS = ("answer", "status", "error", "prompt_tokens", "completion_tokens", "total_tokens", "latency",
                   "cost", "finish_reason", "cached")
+_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
 DEFAULT_CACHE = "default"  #: ``cache=`` default: the file :func:`~jupyter_openai.batch_cache.default_path` names
 NOT_RUN = "not run"  #: the status of a row an interrupt left unsent
 
@@ -98,7 +99,7 @@ class Rows:
 
     def row(self, i: int) -> Mapping[str, Any]:
         if self.frame is not None:
-            return {name: values[i] for name, values in zip(self.columns, self._values)}
+            return {name: values[i] for name, values in zip(self.columns, self._values, strict=True)}
         return {str(k): v for k, v in self._list[i].items()}
 
 
@@ -228,7 +229,9 @@ class BatchRun:
         if self.rows.frame is not None:
             import pandas as pd
 
-            result = pd.DataFrame({name: cols[name] for name in names}, index=self.rows.frame.index)
+            result = pd.DataFrame({name: pd.array(cols[name], dtype="Int64") if name in _COUNTS else
+                                   pd.Series(cols[name], dtype=object) .values for name in names},
+                                  index=self.rows.frame.index)
             kept = [c for c in self.rows.frame.columns if str(c) not in names]
             return pd.concat([self.rows.frame[kept], result], axis=1)
         return [{**self.rows.row(i), **{name: cols[name][i] for name in names}} for i in range(len(self.rows))]
