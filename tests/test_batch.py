@@ -14,15 +14,16 @@ from typing import Any
 
 import pandas as pd
 import pytest
-
-from fakeserver import TEST_KEY, FakeOpenAIServer
 from fakeserver_batches import RateLimit
+
 from jupyter_openai.batch import RESULT_COLUMNS, render, run_batch
 from jupyter_openai.batch_cache import BatchCache
 from jupyter_openai.batch_local import RateGate, parse_reset
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import ConfigurationError
 from jupyter_openai.log import SessionLog
+
+from fakeserver import TEST_KEY, FakeOpenAIServer
 
 REVIEWS = ["great little film", "boring and far too long", "I laughed a lot", "the sound was bad", "fine"]
 
