@@ -52,12 +52,15 @@ class BatchMagics(Magics):
         magics = self.shell.magics_manager.registry.get("CompleteMagics")
         if magics is None:
             raise UsageError("load the extension first: %load_ext jupyter_openai")
+        name, _, options = line.strip().partition(" ")
+        if not name or name.startswith("-"):
+            raise UsageError("name the rows first: %%complete_batch DF [options]")
         with usage_errors():
-            argv, rest = split_options(line, self.complete_batch.parser._option_string_actions)
-            if rest:
-                argv.append(rest)
+            argv, rest = split_options(options, self.complete_batch.parser._option_string_actions)
             argv = [option_value(token, self.shell.user_ns) for token in argv]
-        args = self.complete_batch.parser.parse_args(argv)
+        if rest:
+            raise UsageError(f"unexpected text on the %%complete_batch line: {rest!r} (the template goes in the cell)")
+        args = self.complete_batch.parser.parse_args([*argv, name])
         if args.rows not in self.shell.user_ns:
             raise UsageError(f"no variable named {args.rows!r} (the DataFrame to run the template over)")
         if args.out is not None:
