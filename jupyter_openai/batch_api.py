@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .batch import BatchRun, progress_bar, wire_body
+from .batch_run import BatchRun, progress_bar, wire_body
 from .errors import ConfigurationError, OpenAIError, one_line, redact
 from .results import Completion
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from .batch import BatchRun, progress_bar
+from .batch_run import BatchRun, progress_bar
 from .call import CallOutcome, Origin, run_call
 from .cancel import CancelToken
 from .errors import ConfigurationError, RateLimitError

@@ -14,9 +14,10 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from fakeserver import FakeOpenAIServer
 from jupyter_openai.batch_magics import BatchMagics
 from jupyter_openai.log import session_log
+
+from fakeserver import FakeOpenAIServer
 
 SCHEMA = {"type": "object", "properties": {"label": {"enum": ["good", "bad"]}}, "required": ["label"]}
 
