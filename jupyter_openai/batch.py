@@ -36,7 +36,7 @@ def run_batch(rows: Any, template: str, *, model: str | None = None, endpoint: s
               concurrency: int = 8, schema: Any = None, via: str = "local", cache: Any = DEFAULT_CACHE,
               client: Any = None, system: str | None = None, log: SessionLog | None = None,
               progress: bool = True, defaults: Mapping[str, Any] | None = None, execution_count: int | None = None,
-              jsonl_path: str = "batch_requests.jsonl", poll_interval: float = 5.0,
+              jsonl_path: str = "batch_requests.jsonl", poll_interval: float = 5.0, urls: Sequence[str] | None = None,
               on_line: Callable[[str], None] | None = print, **params: Any) -> Any:
     """Send ``template`` filled from each row; the rows with ``answer``, ``status``, ``error``, tokens,
     ``latency``, ``cost`` (None until prices are known), ``finish_reason``, ``cached`` and the schema's
@@ -44,6 +44,8 @@ def run_batch(rows: Any, template: str, *, model: str | None = None, endpoint: s
 
     ``cache``: a path, a :class:`~jupyter_openai.batch_cache.BatchCache`, the default file, or None (off).
     ``client``: an :class:`~jupyter_openai.client.OpenAIClient` (default: one from the environment).
+    ``via="openai-batch"``: polled every ``poll_interval`` s; ``via="ray"``: ``urls`` spreads the rows over
+    these OpenAI-compatible servers (default: the client's); ``via="jsonl"``: writes ``jsonl_path``, returns it.
     ``**params``: sampling parameters as the client takes them (``max_tokens=20``, ``temperature=0``).
     """
     if via not in ENGINES:
@@ -53,14 +55,12 @@ def run_batch(rows: Any, template: str, *, model: str | None = None, endpoint: s
     if not isinstance(template, str) or not template.strip():
         raise ConfigurationError("the template is empty")
     table = Rows(rows)
-    owned = client is None
-    if owned:
-        from .client import OpenAIClient
-
-        client = OpenAIClient()
     options = {"prompt": "-", "model": model, "endpoint": endpoint, "system": system, "schema": schema,
                "stream": False, **params}
     base = build_request(options, defaults or {})
+    owned = client is None
+    if owned:
+        client = default_client()
     run = BatchRun(table, template, base, client, cache=_open_cache(cache), log=log if log is not None else session_log,
                    concurrency=concurrency, execution_count=execution_count, progress=progress)
     try:
@@ -71,7 +71,7 @@ def run_batch(rows: Any, template: str, *, model: str | None = None, endpoint: s
         pending = run.prepare()
         if pending:
             engine = _engine(via)
-            engine(run, pending, poll_interval=poll_interval)
+            engine(run, pending, poll_interval=poll_interval, urls=urls)
         run.log.append(run.summary(via))
         if on_line is not None and (progress or run.interrupted):
             on_line(("Interrupted: " if run.interrupted else "") + run.log[-1]["completion"]
@@ -82,6 +82,46 @@ def run_batch(rows: Any, template: str, *, model: str | None = None, endpoint: s
             client.close()
         if run.cache is not None and run.cache is not cache:
             run.cache.close()
+
+
+def default_client() -> Any:
+    """A client from the environment (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``); with neither set and the
+    offline model installed, one for the bundled offline model (as ``%%complete`` does)."""
+    import os
+
+    from .client import OpenAIClient
+    from .config import ENV_API_KEY, ENV_BASE_URL
+
+    if not os.environ.get(ENV_API_KEY, "").strip() and not os.environ.get(ENV_BASE_URL, "").strip():
+        from . import local
+
+        if local.is_available():
+            server = local.shared_server()
+            return OpenAIClient(base_url=server.base_url, api_key=server.api_key, direct=True)
+    return OpenAIClient()
+
+
+class BatchAccessor:
+    """``df.openai.batch(template, **options)``: :func:`run_batch` over the DataFrame's rows."""
+
+    def __init__(self, frame: Any) -> None:
+        self._frame = frame
+
+    def batch(self, template: str, **options: Any) -> Any:
+        """The rows with the answers (see :func:`run_batch` for the options)."""
+        return run_batch(self._frame, template, **options)
+
+
+def register_accessor(name: str = "openai") -> None:
+    """Make ``DataFrame.<name>.batch`` available (done on import when pandas is installed)."""
+    import warnings
+
+    import pandas as pd
+
+    if not hasattr(pd.DataFrame, name):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pd.api.extensions.register_dataframe_accessor(name)(BatchAccessor)
 
 
 def _engine(via: str) -> Callable[..., None]:
@@ -102,3 +142,13 @@ def iter_requests(run: BatchRun, pending: Sequence[int]) -> Iterator[tuple[int, 
     """The pending rows with their requests, built one at a time."""
     for i in pending:
         yield i, run.request(i)
+
+
+def _register_if_pandas() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("pandas") is not None:
+        register_accessor()
+
+
+_register_if_pandas()

@@ -34,16 +34,21 @@ DEFAULT_CACHE = "default"  #: ``cache=`` default: the file :func:`~jupyter_opena
 NOT_RUN = "not run"  #: the status of a row an interrupt left unsent
 
 
+class _Row(dict):
+    """A row as the template sees it: a field that is not a column is a one-line error."""
+
+    def __missing__(self, key: str) -> Any:
+        raise ConfigurationError(f"the template names {{{key}}}, which is not a column "
+                                 f"(columns: {', '.join(map(str, self)) or 'none'}; write {{{{ }}}} for braces)")
+
+
+_FORMATTER = string.Formatter()
+
+
 def render(template: str, row: Mapping[str, Any]) -> str:
     """``template`` with its ``{column}`` fields filled from ``row`` (``{{ }}``: literal braces)."""
-
-    class Strict(dict):
-        def __missing__(self, key: str) -> Any:
-            raise ConfigurationError(f"the template names {{{key}}}, which is not a column "
-                                     f"(columns: {', '.join(map(str, row)) or 'none'}; write {{{{ }}}} for braces)")
-
     try:
-        return string.Formatter().vformat(template, (), Strict(row))
+        return _FORMATTER.vformat(template, (), _Row(row))
     except ConfigurationError:
         raise
     except (IndexError, ValueError, AttributeError, KeyError) as exc:

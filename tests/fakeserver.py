@@ -8,9 +8,9 @@ In-process::
         server.requests[-1].body
 
 Out of process: ``python tests/fakeserver.py --port 0 --api-key KEY`` (or ``--no-auth``; also
-``--profile``, ``--coalesce``, ``--lenient-models``, ``--models``) prints ``READY http://127.0.0.1:PORT/v1``;
+``--profile``, ``--coalesce``, ``--lenient-models``, ``--models``, ``--latency``, ``--rate-limit N/SECONDS``) prints ``READY http://127.0.0.1:PORT/v1``;
 drive it with ``POST /_control/faults`` (a fault dict, or a list), ``POST /_control/reset`` and
-``GET /_control/requests``.
+``GET /_control/requests`` (``GET /_control/limits``: the rate limit's counts).
 
 Endpoints: ``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/completions``,
 ``POST /v1/chat/completions``, ``POST /v1/responses`` (all three with ``stream: true``), and the Batch API
@@ -239,6 +239,10 @@ class _Handler(wire.BaseHandler):
         if path == "/_control/reset" and self.command == "POST":
             fake.reset()
             return self.send_json(200, {"ok": True})
+        if path == "/_control/limits":
+            limit = fake.rate_limit
+            return self.send_json(200, {"admitted": limit.admitted, "rejected": limit.rejected, "peak": limit.peak,
+                                        "requests": limit.requests, "window": limit.window} if limit else {})
         if path == "/_control/requests":
             with fake._lock:
                 records = [r.to_json() for r in fake.requests]
@@ -389,9 +393,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", choices=PROFILES, default="openai")
     parser.add_argument("--coalesce", action="store_true", help="pack long streams into 64 KiB HTTP chunks")
     parser.add_argument("--lenient-models", action="store_true", help="accept any model name")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds each API request waits")
+    parser.add_argument("--rate-limit", metavar="N/SECONDS", help="at most N API requests per window (429 past it)")
     args = parser.parse_args(argv)
+    limit = None
+    if args.rate_limit:
+        count, _, window = args.rate_limit.partition("/")
+        limit = batches.RateLimit(int(count), float(window or 1))
     server = FakeOpenAIServer(None if args.no_auth else args.api_key, args.host, args.port, args.models,
-                              args.profile, False if args.lenient_models else None, args.coalesce).start()
+                              args.profile, False if args.lenient_models else None, args.coalesce,
+                              latency=args.latency, rate_limit=limit).start()
     print(f"READY {server.url}", flush=True)
     try:
         threading.Event().wait()

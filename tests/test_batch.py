@@ -285,3 +285,23 @@ def test_schema_fields_become_columns_from_the_cache(server: FakeOpenAIServer, t
         run.finish(1, {"answer": json.dumps({"label": "bad"}), "status": "ok"})
         out = run.output()
     assert [(r["label"], r["score"]) for r in out] == [("good", 4), ("bad", None)]
+
+
+def test_the_dataframe_accessor_runs_the_batch(server: FakeOpenAIServer, frame: pd.DataFrame) -> None:
+    import jupyter_openai.batch  # noqa: F401 - importing it registers the accessor
+
+    with _client(server) as client:
+        out = frame.openai.batch("{text}", model="fake-chat", client=client, cache=None, progress=False,
+                                 log=SessionLog(), max_tokens=3)
+    assert list(out.index) == list(frame.index) and list(out.status) == ["ok"] * 5
+    assert out.answer["r1"] == "Echo: long too" and out.finish_reason["r1"] == "length"
+
+
+def test_the_progress_bar_counts_rows_tokens_and_errors(server: FakeOpenAIServer, capsys: Any) -> None:
+    server.add_fault(path="/chat", status=400)
+    with _client(server) as client:
+        run_batch([{"a": "x y"}, {"a": "z"}], "{a}", model="fake-chat", client=client, cache=None, concurrency=1,
+                  log=SessionLog())
+    err = capsys.readouterr()
+    assert "2/2" in err.err and "errors=1" in err.err and "tokens=" in err.err and "row/s" in err.err
+    assert "2 rows: 1 ok (0 from the cache), 1 errors" in err.out
