@@ -8,9 +8,9 @@ In-process::
         server.requests[-1].body
 
 Out of process: ``python tests/fakeserver.py --port 0 --api-key KEY`` (or ``--no-auth``; also
-``--profile``, ``--coalesce``, ``--lenient-models``, ``--models``, ``--latency``, ``--rate-limit N/SECONDS``) prints ``READY http://127.0.0.1:PORT/v1``;
-drive it with ``POST /_control/faults`` (a fault dict, or a list), ``POST /_control/reset`` and
-``GET /_control/requests`` (``GET /_control/limits``: the rate limit's counts).
+``--profile``, ``--coalesce``, ``--lenient-models``, ``--models``, ``--latency``, ``--rate-limit N/SECONDS``)
+prints ``READY http://127.0.0.1:PORT/v1``; drive it with ``POST /_control/faults`` (a fault dict, or a
+list), ``POST /_control/reset`` and ``GET /_control/requests`` (``GET /_control/limits``: the rate limit's counts).
 
 Endpoints: ``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/completions``,
 ``POST /v1/chat/completions``, ``POST /v1/responses`` (all three with ``stream: true``), and the Batch API
