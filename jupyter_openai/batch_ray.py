@@ -2,8 +2,8 @@
 
 The pending rows become a ``ray.data`` dataset of ``(row, request)`` items; ``map_batches`` hands them
 to a pool of actors, each with its own :class:`~jupyter_openai.client.OpenAIClient` for one of the
-OpenAI-compatible URLs (``urls=``: a fleet of vLLM or llama.cpp servers; default the client's own), and
-each actor calls its rows from a few threads with :func:`~jupyter_openai.call.run_call` (the client's
+OpenAI-compatible URLs (``urls=``: a fleet of vLLM or llama.cpp servers, row ``i`` to ``urls[i % n]``;
+default the client's own), and each actor calls its rows from a few threads with :func:`~jupyter_openai.call.run_call` (the client's
 retries apply). Results come back to the driver, which keeps them by row index (so in the input's
 order), caches and logs them as the local engine does.
 
@@ -28,25 +28,26 @@ ACTOR_CPUS = 0.25  #: a caller waits on sockets: four share a CPU
 
 
 class _Caller:
-    """A Ray Data actor: one client for one URL, calling a batch of rows from threads."""
+    """A Ray Data actor: a client per URL, calling a batch of rows from threads (row ``i`` goes to
+    ``urls[i % len(urls)]``)."""
 
     def __init__(self, urls: Sequence[str], threads: int, timeouts: tuple[float, float, int]) -> None:
-        import random
-
         from .client import OpenAIClient
 
         connect, read, retries = timeouts
-        self.client = OpenAIClient(base_url=random.choice(list(urls)), connect_timeout=connect, read_timeout=read,
-                                   max_retries=retries)
-        self.client.ensure_pool(threads)
+        self.clients = [OpenAIClient(base_url=url, connect_timeout=connect, read_timeout=read, max_retries=retries)
+                        for url in urls]
+        for client in self.clients:
+            client.ensure_pool(threads)
         self.threads = threads
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        rows = [int(i) for i in batch["i"]]
         with ThreadPoolExecutor(self.threads) as pool:
-            results = list(pool.map(self._one, batch["request"]))
-        return {"i": list(batch["i"]), "result": [r[0] for r in results], "record": [r[1] for r in results]}
+            results = list(pool.map(self._one, rows, batch["request"]))
+        return {"i": rows, "result": [r[0] for r in results], "record": [r[1] for r in results]}
 
-    def _one(self, text: str) -> tuple[str, str]:
+    def _one(self, i: int, text: str) -> tuple[str, str]:
         from .batch_local import outcome_record
         from .call import run_call
         from .log import SessionLog
@@ -55,7 +56,7 @@ class _Caller:
         fields = json.loads(text)
         request = CallRequest(fields["prompt"], fields["model"], fields["endpoint"], fields["system"], False,
                               fields["params"], fields["schema"])
-        outcome = run_call(self.client, request, log=SessionLog())
+        outcome = run_call(self.clients[i % len(self.clients)], request, log=SessionLog())
         record = dict(outcome.record)
         record.pop("id", None)
         return json.dumps(outcome_record(outcome)), json.dumps(record, default=str)
