@@ -13,8 +13,9 @@ The project's test server runs in a child process and waits ``--latency`` second
 * ``loop``: one ``OpenAIClient.chat`` call after the other (over ``--loop-rows`` rows: it is slow).
 
 Targets: engine ≥ 1.0× the sdk script's rows/s and ≥ 14× the loop's. Then, against a server with a
-rate limit of 50 requests per 0.5 s (100/s, under what 16 rows in flight at 0.1 s ask) that answers 429 past it (``--rate-limit``): the engine loses no
-row, and the server never admits more than its limit in a window (its own count). Last, in a fresh
+rate limit of 50 requests per 0.5 s (100/s: less than 16 rows in flight at 0.1 s ask) that answers 429
+past it (``--rate-limit``): the engine loses no row, and the server never admits more than its limit in
+a window (its own count). Last, in a fresh
 interpreter: the peak memory (``ru_maxrss``) of ``run_batch`` over ``--memory-rows`` rows with no
 latency, above the interpreter with pandas and the package imported; target under 200 MB.
 """
