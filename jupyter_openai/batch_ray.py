@@ -1,10 +1,10 @@
 """The Ray engine (``via="ray"``, the ``ray`` extra): the same rows through Ray Data, past one machine.
 
 The pending rows become a ``ray.data`` dataset of ``(row, request)`` items; ``map_batches`` hands them
-to a pool of actors, each with its own :class:`~jupyter_openai.client.OpenAIClient` for one of the
-OpenAI-compatible URLs (``urls=``: a fleet of vLLM or llama.cpp servers, row ``i`` to ``urls[i % n]``;
-default the client's own), and each actor calls its rows from a few threads with :func:`~jupyter_openai.call.run_call` (the client's
-retries apply). Results come back to the driver, which keeps them by row index (so in the input's
+to a pool of actors, each with an :class:`~jupyter_openai.client.OpenAIClient` per OpenAI-compatible URL
+(``urls=``: a fleet of vLLM or llama.cpp servers, row ``i`` to ``urls[i % n]``; default the client's
+own); each actor calls its rows from a few threads with :func:`~jupyter_openai.call.run_call` (the
+client's retries apply). Results come back to the driver, which keeps them by row index (so in the input's
 order), caches and logs them as the local engine does.
 
 The API key is never pickled (a :class:`~jupyter_openai.secrets.Secret` refuses to be): workers read it

@@ -13,10 +13,11 @@ import pytest
 ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "jupyter-openai[ray]")')
 pytest.importorskip("ray.data", reason="Ray Data cannot be imported")
 
-from fakeserver import TEST_KEY, FakeOpenAIServer  # noqa: E402
 from jupyter_openai.batch import run_batch  # noqa: E402
 from jupyter_openai.client import OpenAIClient  # noqa: E402
 from jupyter_openai.log import SessionLog  # noqa: E402
+
+from fakeserver import TEST_KEY, FakeOpenAIServer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
