@@ -86,22 +86,33 @@ def run_openai_batch(run: BatchRun, pending: Sequence[int], *, poll_interval: fl
     if run.client is None:
         raise ConfigurationError("the Batch API needs a client")
     endpoint = "/v1" + wire_body(run.request(pending[0]))[0]
-    for rows, data in split(request_lines(run, pending)):
-        job_key = hashlib.sha256(endpoint.encode() + b"\n" + data).hexdigest()
-        job = run.cache.job(job_key) if run.cache is not None else None
-        batch = _json(run.client.api_request("GET", f"/batches/{job['id']}")) if job else None
-        if batch is None or batch.get("status") in ("failed", "expired", "cancelled"):
-            batch = start(run.client, endpoint, data)
-            if run.cache is not None:
-                run.cache.put_job(job_key, {"id": batch["id"]})
-        run.batch_id = batch["id"]
-        batch = _poll(run, batch, len(rows), poll_interval)
-        if batch is None:  # Ctrl-C: the remote batch goes on; the next run picks it up
-            run.interrupted = True
-            return
-        _merge(run, rows, batch)
+    try:
+        for rows, data in split(request_lines(run, pending)):
+            if not _one_file(run, endpoint, rows, data, poll_interval):
+                run.interrupted = True  # Ctrl-C while polling: the remote batch goes on; the next run picks it up
+                return
+    except KeyboardInterrupt:  # while uploading or creating: nothing kept that could be lost
+        run.interrupted = True
+
+
+def _one_file(run: BatchRun, endpoint: str, rows: list[int], data: bytes, poll_interval: float) -> bool:
+    """Send one JSONL file as a batch (or resume the batch kept for it) and merge its answers; False if
+    Ctrl-C stopped the polling."""
+    job_key = hashlib.sha256(endpoint.encode() + b"\n" + data).hexdigest()
+    job = run.cache.job(job_key) if run.cache is not None else None
+    batch = _json(run.client.api_request("GET", f"/batches/{job['id']}")) if job else None
+    if batch is None or batch.get("status") in ("failed", "expired", "cancelled"):
+        batch = start(run.client, endpoint, data)
         if run.cache is not None:
-            run.cache.put_job(job_key, None)
+            run.cache.put_job(job_key, {"id": batch["id"]})
+    run.batch_id = batch["id"]
+    batch = _poll(run, batch, len(rows), poll_interval)
+    if batch is None:
+        return False
+    _merge(run, rows, batch)
+    if run.cache is not None:
+        run.cache.put_job(job_key, None)
+    return True
 
 
 def _poll(run: BatchRun, batch: dict[str, Any], total: int, interval: float) -> dict[str, Any] | None:

@@ -14,11 +14,12 @@ list), ``POST /_control/reset`` and ``GET /_control/requests`` (``GET /_control/
 
 Endpoints: ``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/completions``,
 ``POST /v1/chat/completions``, ``POST /v1/responses`` (all three with ``stream: true``), and the Batch API
-(``/v1/files``, ``/v1/batches``: ``fakeserver_batches``, whose ``BatchStore`` is ``server.batches``). The answer text
-is ``"Echo: "`` plus the prompt's (last user message's) words reversed (with a ``json_schema`` response
-format: the prompt itself, so a test writes the JSON the "model" answers); see ``fakeserver_payloads``
-(chat/completions bodies), ``fakeserver_responses`` (the Responses API) and ``fakeserver_models``
-(DEFAULT_MODELS; the ``gpt-5*``, ``fake-reasoner*`` and ``fake-refuser*`` families; profiles).
+(``/v1/files``, ``/v1/batches``: ``fakeserver_batches``, whose ``BatchStore`` is ``server.batches``).
+The answer text is ``"Echo: "`` plus the prompt's (last user message's) words reversed (with a
+``json_schema`` response format, a prompt that is JSON is answered as it is: a test writes the JSON the
+"model" answers); see ``fakeserver_payloads`` (chat/completions bodies), ``fakeserver_responses`` (the
+Responses API) and ``fakeserver_models`` (DEFAULT_MODELS; the ``gpt-5*``, ``fake-reasoner*`` and
+``fake-refuser*`` families; profiles).
 
 Constructor flags: ``profile`` ("openai" | "llama.cpp" | "llama-cpp-python", GUIDE §4/§12: the latter two
 have no ``/v1/models/{id}`` and list models their way); ``strict_models`` (a model not in ``models`` gets
