@@ -60,7 +60,9 @@ def run_batch(rows: Any, template: str, *, model: str | None = None, endpoint: s
     base = build_request(options, defaults or {})
     owned = client is None
     if owned:
-        client = default_client()
+        client, offline_model = default_client()
+        if offline_model:  # as %%complete does: the offline model's name and its server's schema format
+            base = build_request({**options, "model": model or offline_model}, {**(defaults or {}), "offline": True})
     run = BatchRun(table, template, base, client, cache=_open_cache(cache), log=log if log is not None else session_log,
                    concurrency=concurrency, execution_count=execution_count, progress=progress)
     try:
@@ -84,9 +86,10 @@ def run_batch(rows: Any, template: str, *, model: str | None = None, endpoint: s
             run.cache.close()
 
 
-def default_client() -> Any:
+def default_client() -> tuple[Any, str | None]:
     """A client from the environment (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``); with neither set and the
-    offline model installed, one for the bundled offline model (as ``%%complete`` does)."""
+    offline model installed, one for the bundled offline model (as ``%%complete`` does), and its model
+    name (else None)."""
     import os
 
     from .client import OpenAIClient
@@ -97,8 +100,8 @@ def default_client() -> Any:
 
         if local.is_available():
             server = local.shared_server()
-            return OpenAIClient(base_url=server.base_url, api_key=server.api_key, direct=True)
-    return OpenAIClient()
+            return OpenAIClient(base_url=server.base_url, api_key=server.api_key, direct=True), local.MODEL_ALIAS
+    return OpenAIClient(), None
 
 
 class BatchAccessor:

@@ -108,8 +108,8 @@ def build_request(options: Mapping[str, Any], defaults: Mapping[str, Any] = DEFA
     if schema is not None:
         from .schema import check_schema, request_fields
 
-        schema = check_schema(schema)
-        params.update(request_fields(endpoint, schema, params))
+        schema = check_schema(schema)  # the offline model's server takes json_object with a schema (GUIDE 12)
+        params.update(request_fields(endpoint, schema, params, json_object=bool(defaults.get("offline"))))
     check_params(endpoint, params, options=True)
     return CallRequest(prompt, model.strip(), endpoint, system or None, stream=bool(stream), params=params,
                        schema=schema)

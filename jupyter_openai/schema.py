@@ -53,14 +53,19 @@ def _read(text: str) -> Any:
         raise ConfigurationError(f"--schema: not JSON and not a .json file: {text[:60]!r}") from None
 
 
-def request_fields(endpoint: str, schema: Any, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def request_fields(endpoint: str, schema: Any, params: Mapping[str, Any] | None = None, *,
+                   json_object: bool = False) -> dict[str, Any]:
     """The request fields that ask ``endpoint`` for answers in ``schema``: ``response_format`` (chat)
     or ``text.format`` (responses, merged into a ``text`` already in ``params``). ``strict`` is set when
-    the schema allows it (an object that forbids additional properties)."""
+    the schema allows it (an object that forbids additional properties). ``json_object``: chat's
+    ``{"type": "json_object", "schema": …}``, the form llama-cpp-python's server (the bundled offline
+    model) takes instead of ``json_schema``, which it refuses."""
     name, body = normalize(schema)
     spec: dict[str, Any] = {"name": name, "schema": body}
     if body.get("additionalProperties") is False:
         spec["strict"] = True
+    if endpoint == CHAT and json_object:
+        return {"response_format": {"type": "json_object", "schema": body}}
     if endpoint == CHAT:
         return {"response_format": {"type": "json_schema", "json_schema": spec}}
     if endpoint == RESPONSES:
