@@ -305,3 +305,18 @@ def test_the_progress_bar_counts_rows_tokens_and_errors(server: FakeOpenAIServer
     err = capsys.readouterr()
     assert "2/2" in err.err and "errors=1" in err.err and "tokens=" in err.err and "row/s" in err.err
     assert "2 rows: 1 ok (0 from the cache), 1 errors" in err.out
+
+
+def test_a_schema_on_the_real_servers(real_server: Any) -> None:
+    """llama-cpp-python's server (the offline model) takes the schema as json_object + schema, llama.cpp's
+    llama-server as json_schema; the grammar makes even the 135M model answer valid JSON."""
+    schema = {"type": "object", "properties": {"sentiment": {"type": "string", "enum": ["positive", "negative"]}},
+              "required": ["sentiment"], "additionalProperties": False}
+    offline = real_server.name == "llama-cpp-python"
+    with OpenAIClient(api_key=real_server.api_key, base_url=real_server.base_url, read_timeout=120) as client:
+        out = run_batch([{"text": "I loved it, wonderful."}], "Positive or negative? Answer in JSON. {text}",
+                        model=real_server.model, client=client, schema=schema, cache=None, progress=False,
+                        log=SessionLog(), defaults={"offline": offline}, max_tokens=24, temperature=0)
+    assert out[0]["status"] == "ok", out[0]["error"]
+    assert out[0]["sentiment"] in ("positive", "negative") and json.loads(out[0]["answer"]) == {
+        "sentiment": out[0]["sentiment"]}

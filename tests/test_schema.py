@@ -44,6 +44,8 @@ def test_request_fields_per_endpoint() -> None:
     responses = request_fields("responses", loose, {"text": {"verbosity": "low"}})
     assert responses == {"text": {"verbosity": "low", "format": {"type": "json_schema", "name": "answer",
                                                                   "schema": loose}}}
+    offline = request_fields("chat", SCHEMA, json_object=True)  # what llama-cpp-python's server takes
+    assert offline == {"response_format": {"type": "json_object", "schema": SCHEMA}}
     with pytest.raises(ConfigurationError, match="chat and responses"):
         request_fields("completions", SCHEMA)
 
