@@ -24,6 +24,7 @@ from .batch_run import BatchRun, progress_bar
 from .errors import ConfigurationError
 
 INSTALL_HINT = 'pip install "jupyter-openai[ray]"'
+AGENT_TIMEOUT = "RAY_agent_register_timeout_ms"  #: Ray's wait for its agents (a busy machine needs more)
 ACTOR_CPUS = 0.25  #: a caller waits on sockets: four share a CPU
 
 
@@ -71,6 +72,9 @@ def run_ray(run: BatchRun, pending: Sequence[int], *, urls: Sequence[str] | None
     except ImportError:
         raise ConfigurationError(f"via='ray' needs Ray Data: {INSTALL_HINT}") from None
     if not ray.is_initialized():
+        import os
+
+        os.environ.setdefault(AGENT_TIMEOUT, "120000")  # the raylet's wait for its agents, on a busy machine
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
     settings = run.client.settings
     urls = list(urls or [settings.base_url])
