@@ -28,10 +28,13 @@ UPDATES_PER_SECOND = 25
 
 
 class Origin(NamedTuple):
-    """Where a call came from, for its log record: ``magic`` or ``form``, and the cell number."""
+    """Where a call came from, for its log record: ``magic``, ``form`` or ``batch``, the cell number,
+    and for a batch its id and the row's key."""
 
     source: str = "magic"
     execution_count: int | None = None
+    batch_id: str | None = None
+    row_key: str | None = None
 
 
 MAGIC = Origin()
@@ -171,6 +174,10 @@ def run_call(client: OpenAIClient, request: CallRequest, *, on_update: Callable[
                 attempt.status = "error"
         elif isinstance(attempt.result.error, OpenAIError):  # an answer of an unexpected shape
             attempt.error, attempt.status = attempt.result.error, "error"
+        if request.schema is not None and attempt.status == "ok":
+            from .schema import check_answer
+
+            check_answer(attempt.texts[0] if attempt.texts else "", request.schema)
     except ConfigurationError:
         raise
     except Cancelled:
@@ -276,6 +283,8 @@ class _Attempt:
             "error": redact(str(self.error), secrets) if self.error is not None else None,
             "request_id": request_id,
             "params": json.dumps(params, ensure_ascii=False, sort_keys=True),
+            "batch_id": origin.batch_id,
+            "row_key": origin.row_key,
         }
 
 

@@ -10,16 +10,16 @@ call. The HTTP stack is imported on first use, not at load time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .magic_config import FORMAT_HELP, FORMATS, ConfiguredMagics, usage_errors
-from .magicline import check_out_name, interpolate, option_value, split_options, unescape, unfilled_names
-from .params import ENDPOINT_CHOICES, ENDPOINTS, OPTION_PARAMS, PARAMS, Param
+from . import batch_magics
+from .magic_config import FORMAT_HELP, FORMATS, ConfiguredMagics, param_options, usage_errors
+from .magicline import check_out_name, interpolate, option_value, schema_option, split_options, unescape, unfilled_names
+from .params import ENDPOINT_CHOICES, ENDPOINTS, OPTION_PARAMS, PARAMS
 from .questions import keep_question_prompts
 
 #: The one line when Ctrl-C stops the final render or the status line (the call itself is over).
@@ -38,29 +38,6 @@ LOG_COLUMNS = (
 )
 
 
-def _param_options(params: tuple[Param, ...], prefix: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Add one magic option per parameter (flags, help and type from :mod:`~jupyter_openai.params`)."""
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        for param in reversed(params):  # magic_arguments adds decorators in reverse order
-            func = argument(*param.flags, dest=param.name, help=prefix + param.help, **_argparse_kind(param))(func)
-        return func
-
-    return decorate
-
-
-def _argparse_kind(param: Param) -> dict[str, Any]:
-    if param.kind is bool:
-        return {"action": "store_true", "default": None}
-    if param.kind == (str, list):
-        return {"action": "append"}
-    if param.kind in (int, float):
-        return {"type": param.kind}
-    if param.choices:
-        return {"choices": param.choices}
-    return {}
-
-
 @magics_class
 class CompleteMagics(ConfiguredMagics):
     """Send prompts to an OpenAI-compatible server and stream the answers into the cell."""
@@ -72,7 +49,7 @@ class CompleteMagics(ConfiguredMagics):
               help="auto (completions for OpenAI's legacy completion models, chat otherwise), chat, completions "
                    "or responses.")
     @argument("-s", "--system", help="System message (chat; instructions on responses).")
-    @_param_options(OPTION_PARAMS)
+    @param_options(OPTION_PARAMS)
     @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
     @argument("-o", "--out", help="Store the answer text in this variable.")
     @argument("-f", "--format", choices=FORMATS, help=FORMAT_HELP)
@@ -136,6 +113,7 @@ class CompleteMagics(ConfiguredMagics):
             error_line(f"Note: {fields} sent as written; add -i to fill it from your variables")
         options = {param.name: getattr(args, param.name) for param in OPTION_PARAMS}
         options["stop"] = [unescape(s) for s in args.stop] if args.stop else None
+        options["schema"] = schema_option(args.schema, self.shell.user_ns)
         system = unescape(args.system) if args.system is not None else None
         return {
             **options,
@@ -254,7 +232,7 @@ class CompleteMagics(ConfiguredMagics):
     @argument("-m", "--model", help="Preset model.")
     @argument("-e", "--endpoint", choices=ENDPOINTS, help="Preset endpoint.")
     @argument("-s", "--system", help="Preset system message (chat).")
-    @_param_options((PARAMS["temperature"], PARAMS["max_tokens"]), prefix="Preset: ")
+    @param_options((PARAMS["temperature"], PARAMS["max_tokens"]), prefix="Preset: ")
     @argument("prompt", nargs="*", help="Preset prompt.")
     @line_magic
     def complete_form(self, line: str) -> Any:
@@ -315,6 +293,7 @@ class CompleteMagics(ConfiguredMagics):
 def load(ipython: Any) -> None:
     """Register the magics and the input cleanup that keeps ``?`` prompts (``%load_ext``)."""
     ipython.register_magics(CompleteMagics)
+    batch_magics.register(ipython)
     if keep_question_prompts not in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.append(keep_question_prompts)
 
@@ -323,6 +302,7 @@ def unload(ipython: Any) -> None:
     """Undo :func:`load`: the magics, their configurable and connections, the input cleanup."""
     while keep_question_prompts in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.remove(keep_question_prompts)
+    batch_magics.unregister(ipython)
     manager = ipython.magics_manager
     instance = manager.registry.pop(CompleteMagics.__name__, None)
     for kind, names in CompleteMagics.magics.items():

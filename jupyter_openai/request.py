@@ -54,6 +54,7 @@ class CallRequest:
     system: str | None = None
     stream: bool = True
     params: dict[str, Any] = field(default_factory=dict)
+    schema: dict[str, Any] | None = None  #: the JSON Schema the answer must match (sent in params)
 
     def __post_init__(self) -> None:
         self.endpoint = choose_endpoint(self.model, self.endpoint)
@@ -103,8 +104,15 @@ def build_request(options: Mapping[str, Any], defaults: Mapping[str, Any] = DEFA
     if system is None and endpoint != COMPLETIONS:
         system = defaults.get("system")
     stream = _given(options, "stream", defaults)
+    schema = params.pop("schema", None)
+    if schema is not None:
+        from .schema import check_schema, request_fields
+
+        schema = check_schema(schema)  # the offline model's server takes json_object with a schema (GUIDE 12)
+        params.update(request_fields(endpoint, schema, params, json_object=bool(defaults.get("offline"))))
     check_params(endpoint, params, options=True)
-    return CallRequest(prompt, model.strip(), endpoint, system or None, stream=bool(stream), params=params)
+    return CallRequest(prompt, model.strip(), endpoint, system or None, stream=bool(stream), params=params,
+                       schema=schema)
 
 
 def _given(options: Mapping[str, Any], name: str, defaults: Mapping[str, Any]) -> Any:
