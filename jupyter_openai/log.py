@@ -50,6 +50,7 @@ COLUMNS: tuple[str, ...] = (
     "error",
     "request_id",
     "params",
+    "cost_usd",
 )
 STATUSES = ("ok", "error", "interrupted", "truncated")
 FILE_MODE = 0o600

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .cost import money
 from .errors import one_line
 from .results import token_count
 
@@ -45,8 +46,9 @@ def summarize(outcome: CallOutcome, *, offline: bool = False) -> Summary:
     reason = outcome.finish_reasons[0] if outcome.finish_reasons else None
     requested = outcome.request.model if outcome.request is not None else None
     label = model_label(outcome.model, requested, offline)
+    spent = outcome.record.get("cost_usd") if isinstance(outcome.record, dict) else None  # 0 (offline): not shown
     return Summary(notes, status_line(label, outcome.usage, outcome.latency, outcome.time_to_first_token,
-                                      reason, outcome.status))
+                                      reason, outcome.status, cost=money(spent) if spent else None))
 
 
 def model_label(answered: str | None, requested: str | None, offline: bool = False) -> str:
@@ -65,8 +67,10 @@ def unexpected(exc: BaseException) -> str:
 
 
 def status_line(model: str | None, usage: dict[str, Any] | None, latency: float | None,
-                time_to_first_token: float | None, finish_reason: str | None, status: str) -> str:
-    """One compact line: model · tokens in/out (reasoning) · latency · tokens/s · finish reason."""
+                time_to_first_token: float | None, finish_reason: str | None, status: str,
+                cost: str | None = None) -> str:
+    """One compact line: model · tokens in/out (reasoning) · latency · tokens/s · finish reason · cost
+    (``cost``: the call's price as text, shown when known)."""
     parts = [model or "?"]
     usage = usage if isinstance(usage, dict) else {}
     prompt_tokens = token_count(usage.get("prompt_tokens"))  # what a server sent: counts only
@@ -83,6 +87,8 @@ def status_line(model: str | None, usage: dict[str, Any] | None, latency: float 
         if completion_tokens and generating > 0:
             parts.append(f"{completion_tokens / generating:.1f} tok/s")
     parts.append(f"finish: {finish_reason or '-'}")
+    if cost is not None:
+        parts.append(cost)
     if status != "ok":
         parts.append(status)
     return " · ".join(parts)
