@@ -214,9 +214,12 @@ class Replayer(BaseAdapter):
                     entry = json.loads(line)
                 except ValueError:
                     raise ValueError(f"{self.path} line {number} is not JSON: not a recording") from None
-                if entry.get("type") == "header":
+                kind = entry.get("type") if isinstance(entry, dict) else None
+                if kind == "header":
                     self.header = entry
-                elif entry.get("type") == "exchange":
+                elif kind == "exchange":
+                    if not all(name in entry for name in ("method", "path", "body", "status", "chunks")):
+                        raise ValueError(f"{self.path} line {number} is an exchange without its fields")
                     key = (entry["method"], entry["path"], entry["body"])
                     self._answers.setdefault(key, []).append(entry)
         if not self.header:
