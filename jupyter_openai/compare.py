@@ -75,7 +75,7 @@ def expand(argv: Sequence[str], actions: Mapping[str, Any]) -> list[Combination]
         raise ConfigurationError(f"--compare: {len(combos)} combinations is too many (at most {MAX_COMBINATIONS})")
     found = []
     for combo in combos:
-        chosen = dict(zip(names, combo))
+        chosen = dict(zip(names, combo, strict=True))
         line: list[str] = []
         for part in template:
             if isinstance(part, tuple):
@@ -98,7 +98,7 @@ def run_all(calls: Sequence[Callable[[], Any]], workers: int = MAX_WORKERS) -> l
 def rows(combinations: Sequence[Combination], outcomes: Sequence[Any]) -> list[dict[str, Any]]:
     """One flat row per call for the grid and the DataFrame: the compared values, then what came back."""
     table = []
-    for combination, outcome in zip(combinations, outcomes):
+    for combination, outcome in zip(combinations, outcomes, strict=True):
         record = outcome.record
         table.append({
             **{name: combination.values.get(name) for name in COMPARED if any(name in c.values for c in combinations)},

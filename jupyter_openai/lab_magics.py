@@ -38,22 +38,30 @@ def show_probs(magics: Any, outcome: Any, origin: Any) -> None:
     from IPython.display import HTML, display
 
     from .display import error_line
-    from .params import COMPLETIONS
-    from .probs_view import ProbsView, probs_html
+    from .probs_view import probs_html
 
-    tokens = outcome.logprobs
-    request = outcome.request
-    if not tokens:
+    if not outcome.logprobs:
         if outcome.status == "ok":
-            error_line(NO_PROBS.format(endpoint=request.endpoint if request is not None else "?"))
+            endpoint = outcome.request.endpoint if outcome.request is not None else "?"
+            error_line(NO_PROBS.format(endpoint=endpoint))
         return
-    display(HTML(probs_html(tokens)))
+    display(HTML(probs_html(outcome.logprobs)))
     if getattr(magics.shell, "kernel", None) is None:  # widgets need a front end to talk to
         return
     try:
-        import ipywidgets  # noqa: F401
-    except ImportError:
+        view = probs_view(magics, outcome, origin)
+    except ImportError:  # no ipywidgets: the HTML view is all
         return
+    display(view.widget)
+
+
+def probs_view(magics: Any, outcome: Any, origin: Any) -> Any:
+    """The interactive view of ``outcome``'s tokens; on the completions endpoint a click on an
+    alternative sends the prompt, the text so far and that token, as a new (logged) call."""
+    from .params import COMPLETIONS
+    from .probs_view import ProbsView
+
+    request = outcome.request
     on_continue = None
     if request is not None and request.endpoint == COMPLETIONS:
         def on_continue(text: str) -> Sequence[Any]:
@@ -62,7 +70,7 @@ def show_probs(magics: Any, outcome: Any, origin: Any) -> None:
             more = dataclasses.replace(request, prompt=request.prompt + text)
             with usage_errors():
                 return run_call(magics.client(), more, log=magics.log, origin=origin).logprobs
-    display(ProbsView(tokens, on_continue=on_continue).widget)
+    return ProbsView(outcome.logprobs, on_continue=on_continue)
 
 
 # -- %%complete --compare ------------------------------------------------------------
@@ -115,7 +123,7 @@ class Grid:
         lines = []
         for row in self.rows:
             cells = self._cells(row)
-            label = ", ".join(f"{h}={c}" for h, c in zip(self.headers, cells[:len(self.compared)]))
+            label = ", ".join(f"{h}={c}" for h, c in zip(self.headers, cells[:len(self.compared)], strict=False))
             rest = " · ".join(cells[len(self.compared) + 1:])
             lines.append(f"[{label}] {rest}\n{cells[len(self.compared)]}")
         return "\n\n".join(lines + [self._summary()])
@@ -157,7 +165,7 @@ def run_compare(magics: Any, argv: list[str], prompt: str, origin: Any) -> None:
 
     outcomes = compare.run_all([lambda r=r: call(r) for r in requests])
     refused = [o for o in outcomes if isinstance(o, ConfigurationError)]
-    done = [(c, o) for c, o in zip(combinations, outcomes) if not isinstance(o, ConfigurationError)]
+    done = [(c, o) for c, o in zip(combinations, outcomes, strict=True) if not isinstance(o, ConfigurationError)]
     rows = compare.rows([c for c, _ in done], [o for _, o in done])
     compared = [name for name in compare.COMPARED if rows and name in rows[0]]
     if out:

@@ -66,7 +66,8 @@ def read(logprobs: Any) -> list[TokenProb]:
         tokens = []
         for entry in content:
             if isinstance(entry, Mapping) and isinstance(entry.get("token"), str):
-                tokens.append(TokenProb(entry["token"], _number(entry.get("logprob")), _pairs(entry.get("top_logprobs"))))
+                logprob, top = _number(entry.get("logprob")), _pairs(entry.get("top_logprobs"))
+                tokens.append(TokenProb(entry["token"], logprob, top))
         return tokens
     names = logprobs.get("tokens")
     if not isinstance(names, list):
@@ -105,7 +106,7 @@ def reweight(top: Sequence[tuple[str, float]], temperature: float) -> list[tuple
     peak = max(scaled)
     weights = [math.exp(s - peak) for s in scaled]
     total = sum(weights)
-    return [(token, w / total) for (token, _), w in zip(top, weights)]
+    return [(token, w / total) for (token, _), w in zip(top, weights, strict=True)]
 
 
 def nucleus(probs: Sequence[tuple[str, float]], top_p: float) -> list[str]:

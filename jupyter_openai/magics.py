@@ -35,7 +35,6 @@ LOG_COLUMNS = (
     "latency",
     "prompt",
     "completion",
-    "cost_usd",
 )
 
 

@@ -118,7 +118,7 @@ class ProbsView:
         self.temperature.observe(lambda change: self._show_details(), "value")
         self.details = w.HTML("Click a token to see the alternatives the model considered.")
         self.choices = w.HBox(layout=w.Layout(flex_flow="row wrap"))
-        self.continued = w.Output()
+        self.continued = w.HTML()  #: the continuation from an alternative, once asked for
         self.widget = w.VBox([
             self.static,
             w.HBox(self.buttons, layout=w.Layout(flex_flow="row wrap")),
@@ -168,13 +168,7 @@ class ProbsView:
             return []
         start = self.prefix + self.text_before(self.selected) + alternative
         tokens = list(self.on_continue(start))
-        from IPython.display import HTML
-
-        self.continued.clear_output()
-        with self.continued:
-            from IPython.display import display
-
-            display(HTML(probs_html(tokens, prefix=start)))
+        self.continued.value = probs_html(tokens, prefix=start)
         return tokens
 
 

@@ -21,8 +21,8 @@ import urllib3
 
 from . import connection, logprobs, responses
 from .chunked import ChunkedReader
-from .logprobs import TokenProb
 from .errors import APIConnectionError, StreamError, redact
+from .logprobs import TokenProb
 from .results import CHAT_KIND, REASONING_FIELDS, RESPONSES_KIND, Delta, normal_usage
 from .sse import SSEDecoder
 
