@@ -184,3 +184,22 @@ def test_record_and_replay_the_offline_model(tmp_path: Path) -> None:
         again = client.completion(server.alias, "The sky is", max_tokens=5, temperature=0, logprobs=2,
                                   stream=True).read()
     assert again.text == live.text and again.logprobs == live.logprobs and again.status == "ok"
+
+
+def test_a_recording_of_the_offline_model_replays_without_starting_it(make_shell: object, tmp_path: Path) -> None:
+    from jupyter_openai import local
+
+    path = tmp_path / "offline.jsonl"
+    with FakeOpenAIServer() as srv:  # stands in for the offline model's server while recording
+        with _client(srv.url, Recorder(path, base_url=srv.url, offline=True)) as client:
+            client.chat("fake-chat", [{"role": "user", "content": PROMPT}], max_tokens=256, stream=True).read()
+    assert path.stat().st_mode & 0o777 == 0o600
+    ip = make_shell(env={})  # type: ignore[operator]  # no key and no base URL: offline, were it not replayed
+    with capture_output() as cap:
+        ip.run_cell(f"%complete_replay replay {path}")
+        ip.run_cell(f"%complete -m fake-chat {PROMPT}")
+    assert session_log[-1]["completion"] == ANSWER and session_log[-1]["status"] == "ok"
+    assert "Using the offline model" not in cap.stdout
+    assert not local.is_available() or not local.shared_server(start=False).running
+    magics = ip.magics_manager.registry["CompleteMagics"]  # type: ignore[attr-defined]
+    assert magics.offline() and magics.default_model() == local.MODEL_ALIAS  # as when it was recorded
