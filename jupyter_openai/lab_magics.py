@@ -8,7 +8,6 @@ registered in the shell's magics manager) and delegate to the core: :mod:`~jupyt
 from __future__ import annotations
 
 import dataclasses
-import html
 from collections.abc import Sequence
 from typing import Any
 
@@ -109,6 +108,8 @@ class Grid:
         return [*self.compared, "answer", "tokens in / out", "latency", "cost", "status"]
 
     def _repr_html_(self) -> str:
+        import html
+
         head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
         body = ""
         for row in self.rows:
@@ -249,14 +250,19 @@ def load(ipython: Any) -> None:
 
 
 def unload(ipython: Any) -> None:
-    """Undo :func:`load`; recording or replay stops."""
-    from . import replay
+    """Undo :func:`load`; recording or replay stops, the prices and budget are forgotten."""
+    import sys
 
     manager = ipython.magics_manager
     manager.registry.pop(LabMagics.__name__, None)
     for kind, names in LabMagics.magics.items():
         for name in names:
             manager.magics[kind].pop(name, None)
-    if replay.active is not None:
+    replay = sys.modules.get(f"{__package__}.replay")
+    if replay is not None and replay.active is not None:
         replay.active.close()
         replay.active = None
+    cost = sys.modules.get(f"{__package__}.cost")
+    if cost is not None:  # imported once a call was made or a price set: back to no table, no budget
+        cost.pricing.set_table({})
+        cost.pricing.max_cost_usd = None

@@ -120,7 +120,8 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         from .sources import config_section  # what the config file (or the shell's start) set: %config comes later
 
         self._config_at_load = config_section(self)
-        self._on_prices()  # the config file's prices (observers do not run for it), or none
+        if self.prices or self.max_cost_usd is not None:  # from the config file: observers do not run for it
+            self._on_prices()
 
     @observe("log_file")
     def _on_log_file(self, change: dict[str, Any]) -> None:
