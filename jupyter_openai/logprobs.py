@@ -2,10 +2,10 @@
 
 The completions API sends a choice's ``logprobs`` as parallel lists ``{tokens, token_logprobs,
 top_logprobs: [{token: logprob}], text_offset}``; the chat API as ``{content: [{token, logprob,
-top_logprobs: [{token, logprob}]}]}``. llama.cpp's servers answer a completions request in the chat
-shape, so :func:`read` takes either whichever endpoint asked, whole answers and streamed chunks
-alike (a chunk's ``logprobs`` holds the tokens of that chunk). Malformed entries are skipped, never
-raised: probabilities are an extra, the answer is what matters.
+top_logprobs: [{token, logprob}]}]}``. llama.cpp's llama-server answers a completions request in the
+chat shape (llama-cpp-python in the completions one), so :func:`read` takes either whichever endpoint
+asked, whole answers and streamed chunks alike (a chunk's ``logprobs`` holds the tokens of that chunk).
+Malformed entries are skipped, never raised: probabilities are an extra, the answer is what matters.
 
 :func:`reweight` and :func:`nucleus` are the illustrations the probability view uses: what the
 alternatives shown would weigh at another temperature, and which of them top_p would keep.

@@ -114,7 +114,7 @@ def test_no_probabilities_unless_asked(client: OpenAIClient, endpoint: str) -> N
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_llama_cpp_completions_in_the_chat_shape_are_read(stream: bool) -> None:
+def test_llama_server_completions_in_the_chat_shape_are_read(stream: bool) -> None:
     with FakeOpenAIServer(profile="llama.cpp") as srv, OpenAIClient(api_key=TEST_KEY, base_url=srv.url) as client:
         result = client.completion("davinci-002", PROMPT, logprobs=2, stream=stream)
         if stream:
@@ -132,6 +132,10 @@ def test_several_choices_keep_their_own_tokens(client: OpenAIClient) -> None:
 
 
 # -- the real servers with the bundled model -----------------------------------------------------
+def _ascii(text: str) -> str:
+    return text.encode("ascii", "ignore").decode().strip()
+
+
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("endpoint", ["completions", "chat"])
 def test_real_servers_send_probabilities_we_read(real_server: object, real_client: OpenAIClient, endpoint: str,
@@ -146,6 +150,7 @@ def test_real_servers_send_probabilities_we_read(real_server: object, real_clien
         result.read()
     tokens = result.logprobs
     assert tokens, f"{real_server.name} {endpoint} stream={stream}: no tokens read"
-    assert text_of(tokens).strip() == result.text.strip()
+    # a character of several tokens (an emoji) comes as tokens "" with bytes null from llama-cpp-python
+    assert _ascii(text_of(tokens)) == _ascii(result.text)
     assert all(t.prob is not None and 0 < t.prob <= 1.0 + 1e-6 for t in tokens)
     assert any(t.top for t in tokens) and all(len(t.top) <= 3 for t in tokens)
