@@ -86,14 +86,14 @@ class Pricing:
         """US dollars for a call to ``model`` that used ``usage`` (chat's names), or None when unknown."""
         usage = usage or {}
         prompt, completion = token_count(usage.get("prompt_tokens")), token_count(usage.get("completion_tokens"))
+        if model in FREE_MODELS and model not in self.table:  # free however many tokens (streams may not say)
+            return 0.0
         if not model or prompt is None and completion is None:
             return None
         prompt, completion = prompt or 0, completion or 0
         if model in self.table:
             price_in, price_out = self.table[model]
             return round((prompt * price_in + completion * price_out) / PER, 10)
-        if model in FREE_MODELS:
-            return 0.0
         provider = provider_of(base_url)
         if not self.use_database or provider is None:  # another server's "gpt-4o" is not OpenAI's price
             return None

@@ -49,6 +49,8 @@ def test_unknown_is_none_never_zero(model: str | None, usage: dict | None, base_
 def test_the_offline_model_is_free_and_the_database_can_be_left_out() -> None:
     assert MODEL_ALIAS in cost.FREE_MODELS
     assert Pricing().cost(MODEL_ALIAS, USAGE, "http://127.0.0.1:9/v1") == 0.0
+    assert Pricing().cost(MODEL_ALIAS, None) == 0.0  # its streams report no usage: still free
+    assert Pricing({MODEL_ALIAS: (1, 1)}).cost(MODEL_ALIAS, USAGE) == pytest.approx(1100 / 1e6)
     assert Pricing(use_database=False).cost("gpt-4o-mini", USAGE, OPENAI) is None
 
 
