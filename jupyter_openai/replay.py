@@ -74,10 +74,11 @@ class _Body:
     (``stream``, ``read``, ``close``, ``shutdown``) and nothing of urllib3's internals, so every
     reader goes through it."""
 
-    def __init__(self, chunks: Iterator[bytes], on_end: Any = None) -> None:
+    def __init__(self, chunks: Iterator[bytes], on_end: Any = None, live: Any = None) -> None:
         self._chunks = chunks
         self._buffer = b""
         self._on_end = on_end
+        self._live = live  # the network body being recorded (a cancel shuts its socket down)
         self._ended = False
         self.closed = False
 
@@ -124,6 +125,9 @@ class _Body:
 
     def shutdown(self) -> None:
         self.closed = True
+        shutdown = getattr(self._live, "shutdown", None)
+        if shutdown is not None:  # a read blocked on the socket returns at once (urllib3 >= 2.3)
+            shutdown()
 
     def close(self) -> None:
         self.closed = True
@@ -178,7 +182,7 @@ class Recorder(BaseAdapter):
                          "status": live.status_code, "headers": headers,
                          "chunks": [_encode_chunk(self._mask(c)) for c in kept]})
 
-        response = _response(request, live.status_code, live.headers, _Body(chunks(), on_end), self)
+        response = _response(request, live.status_code, live.headers, _Body(chunks(), on_end, live.raw), self)
         response.reason = live.reason
         return response
 

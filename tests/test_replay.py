@@ -203,3 +203,28 @@ def test_a_recording_of_the_offline_model_replays_without_starting_it(make_shell
     assert not local.is_available() or not local.shared_server(start=False).running
     magics = ip.magics_manager.registry["CompleteMagics"]  # type: ignore[attr-defined]
     assert magics.offline() and magics.default_model() == local.MODEL_ALIAS  # as when it was recorded
+
+
+def test_cancel_ends_a_stalled_recorded_stream_at_once(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from jupyter_openai.cancel import CancelToken
+
+    path = tmp_path / "stalled.jsonl"
+    with FakeOpenAIServer() as srv:
+        srv.add_fault(path="/chat", stall_after=3, stall=5)
+        with _client(srv.url, Recorder(path, base_url=srv.url)) as client:
+            token = CancelToken()
+            stream = client.chat("fake-chat", [{"role": "user", "content": PROMPT}], stream=True, cancel=token)
+            timer = threading.Timer(0.3, token.cancel)
+            timer.start()
+            started = time.monotonic()
+            try:
+                deltas = list(stream)
+            finally:
+                timer.cancel()
+    assert time.monotonic() - started < 2.0  # not the 5 s stall
+    assert stream.status == "interrupted" and "".join(d.text for d in deltas) == "Echo: three"
+    entry = json.loads(path.read_text("utf-8").splitlines()[-1])
+    assert "[DONE]" not in "".join(entry["chunks"])  # what arrived is recorded, and no more
