@@ -17,7 +17,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .magic_config import FORMATS, ConfiguredMagics, usage_errors
+from .magic_config import FORMAT_HELP, FORMATS, ConfiguredMagics, usage_errors
 from .magicline import check_out_name, interpolate, option_value, split_options, unescape, unfilled_names
 from .params import ENDPOINT_CHOICES, ENDPOINTS, OPTION_PARAMS, PARAMS, Param
 from .questions import keep_question_prompts
@@ -75,7 +75,7 @@ class CompleteMagics(ConfiguredMagics):
     @_param_options(OPTION_PARAMS)
     @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
     @argument("-o", "--out", help="Store the answer text in this variable.")
-    @argument("-f", "--format", choices=FORMATS, help="text, or markdown (rendered at the end).")
+    @argument("-f", "--format", choices=FORMATS, help=FORMAT_HELP)
     @argument("-q", "--quiet", action="store_true", help="Show nothing but errors (use with --out).")
     @argument("--no-reasoning", action="store_true", help="Hide the reasoning text a model sends apart.")
     @argument("--show-probs", action="store_true",
@@ -159,14 +159,16 @@ class CompleteMagics(ConfiguredMagics):
 
     def _run(self, args: Any, prompt: str) -> None:
         from .call import Origin, run_call
-        from .display import CellView, error_line
+        from .display import CellView, error_line, use_display_handles
         from .outcome import summarize
         from .request import build_request
 
         with usage_errors():
             request = build_request(self._options(args, prompt), self.defaults())
         client = self.client()
-        view = CellView(self.shell, n=request.choices, markdown=(args.format or self.output_format) == "markdown",
+        shown_as = (args.format or self.output_format).lower()
+        markdown = shown_as == "markdown" or (shown_as == "auto" and use_display_handles(self.shell))
+        view = CellView(self.shell, n=request.choices, markdown=markdown,
                         reasoning=self.show_reasoning and not args.no_reasoning)
         origin = Origin("magic", self._cell_number())
         with usage_errors():
@@ -185,7 +187,7 @@ class CompleteMagics(ConfiguredMagics):
             for note in summary.notes:
                 error_line(note)
             if not args.quiet:
-                print(summary.status)
+                view.status(summary.status)
         except KeyboardInterrupt:
             error_line(INTERRUPTED_DISPLAY + (f" (the answer is in {args.out})" if args.out else ""))
 

@@ -96,7 +96,8 @@ def test_priced_calls_show_cost_in_the_status_line_log_and_total(make_shell: obj
     first, second = session_log[-2], session_log[-1]
     assert first["cost_usd"] == pytest.approx((3 * 1 + 4 * 2) / 1e6)
     assert second["cost_usd"] is None
-    assert money(first["cost_usd"]) in cap.stdout
+    status = [o.data["text/plain"] for o in cap.outputs if "finish:" in o.data.get("text/plain", "")]
+    assert status[0].endswith(f"finish: stop · {money(first['cost_usd'])}") and "$" not in status[1]
     with capture_output() as cap:
         ip.run_cell("%complete_log")
     assert f"Session cost: {money(first['cost_usd'])} over 2 call(s) (1 of unknown cost)" in cap.stdout
