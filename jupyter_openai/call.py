@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from . import cost
 from .cancel import CancelToken
 from .client import OpenAIClient
 from .errors import Cancelled, ConfigurationError, OpenAIError, redact
 from .log import SessionLog, session_log
+from .logprobs import TokenProb
 from .params import CHAT, COMPLETIONS, RESPONSES
 from .request import CallRequest
 from .results import Completion, token_count
@@ -42,11 +44,13 @@ MAGIC = Origin()
 
 class Progress(NamedTuple):
     """What a call has received so far, for display: the answer per choice, choice 0's reasoning
-    text (kept apart from the answer) and a refusal."""
+    text (kept apart from the answer), a refusal, and choice 0's tokens with their probabilities
+    (empty unless the request asked for logprobs)."""
 
     texts: list[str]
     reasoning: str = ""
     refusal: str = ""
+    logprobs: Sequence[TokenProb] = ()
 
 
 @dataclass
@@ -69,14 +73,20 @@ class CallOutcome:
     notes: list[str] = field(default_factory=list)  #: what the client changed to get an answer
     #: pieces of text a stream delivered (about one token each): the estimate when a server reports no usage
     streamed_pieces: int | None = None
+    logprobs: list[TokenProb] = field(default_factory=list)  #: choice 0's tokens and their probabilities
 
     @property
     def text(self) -> str:
         return self.texts[0] if self.texts else ""
 
     @property
+    def cost_usd(self) -> float | None:
+        """What the call cost in US dollars (None when unknown)."""
+        return self.record.get("cost_usd")
+
+    @property
     def progress(self) -> Progress:
-        return Progress(self.texts, self.reasoning, self.refusal)
+        return Progress(self.texts, self.reasoning, self.refusal, self.logprobs)
 
 
 class Coalescer:
@@ -151,14 +161,21 @@ class Coalescer:
 
 
 def run_call(client: OpenAIClient, request: CallRequest, *, on_update: Callable[[Progress], None] | None = None,
-             log: SessionLog = session_log, cancel: CancelToken | None = None, origin: Origin = MAGIC) -> CallOutcome:
+             log: SessionLog = session_log, cancel: CancelToken | None = None, origin: Origin = MAGIC,
+             pricing: cost.Pricing | None = None) -> CallOutcome:
     """Run one request. Errors and Ctrl-C are caught, kept in the outcome and the log.
 
     ``on_update`` receives the :class:`Progress` so far (texts of all choices, reasoning), coalesced to
     :data:`UPDATES_PER_SECOND`, and a last time with the final state. ``cancel.cancel()`` from
-    another thread stops the call at once (status ``interrupted``, partial text kept).
+    another thread stops the call at once (status ``interrupted``, partial text kept). ``pricing``
+    (default :data:`~jupyter_openai.cost.pricing`) prices the call for its log record; once the
+    session's calls in ``log`` have spent its budget, the call is refused before anything is sent
+    (:class:`~jupyter_openai.errors.ConfigurationError`).
     """
+    pricing = cost.pricing if pricing is None else pricing
+    pricing.check_budget(log)
     attempt = _Attempt(Coalescer(on_update or (lambda progress: None), UPDATES_PER_SECOND))
+    attempt.pricing = pricing
     try:
         attempt.result = _send(client, request, cancel)
         if isinstance(attempt.result, Stream):
@@ -214,6 +231,7 @@ class _Attempt:
         self.error: OpenAIError | None = None
         self.status = "ok"
         self.pieces = 0  #: streamed pieces of text (reasoning included) received
+        self.pricing: cost.Pricing = cost.pricing
 
     @property
     def texts(self) -> list[str]:
@@ -223,7 +241,7 @@ class _Attempt:
         result = self.result
         if result is None:
             return Progress([])
-        return Progress(result.texts, result.reasoning, result.refusal)
+        return Progress(result.texts, result.reasoning, result.refusal, result.logprobs)
 
     def finish_reasons(self) -> list[str | None]:
         result = self.result
@@ -244,7 +262,7 @@ class _Attempt:
         return CallOutcome(texts, self.status, record, self.error, usage, reasons, record["model"], latency, ttft,
                            self.coalescer.count, request, progress.reasoning, progress.refusal,
                            list(result.notes) if result is not None else [],
-                           self.pieces if isinstance(result, Stream) else None)
+                           self.pieces if isinstance(result, Stream) else None, list(progress.logprobs))
 
     def _record(self, client: OpenAIClient, request: CallRequest, origin: Origin,
                 times: tuple[float, float | None]) -> dict[str, Any]:
@@ -285,6 +303,8 @@ class _Attempt:
             "params": json.dumps(params, ensure_ascii=False, sort_keys=True),
             "batch_id": origin.batch_id,
             "row_key": origin.row_key,
+            "cost_usd": self.pricing.cost(
+                (result.model if result is not None else None) or request.model, usage, client.settings.base_url),
         }
 
 

@@ -53,6 +53,7 @@ COLUMNS: tuple[str, ...] = (
     "params",
     "batch_id",
     "row_key",
+    "cost_usd",
 )
 STATUSES = ("ok", "error", "interrupted", "truncated")
 #: Columns whose values repeat from call to call (a batch's thousands of rows): one copy of each value kept.

@@ -18,7 +18,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics
 from IPython.core.magic_arguments import argument
-from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, observe
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, TraitError, Unicode, observe, validate
 
 from .config import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -132,6 +132,10 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
     log_file = Unicode(None, allow_none=True, help="Append every call to this JSONL file as it happens.").tag(
         config=True
     )
+    prices = Dict(help="Your price table, over genai-prices': model id -> (input, output) US dollars per million "
+                  "tokens, e.g. {'my-model': (0.15, 0.6)}.").tag(config=True)
+    max_cost_usd = Float(None, allow_none=True, help="Budget: refuse calls once this session's calls have cost "
+                         "this many US dollars (None: no limit).").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -142,10 +146,29 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         from .sources import config_section  # what the config file (or the shell's start) set: %config comes later
 
         self._config_at_load = config_section(self)
+        if self.prices or self.max_cost_usd is not None:  # from the config file: observers do not run for it
+            self._on_prices()
 
     @observe("log_file")
     def _on_log_file(self, change: dict[str, Any]) -> None:
         self.log.path = change["new"]
+
+    @validate("prices")
+    def _check_prices(self, proposal: dict[str, Any]) -> dict[str, Any]:
+        from .cost import check_table
+
+        try:
+            check_table(proposal["value"])
+        except ConfigurationError as exc:
+            raise TraitError(str(exc)) from None
+        return proposal["value"]
+
+    @observe("prices", "max_cost_usd")
+    def _on_prices(self, change: dict[str, Any] | None = None) -> None:
+        from .cost import pricing
+
+        pricing.set_table(self.prices)
+        pricing.max_cost_usd = self.max_cost_usd
 
     def close(self) -> None:
         """Release the client's connections (the extension's unload calls this)."""
@@ -156,7 +179,12 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
     # -- settings and client -------------------------------------------------------
     def settings(self) -> Settings:
         """Settings from traits over the environment (traits win); the offline model when neither
-        a key nor a base URL is configured anywhere."""
+        a key nor a base URL is configured anywhere; while a recording is replayed, the recorded
+        server's URL and a placeholder key (nothing goes to the network)."""
+        from . import replay
+
+        if isinstance(replay.active, replay.Replayer):
+            return self._replay_settings(replay.active)
         with usage_errors():
             settings = Settings.from_env(
                 api_key=self.api_key,
@@ -171,8 +199,19 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
             return self._offline_settings(settings)
         return settings
 
+    def _replay_settings(self, replayer: Any) -> Settings:
+        with usage_errors():
+            return Settings.from_env(api_key=self.api_key or "sk-replay-no-key", base_url=replayer.base_url,
+                                     read_timeout=self.timeout, connect_timeout=self.connect_timeout,
+                                     max_retries=0).with_overrides(direct=True)
+
     def offline(self, settings: Settings | None = None) -> bool:
-        """True when no key and no base URL are set: calls go to the bundled offline model."""
+        """True when no key and no base URL are set: calls go to the bundled offline model (while a
+        recording is replayed: when it was recorded from the offline model)."""
+        from . import replay
+
+        if isinstance(replay.active, replay.Replayer):
+            return replay.active.offline
         # Decided from the raw values, so a malformed OPENAI_BASE_URL still ends as settings()' UsageError.
         has_key = (
             settings.api_key is not None
@@ -241,4 +280,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
             if self._client is not None:
                 self._client.close()
             self._client, self._client_settings = OpenAIClient(settings), settings
+            from . import replay
+
+            replay.attach(self._client._session)  # a recording or a replay in force (none: nothing)
         return self._client

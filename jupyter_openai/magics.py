@@ -55,6 +55,10 @@ class CompleteMagics(ConfiguredMagics):
     @argument("-f", "--format", choices=FORMATS, help=FORMAT_HELP)
     @argument("-q", "--quiet", action="store_true", help="Show nothing but errors (use with --out).")
     @argument("--no-reasoning", action="store_true", help="Hide the reasoning text a model sends apart.")
+    @argument("--show-probs", action="store_true",
+              help="Ask for token probabilities (top 5 unless --logprobs N) and colour each token by them.")
+    @argument("--compare", action="store_true",
+              help="Run every combination of comma-separated -m, -t and --seed values; show a grid.")
     @argument("-i", "--interpolate", action="store_true", default=None, help="Fill {name} from notebook variables.")
     @argument("prompt", nargs="*", help="Line form only: the prompt.")
     @no_var_expand  # {name} and $name in a prompt are text, not IPython expansions
@@ -75,10 +79,6 @@ class CompleteMagics(ConfiguredMagics):
         with usage_errors():
             argv, rest = split_options(line, self.complete.parser._option_string_actions)
             argv = [option_value(token, self.shell.user_ns) for token in argv]  # -m $model
-        args = self.complete.parser.parse_args(argv)
-        if args.out is not None:
-            with usage_errors():
-                check_out_name(args.out)
         if cell is None:
             prompt = rest
         elif rest:
@@ -87,6 +87,15 @@ class CompleteMagics(ConfiguredMagics):
             )
         else:
             prompt = cell[:-1] if cell.endswith("\n") else cell  # the newline IPython appends to every cell
+        if "--compare" in argv:  # comma-separated values: read per combination (lab_magics)
+            from .call import Origin
+            from .lab_magics import run_compare
+
+            return run_compare(self, argv, prompt, Origin("magic", self._cell_number()))
+        args = self.complete.parser.parse_args(argv)
+        if args.out is not None:
+            with usage_errors():
+                check_out_name(args.out)
         self._run(args, prompt)
 
     def _cell_number(self) -> int | None:
@@ -114,6 +123,8 @@ class CompleteMagics(ConfiguredMagics):
         options = {param.name: getattr(args, param.name) for param in OPTION_PARAMS}
         options["stop"] = [unescape(s) for s in args.stop] if args.stop else None
         options["schema"] = schema_option(args.schema, self.shell.user_ns)
+        if args.show_probs and options.get("logprobs") is None:
+            options["logprobs"] = 5
         system = unescape(args.system) if args.system is not None else None
         return {
             **options,
@@ -137,19 +148,19 @@ class CompleteMagics(ConfiguredMagics):
         markdown = shown_as == "markdown" or (shown_as == "auto" and use_display_handles(self.shell))
         view = CellView(self.shell, n=request.choices, markdown=markdown,
                         reasoning=self.show_reasoning and not args.no_reasoning)
+        origin = Origin("magic", self._cell_number())
         with usage_errors():
-            outcome = run_call(
-                client,
-                request,
-                on_update=None if args.quiet else view.update,
-                log=self.log,
-                origin=Origin("magic", self._cell_number()),
-            )
+            outcome = run_call(client, request, on_update=None if args.quiet else view.update, log=self.log,
+                               origin=origin)
         if args.out:  # first: Ctrl-C while the answer is shown must not lose it
             self.shell.user_ns[args.out] = outcome.texts if len(outcome.texts) > 1 else outcome.text
         try:
             if not args.quiet:
                 view.finish(outcome.progress)
+            if args.show_probs and not args.quiet:
+                from .lab_magics import show_probs
+
+                show_probs(self, outcome, origin)
             summary = summarize(outcome, offline=self.offline())
             for note in summary.notes:
                 error_line(note)
@@ -187,6 +198,12 @@ class CompleteMagics(ConfiguredMagics):
                 raise UsageError(f"--save: cannot write {args.save}: {exc.strerror or exc}") from None
             print(f"Saved {len(log)} call(s) to {args.save}")
             return None
+        from .cost import money, session_total, unpriced
+
+        if len(log):
+            unknown = unpriced(log)
+            print(f"Session cost: {money(session_total(log))} over {len(log)} call(s)"
+                  + (f" ({unknown} of unknown cost)" if unknown else ""))
         return log_table(log.tail(args.last), LOG_COLUMNS, full=args.full)
 
     # -- %complete_models ----------------------------------------------------------
@@ -292,14 +309,20 @@ class CompleteMagics(ConfiguredMagics):
 
 def load(ipython: Any) -> None:
     """Register the magics and the input cleanup that keeps ``?`` prompts (``%load_ext``)."""
+    from . import lab_magics
+
     ipython.register_magics(CompleteMagics)
     batch_magics.register(ipython)
+    lab_magics.load(ipython)
     if keep_question_prompts not in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.append(keep_question_prompts)
 
 
 def unload(ipython: Any) -> None:
     """Undo :func:`load`: the magics, their configurable and connections, the input cleanup."""
+    from . import lab_magics
+
+    lab_magics.unload(ipython)
     while keep_question_prompts in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.remove(keep_question_prompts)
     batch_magics.unregister(ipython)

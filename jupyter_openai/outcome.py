@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .cost import money
 from .errors import one_line
 from .results import token_count
 
@@ -45,8 +46,10 @@ def summarize(outcome: CallOutcome, *, offline: bool = False) -> Summary:
     reason = outcome.finish_reasons[0] if outcome.finish_reasons else None
     requested = outcome.request.model if outcome.request is not None else None
     label = model_label(outcome.model, requested, offline)
+    spent = outcome.record.get("cost_usd") if isinstance(outcome.record, dict) else None  # 0 (offline): not shown
     return Summary(notes, status_line(label, outcome.usage, outcome.latency, outcome.time_to_first_token,
-                                      reason, outcome.status, estimated_out=outcome.streamed_pieces))
+                                      reason, outcome.status, estimated_out=outcome.streamed_pieces,
+                                      cost=money(spent) if spent else None))
 
 
 def model_label(answered: str | None, requested: str | None, offline: bool = False) -> str:
@@ -66,11 +69,12 @@ def unexpected(exc: BaseException) -> str:
 
 def status_line(model: str | None, usage: dict[str, Any] | None, latency: float | None,
                 time_to_first_token: float | None, finish_reason: str | None, status: str,
-                estimated_out: int | None = None) -> str:
-    """One compact line: model · tokens in/out (reasoning) · latency · tokens/s · finish reason.
+                estimated_out: int | None = None, cost: str | None = None) -> str:
+    """One compact line: model · tokens in/out (reasoning) · latency · tokens/s · finish reason · cost.
 
     ``estimated_out``: the pieces a stream delivered, shown as an estimate (``~57 out tokens
-    (estimated from the stream)``) when the server reported no output tokens.
+    (estimated from the stream)``) when the server reported no output tokens. ``cost``: the call's
+    price as text, shown when given.
     """
     parts = [model or "?"]
     usage = usage if isinstance(usage, dict) else {}
@@ -94,6 +98,8 @@ def status_line(model: str | None, usage: dict[str, Any] | None, latency: float 
         if out_tokens and generating > 0:
             parts.append(f"{'~' if estimate else ''}{out_tokens / generating:.1f} tok/s")
     parts.append(f"finish: {finish_reason or '-'}")
+    if cost is not None:
+        parts.append(cost)
     if status != "ok":
         parts.append(status)
     return " · ".join(parts)

@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from . import responses
+from . import logprobs, responses
+from .logprobs import TokenProb
 
 CHAT_KIND = "chat"
 COMPLETIONS_KIND = "completions"
@@ -199,6 +200,19 @@ class Completion:
         return _text(self._part(choices[0]).get("refusal")) if choices else ""
 
     @property
+    def all_logprobs(self) -> list[list[TokenProb]]:
+        """Every choice's tokens with their probabilities (either shape read; [] when not asked for)."""
+        if self.kind == RESPONSES_KIND:
+            return [[]]
+        return logprobs.of_choices(self.choices)
+
+    @property
+    def logprobs(self) -> list[TokenProb]:
+        """The first choice's tokens with their probabilities ([] when not asked for)."""
+        found = self.all_logprobs
+        return found[0] if found else []
+
+    @property
     def finish_reasons(self) -> list[str | None]:
         return [c.get("finish_reason") if isinstance(c.get("finish_reason"), str) else None for c in self.choices]
 
@@ -218,12 +232,14 @@ class Completion:
 
 
 class Delta(NamedTuple):
-    """A piece of a streamed answer: which choice, the new text, its finish reason, new reasoning text."""
+    """A piece of a streamed answer: which choice, the new text, its finish reason, new reasoning text,
+    and the tokens of the new text with their probabilities (None unless the request asked for them)."""
 
     index: int
     text: str
     finish_reason: str | None
     reasoning: str = ""
+    logprobs: tuple[TokenProb, ...] | None = None
 
 
 __all__ = ["Completion", "Delta", "normal_usage", "shape_problem", "token_count", "CHAT_KIND", "COMPLETIONS_KIND",

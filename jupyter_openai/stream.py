@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 import requests
 import urllib3
 
-from . import connection, responses
+from . import connection, logprobs, responses
 from .chunked import ChunkedReader
 from .errors import APIConnectionError, StreamError, redact
+from .logprobs import TokenProb
 from .results import CHAT_KIND, REASONING_FIELDS, RESPONSES_KIND, Delta, normal_usage
 from .sse import SSEDecoder
 
@@ -92,6 +93,7 @@ class Stream:
         self._parts: dict[int, list[str]] = {}
         self._reasoning: dict[int, list[str]] = {}
         self._refusal: list[str] = []
+        self._logprobs: dict[int, list[TokenProb]] = {}  # per choice, when the request asked for them
         self._completed = False  # a Responses stream saw response.completed / response.incomplete
         self.sent: dict[str, Any] = {}  #: the parameters the request that answered carried
         self.notes: list[str] = []  #: what the client changed to get an answer (one line each)
@@ -202,12 +204,23 @@ class Stream:
             else:
                 text = choice.get("text")
             reason = choice.get("finish_reason")
+            probs = choice.get("logprobs")
+            if probs:  # only when asked for: the usual chunk says null
+                probs = self._keep_logprobs(index, probs)
             if not text and not reason and not reasoning:
                 continue
-            found.append(self._keep(index, text or "", reason, reasoning))
+            found.append(self._keep(index, text or "", reason, reasoning, probs or None))
         return found
 
-    def _keep(self, index: int, text: Any, reason: Any, reasoning: Any) -> Delta:
+    def _keep_logprobs(self, index: int, raw: Any) -> tuple[TokenProb, ...]:
+        """Record the tokens of one chunk's ``logprobs`` (either shape); return them."""
+        tokens = logprobs.read(raw)
+        if tokens:
+            self._logprobs.setdefault(index, []).extend(tokens)
+        return tuple(tokens)
+
+    def _keep(self, index: int, text: Any, reason: Any, reasoning: Any,
+              probs: tuple[TokenProb, ...] | None = None) -> Delta:
         """Record one delta's text, reasoning and finish reason; return it."""
         if type(text) is not str or type(reasoning) is not str or reason is not None and type(reason) is not str:
             raise _Shape
@@ -223,7 +236,7 @@ class Stream:
                 bucket.append(text)
         if reason:
             self.finish_reasons[index] = reason
-        return _new_tuple(Delta, (index, text, reason, reasoning))  # Delta(...) minus its Python __new__
+        return _new_tuple(Delta, (index, text, reason, reasoning, probs))  # Delta(...) minus its Python __new__
 
     def _keep_refusal(self, text: Any) -> None:
         if type(text) is not str:
@@ -324,6 +337,16 @@ class Stream:
     def refusal(self) -> str:
         """The refusal received so far, when the model refused instead of answering."""
         return "".join(self._refusal)
+
+    @property
+    def logprobs(self) -> list[TokenProb]:
+        """Choice 0's tokens with their probabilities received so far ([] when not asked for)."""
+        return self._logprobs.get(0, [])
+
+    @property
+    def all_logprobs(self) -> list[list[TokenProb]]:
+        """Every choice's tokens with their probabilities, in index order."""
+        return [self._logprobs.get(i, []) for i in sorted(self._parts)]
 
     @property
     def finish_reason(self) -> str | None:

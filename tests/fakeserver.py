@@ -300,6 +300,8 @@ class _Handler(wire.BaseHandler):
         if kind == "responses":
             return self._responses(body, fault, stream, extra)
         plan = payloads.plan(kind, body, fault, stream)
+        if fake.profile == "llama.cpp":  # llama-server sends completions logprobs in the chat shape
+            plan.logprobs_shape = "chat"
         response_id = f"{'cmpl' if kind == 'completions' else 'chatcmpl'}-fake{self.request_id[4:]}"
         if not stream:
             return self.send_json(200, payloads.response_body(plan, response_id), extra)

@@ -141,6 +141,8 @@ class Plan:
     choices: list[Choice] = field(default_factory=list)
     reasoning_field: str | None = None  # "reasoning_content" | "reasoning" for reasoner models
     detailed_usage: bool = False  # usage carries completion_tokens_details (GPT-5 and reasoners)
+    top_logprobs: int | None = None  # logprobs asked for: how many alternatives per token (None: not asked)
+    logprobs_shape: str = "completions"  # "completions" ({tokens, token_logprobs, ...}) or "chat" ({content})
 
     @property
     def completion_tokens(self) -> int:
@@ -274,6 +276,11 @@ def plan(kind: str, body: dict, fault: dict, stream: bool) -> Plan:
     chat = kind == "chat"
     result = Plan(kind, model, prompt_tokens, reasoning_field=models.reasoning_field(model) if chat else None,
                   detailed_usage=chat and (models.is_gpt5(model) or models.reasoning_field(model) is not None))
+    if kind == "completions" and body.get("logprobs") is not None:
+        result.top_logprobs = body["logprobs"]
+    elif chat and body.get("logprobs"):
+        result.top_logprobs = body.get("top_logprobs") or 0
+    result.logprobs_shape = "chat" if chat else "completions"
     for prompt in prompts:
         for i in range(n):
             reasoning, reasoning_tokens = _reasoning(model, prompt, limit, body.get("reasoning_effort")) \
@@ -286,6 +293,41 @@ def plan(kind: str, body: dict, fault: dict, stream: bool) -> Plan:
                 choice.pieces.append(body["suffix"])
             result.choices.append(choice)
     return result
+
+
+# ---------------------------------------------------------------- token probabilities
+
+TOKEN_PROBS = (0.9, 0.7, 0.5, 0.3)  # the chosen token's probability, by position (cycling)
+ALT_SHARES = (0.6, 0.25, 0.1, 0.04, 0.01)  # how the rest of the mass goes to the alternatives
+
+
+def token_alternatives(piece: str, position: int, top: int) -> tuple[float, list[tuple[str, float]]]:
+    """The deterministic logprob of ``piece`` at ``position`` and its top ``top`` alternatives
+    (the piece itself and " alt1", " alt2"...), most likely first."""
+    import math
+
+    prob = TOKEN_PROBS[position % len(TOKEN_PROBS)]
+    space = " " if piece[:1].isspace() else ""
+    pairs = [(piece, prob)] + [(f"{space}alt{j + 1}", (1 - prob) * share) for j, share in enumerate(ALT_SHARES)]
+    pairs.sort(key=lambda pair: -pair[1])
+    return math.log(prob), [(token, math.log(p)) for token, p in pairs[:top]]
+
+
+def logprobs_field(p: Plan, pieces: list[str], start: int = 0) -> dict[str, Any] | None:
+    """A choice's ``logprobs`` for ``pieces`` (one token each) in the plan's shape; None when not asked."""
+    if p.top_logprobs is None:
+        return None
+    rows = [(piece, *token_alternatives(piece, start + k, p.top_logprobs)) for k, piece in enumerate(pieces)]
+    if p.logprobs_shape == "chat":
+        return {"content": [{"token": piece, "logprob": lp, "bytes": list(piece.encode()),
+                             "top_logprobs": [{"token": t, "logprob": v, "bytes": list(t.encode())} for t, v in top]}
+                            for piece, lp, top in rows], "refusal": None}
+    offsets, at = [], 0
+    for piece in pieces:
+        offsets.append(at)
+        at += len(piece)
+    return {"tokens": [piece for piece, _, _ in rows], "token_logprobs": [lp for _, lp, _ in rows],
+            "top_logprobs": [dict(top) for _, _, top in rows], "text_offset": offsets}
 
 
 # ---------------------------------------------------------------- response bodies
@@ -303,12 +345,12 @@ def _message(p: Plan, c: Choice) -> dict[str, Any]:
 def response_body(p: Plan, response_id: str) -> dict[str, Any]:
     """The non-streamed CreateCompletionResponse / CreateChatCompletionResponse."""
     if p.kind == "completions":
-        choices = [{"text": c.text, "index": i, "logprobs": None, "finish_reason": c.finish_reason}
-                   for i, c in enumerate(p.choices)]
+        choices = [{"text": c.text, "index": i, "logprobs": logprobs_field(p, c.pieces),
+                    "finish_reason": c.finish_reason} for i, c in enumerate(p.choices)]
         obj = "text_completion"
     else:
-        choices = [{"index": i, "message": _message(p, c), "logprobs": None, "finish_reason": c.finish_reason}
-                   for i, c in enumerate(p.choices)]
+        choices = [{"index": i, "message": _message(p, c), "logprobs": None if c.refusal else
+                    logprobs_field(p, c.pieces), "finish_reason": c.finish_reason} for i, c in enumerate(p.choices)]
         obj = "chat.completion"
     return {"id": response_id, "object": obj, "created": CREATED, "model": p.model, "choices": choices,
             "usage": p.usage(), "system_fingerprint": FINGERPRINT}
@@ -362,6 +404,11 @@ def stream_events(p: Plan, response_id: str, include_usage: bool, azure_first: b
                  enumerate(p.choices)]
     for i, c in enumerate(p.choices):
         what = "refusal" if c.refusal else "content"
+        if p.top_logprobs is not None and not c.refusal:  # each chunk carries its token's logprobs: no template
+            sequences[i] += [((chunk([{**choice(i, _delta(p, what, piece) if chat else piece),
+                                       "logprobs": logprobs_field(p, [piece], k)}]), ""), None)
+                             for k, piece in enumerate(c.pieces)]
+            continue
         tpl = template(i, what)
         sequences[i] += [(tpl, piece) for piece in c.pieces]
     longest = max(map(len, sequences), default=0)
@@ -369,7 +416,7 @@ def stream_events(p: Plan, response_id: str, include_usage: bool, azure_first: b
         for seq in sequences:
             if k < len(seq):
                 (pre, post), piece = seq[k]
-                events.append(pre + dumps(piece) + post)
+                events.append(pre if piece is None else pre + dumps(piece) + post)
     events += [chunk([choice(i, {} if chat else None, c.finish_reason)]) for i, c in enumerate(p.choices)]
     if include_usage:
         events.append(dumps({**head, "choices": [], "usage": p.usage()}))

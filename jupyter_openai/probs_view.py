@@ -1,0 +1,175 @@
+"""The probability view: an answer with each token coloured by how likely the model found it.
+
+:func:`probs_html` is the static view (HTML spans on a colour scale, the top alternatives with
+their percentages in each span's ``title=`` tooltip, so hovering shows them anywhere HTML is
+shown, nbviewer and GitHub included). :class:`ProbsView` is the interactive one (ipywidgets):
+click a token to list its alternatives; a temperature slider re-weights them (an illustration over
+the alternatives shown, not what the server would do); on the completions endpoint a click on an
+alternative continues the text from there (the prompt, the text so far and that token).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .logprobs import TokenProb, nucleus, reweight
+
+MAX_BUTTONS = 200  #: tokens shown as buttons in the interactive view (the static view shows all)
+SCALE = (0.0, 0.25, 0.5, 0.75, 1.0)
+CSS = ("<style>.jo-probs{white-space:pre-wrap;line-height:1.9;font-family:var(--jp-code-font-family,monospace)}"
+       ".jo-tok{border-radius:3px;padding:1px 0;background:hsl(calc(var(--jo-p) * 120) 70% 80%);color:#111}"
+       ".jo-legend{font-size:85%;opacity:.8}</style>")
+
+
+def colour(prob: float | None) -> str:
+    """The token's background: red (unlikely) through yellow to green (likely); grey when unknown."""
+    if prob is None:
+        return "hsl(0, 0%, 85%)"
+    return f"hsl({round(120 * min(max(prob, 0.0), 1.0))}, 70%, 80%)"
+
+
+def percent(prob: float) -> str:
+    return f"{prob * 100:.1f}%" if prob >= 0.001 else "<0.1%"
+
+
+def shown(token: str) -> str:
+    """A token as a label: spaces and line breaks made visible."""
+    return token.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥") or "∅"
+
+
+def alternatives(token: TokenProb, temperature: float = 1.0) -> list[tuple[str, float]]:
+    """The token's alternatives with probabilities: as sent at temperature 1, else re-weighted."""
+    top = list(token.top)
+    if not top and token.logprob is not None:
+        top = [(token.token, token.logprob)]
+    if temperature == 1.0:
+        return [(name, math.exp(logprob)) for name, logprob in top]
+    return reweight(top, temperature)
+
+
+def tooltip(token: TokenProb) -> str:
+    lines = [f"{shown(token.token)}: {percent(token.prob) if token.prob is not None else '?'}"]
+    for name, prob in alternatives(token):
+        lines.append(f"  {shown(name)}  {percent(prob)}")
+    return "\n".join(lines)
+
+
+def probs_html(tokens: Sequence[TokenProb], prefix: str = "", legend: bool = True) -> str:
+    """The answer as coloured spans, alternatives in each span's tooltip; ``prefix`` (text the tokens
+    continue) shown plain before them."""
+    spans = []
+    for token in tokens:
+        prob = token.prob
+        value = "0.5" if prob is None else f"{prob:.3f}"
+        spans.append(f'<span class="jo-tok" style="--jo-p:{value};background:{colour(prob)}" '
+                     f'title="{html.escape(tooltip(token))}">{html.escape(token.token)}</span>')
+    head = f'<span style="opacity:.6">{html.escape(prefix)}</span>' if prefix else ""
+    body = f'{CSS}<div class="jo-probs">{head}{"".join(spans)}</div>'
+    if legend:
+        scale = " ".join(f'<span class="jo-tok" style="--jo-p:{p};background:{colour(p)}">&nbsp;{p:.0%}&nbsp;</span>'
+                         for p in SCALE)
+        known = [t.prob for t in tokens if t.prob is not None]
+        mean = f" · mean {percent(sum(known) / len(known))}" if known else ""
+        body += (f'<div class="jo-legend">{len(tokens)} tokens{mean} · probability: {scale} · '
+                 "hover a token for its alternatives</div>")
+    return body
+
+
+def alternatives_html(token: TokenProb, temperature: float, top_p: float | None = None) -> str:
+    """A small table of one token's alternatives: bars of their probability at ``temperature`` and,
+    with ``top_p``, which ones nucleus sampling would keep."""
+    probs = alternatives(token, temperature)
+    kept = set(nucleus(probs, top_p)) if top_p is not None else None
+    rows = []
+    for name, prob in probs:
+        mark = "" if kept is None else (" ✓" if name in kept else " ✗")
+        chosen = " ◀ chosen" if name == token.token else ""
+        bar = f'<span style="display:inline-block;height:.8em;width:{prob * 160:.0f}px;background:{colour(prob)}">' \
+              "</span>"
+        rows.append(f"<tr><td><code>{html.escape(shown(name))}</code></td><td>{bar}</td>"
+                    f"<td style='text-align:right'>{percent(prob)}{mark}</td><td>{chosen}</td></tr>")
+    note = "as the server sent them" if temperature == 1.0 else \
+        f"re-weighted for temperature {temperature:g} (an illustration over the alternatives shown)"
+    return f"<div><b>{html.escape(shown(token.token))}</b>: alternatives {note}<table>{''.join(rows)}</table></div>"
+
+
+class ProbsView:
+    """The interactive probability view (needs ipywidgets); display ``view.widget``.
+
+    ``on_continue(text)``, when given (the completions endpoint), continues the answer from the
+    text so far plus a chosen alternative, and returns the tokens of the continuation.
+    """
+
+    def __init__(self, tokens: Sequence[TokenProb], *, on_continue: Callable[[str], Sequence[TokenProb]] | None = None,
+                 prefix: str = "") -> None:
+        import ipywidgets as w
+
+        self.tokens = list(tokens)
+        self.on_continue = on_continue
+        self.prefix = prefix
+        self.selected: int | None = None
+        self.static = w.HTML(probs_html(self.tokens, prefix))
+        self.buttons = [self._button(i, t) for i, t in enumerate(self.tokens[:MAX_BUTTONS])]
+        self.temperature = w.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.1, description="temperature",
+                                         tooltip="An illustration: re-weights the alternatives shown")
+        self.temperature.observe(lambda change: self._show_details(), "value")
+        self.details = w.HTML("Click a token to see the alternatives the model considered.")
+        self.choices = w.HBox(layout=w.Layout(flex_flow="row wrap"))
+        self.continued = w.HTML()  #: the continuation from an alternative, once asked for
+        self.widget = w.VBox([
+            self.static,
+            w.HBox(self.buttons, layout=w.Layout(flex_flow="row wrap")),
+            w.HBox([self.temperature, w.HTML("<i>illustration: re-weights the alternatives shown</i>")]),
+            self.details, self.choices, self.continued,
+        ])
+
+    def _button(self, index: int, token: TokenProb) -> Any:
+        import ipywidgets as w
+
+        button = w.Button(description=shown(token.token), tooltip=tooltip(token),
+                          layout=w.Layout(width="auto", height="26px", margin="1px", padding="0 4px"))
+        button.style.button_color = colour(token.prob)
+        button.on_click(lambda _: self.select(index))
+        return button
+
+    def select(self, index: int) -> None:
+        """Show the alternatives of token ``index`` (what a click on it does)."""
+        self.selected = index
+        self._show_details()
+
+    def _show_details(self) -> None:
+        import ipywidgets as w
+
+        if self.selected is None:
+            return
+        token = self.tokens[self.selected]
+        self.details.value = alternatives_html(token, self.temperature.value)
+        if self.on_continue is None:
+            self.choices.children = ()
+            return
+        buttons = []
+        for name, _ in alternatives(token):
+            button = w.Button(description=f"continue with {shown(name)}", layout=w.Layout(width="auto"))
+            button.on_click(lambda _, name=name: self.continue_with(name))
+            buttons.append(button)
+        self.choices.children = tuple(buttons)
+
+    def text_before(self, index: int) -> str:
+        """The answer's text before token ``index``."""
+        return "".join(t.token for t in self.tokens[:index])
+
+    def continue_with(self, alternative: str) -> list[TokenProb]:
+        """Continue the text from the selected token, replaced by ``alternative``; show and return
+        the continuation's tokens."""
+        if self.on_continue is None or self.selected is None:
+            return []
+        start = self.prefix + self.text_before(self.selected) + alternative
+        tokens = list(self.on_continue(start))
+        self.continued.value = probs_html(tokens, prefix=start)
+        return tokens
+
+
+__all__ = ["ProbsView", "alternatives", "alternatives_html", "colour", "probs_html"]

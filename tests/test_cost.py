@@ -1,0 +1,126 @@
+"""Cost: the user's price table over genai-prices, unknown as None, the session total, the budget;
+in a real shell against the test server (status line, log column, %complete_log, the refusal)."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
+from traitlets import TraitError
+from traitlets.config import Config
+
+from jupyter_openai import cost
+from jupyter_openai.cost import Pricing, check_table, money, session_total
+from jupyter_openai.errors import ConfigurationError
+from jupyter_openai.local import MODEL_ALIAS
+from jupyter_openai.log import COLUMNS
+
+OPENAI = "https://api.openai.com/v1"
+USAGE = {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100}
+
+
+def test_the_price_database_prices_openai_models() -> None:
+    from genai_prices import Usage, calc_price
+
+    expected = float(calc_price(Usage(input_tokens=1000, output_tokens=100), model_ref="gpt-4o-mini",
+                                provider_id="openai").total_price)
+    assert expected > 0
+    assert Pricing().cost("gpt-4o-mini", USAGE, OPENAI) == pytest.approx(expected)
+
+
+def test_the_users_table_wins_over_the_database() -> None:
+    pricing = Pricing({"gpt-4o-mini": (2.0, 10.0), "my-model": {"input": 1, "output": 3}, "flat": 5})
+    assert pricing.cost("gpt-4o-mini", USAGE, OPENAI) == pytest.approx((1000 * 2 + 100 * 10) / 1e6)
+    assert pricing.cost("my-model", USAGE, "http://127.0.0.1:9/v1") == pytest.approx((1000 + 300) / 1e6)
+    assert pricing.cost("flat", USAGE) == pytest.approx(1100 * 5 / 1e6)
+
+
+@pytest.mark.parametrize(("model", "usage", "base_url"), [
+    ("no-such-model-anywhere", USAGE, OPENAI),  # the database does not know it
+    ("gpt-4o-mini", USAGE, "http://127.0.0.1:9/v1"),  # another server's gpt-4o-mini is not OpenAI's price
+    ("gpt-4o-mini", None, OPENAI),  # no usage reported
+    ("gpt-4o-mini", {"prompt_tokens": "many"}, OPENAI),
+    (None, USAGE, OPENAI),
+])
+def test_unknown_is_none_never_zero(model: str | None, usage: dict | None, base_url: str) -> None:
+    assert Pricing().cost(model, usage, base_url) is None
+
+
+def test_the_offline_model_is_free_and_the_database_can_be_left_out() -> None:
+    assert MODEL_ALIAS in cost.FREE_MODELS
+    assert Pricing().cost(MODEL_ALIAS, USAGE, "http://127.0.0.1:9/v1") == 0.0
+    assert Pricing().cost(MODEL_ALIAS, None) == 0.0  # its streams report no usage: still free
+    assert Pricing({MODEL_ALIAS: (1, 1)}).cost(MODEL_ALIAS, USAGE) == pytest.approx(1100 / 1e6)
+    assert Pricing(use_database=False).cost("gpt-4o-mini", USAGE, OPENAI) is None
+
+
+@pytest.mark.parametrize("entry", [(1,), (1, -1), "cheap", (True, 1), {"input": 1}])
+def test_a_malformed_price_is_refused(entry: object) -> None:
+    with pytest.raises(ConfigurationError, match="per million tokens"):
+        check_table({"m": entry})
+
+
+def test_budget_and_total_read_the_log() -> None:
+    log = [{"cost_usd": 0.25}, {"cost_usd": None}, {"cost_usd": 0.5}]
+    assert session_total(log) == 0.75
+    Pricing(max_cost_usd=1.0).check_budget(log)
+    with pytest.raises(ConfigurationError, match=r"budget spent: .*\$0\.75 of max_cost_usd \$0\.50"):
+        Pricing(max_cost_usd=0.5).check_budget(log)
+    Pricing().check_budget(log)  # no budget: never refused
+
+
+def test_money() -> None:
+    assert [money(v) for v in (None, 0, 0.000123, 0.5, 12.345)] == ["?", "$0", "$0.000123", "$0.50", "$12.35"]
+
+
+def test_cost_is_the_last_log_column() -> None:
+    assert COLUMNS[-1] == "cost_usd"
+
+
+# -- in a shell ----------------------------------------------------------------------------------
+def _shell(make_shell: object, **traits: object) -> object:
+    config = Config()
+    config.CompleteMagics.model = "fake-chat"
+    for name, value in traits.items():
+        setattr(config.CompleteMagics, name, value)
+    return make_shell(config)  # type: ignore[operator]
+
+
+def test_priced_calls_show_cost_in_the_status_line_log_and_total(make_shell: object) -> None:
+    ip = _shell(make_shell, prices={"fake-chat": (1.0, 2.0)})
+    from jupyter_openai.log import session_log
+
+    with capture_output() as cap:
+        ip.run_cell("%complete one two three")
+        ip.run_cell("%complete -m davinci-002 one two")  # not in the table, another server: unknown
+    first, second = session_log[-2], session_log[-1]
+    assert first["cost_usd"] == pytest.approx((3 * 1 + 4 * 2) / 1e6)
+    assert second["cost_usd"] is None
+    status = [o.data["text/plain"] for o in cap.outputs if "finish:" in o.data.get("text/plain", "")]
+    assert status[0].endswith(f"finish: stop · {money(first['cost_usd'])}") and "$" not in status[1]
+    with capture_output() as cap:
+        ip.run_cell("%complete_log")
+    assert f"Session cost: {money(first['cost_usd'])} over 2 call(s) (1 of unknown cost)" in cap.stdout
+
+
+def test_the_budget_refuses_calls_in_one_line_and_sends_nothing(make_shell: object, server: object) -> None:
+    ip = _shell(make_shell, prices={"fake-chat": (1e6, 1e6)}, max_cost_usd=5.0)  # $1 a token
+    with capture_output():
+        ip.run_cell("%complete one two three")
+    sent = len(server.requests)  # type: ignore[attr-defined]
+    with pytest.raises(UsageError, match=r"^budget spent: this session's calls cost \$\d+\.\d\d of max_cost_usd"):
+        ip.run_cell("%complete again")
+    assert len(server.requests) == sent  # type: ignore[attr-defined]
+    ip.run_line_magic("config", "CompleteMagics.max_cost_usd = None")
+    with capture_output():
+        ip.run_cell("%complete again")
+    assert len(server.requests) == sent + 1  # type: ignore[attr-defined]
+
+
+def test_a_malformed_price_table_is_a_trait_error(make_shell: object) -> None:
+    ip = _shell(make_shell)
+    magics = ip.magics_manager.registry["CompleteMagics"]  # type: ignore[attr-defined]
+    with pytest.raises(TraitError, match="per million tokens"):
+        magics.prices = {"m": "cheap"}
+    magics.prices = {"m": (1, 2)}
+    assert cost.pricing.table == {"m": (1.0, 2.0)}

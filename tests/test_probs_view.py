@@ -1,0 +1,62 @@
+"""The probability view: coloured spans with the alternatives in their tooltips, the interactive
+widget (select a token, re-weight by temperature, continue from an alternative)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from jupyter_openai.logprobs import TokenProb
+from jupyter_openai.probs_view import ProbsView, alternatives, alternatives_html, colour, probs_html
+
+TOKENS = [
+    TokenProb("The", math.log(0.9), (("The", math.log(0.9)), ("A", math.log(0.08)))),
+    TokenProb(" <b>", math.log(0.2), ((" cat", math.log(0.5)), (" <b>", math.log(0.2)))),
+    TokenProb("\n", None, ()),
+]
+
+
+def test_each_token_is_a_span_coloured_by_its_probability() -> None:
+    page = probs_html(TOKENS)
+    spans = re.findall(r'<span class="jo-tok" style="--jo-p:([0-9.]+);background:([^"]+)" title="([^"]*)">', page)
+    assert [s[0] for s in spans[:3]] == ["0.900", "0.200", "0.5"]
+    assert spans[0][1] == colour(0.9) == "hsl(108, 70%, 80%)" and colour(None) == "hsl(0, 0%, 85%)"
+    assert "> &lt;b&gt;</span>" in page and " <b>" not in page  # tokens are escaped
+    assert spans[1][2] == "␣&lt;b&gt;: 20.0%\n  ␣cat  50.0%\n  ␣&lt;b&gt;  20.0%"
+    assert "3 tokens" in page and "mean 55.0%" in page
+
+
+def test_alternatives_at_another_temperature_are_an_illustration() -> None:
+    cold = dict(alternatives(TOKENS[1], 0.5))
+    assert cold[" cat"] > 0.5 / 0.7 and sum(cold.values()) == 1.0
+    table = alternatives_html(TOKENS[1], 0.5, top_p=0.8)
+    assert "re-weighted for temperature 0.5 (an illustration" in table and "◀ chosen" in table
+    assert table.count("✓") == 1 and table.count("✗") == 1  # top_p 0.8 keeps " cat" only
+    assert "as the server sent them" in alternatives_html(TOKENS[0], 1.0)
+
+
+def test_the_widget_selects_reweights_and_continues() -> None:
+    asked: list[str] = []
+
+    def on_continue(text: str) -> list[TokenProb]:
+        asked.append(text)
+        return [TokenProb(" sat", math.log(0.6), ())]
+
+    view = ProbsView(TOKENS, on_continue=on_continue, prefix="Once: ")
+    assert len(view.buttons) == 3 and view.buttons[1].description == "␣<b>"
+    assert view.buttons[0].style.button_color == colour(0.9)
+    view.buttons[1].click()
+    assert view.selected == 1 and "50.0%" in view.details.value
+    assert [b.description for b in view.choices.children] == ["continue with ␣cat", "continue with ␣<b>"]
+    view.temperature.value = 0.5
+    assert "re-weighted for temperature 0.5" in view.details.value
+    view.choices.children[0].click()
+    assert asked == ["Once: The cat"]
+    assert "Once: The cat</span>" in view.continued.value and "> sat</span>" in view.continued.value
+
+
+def test_without_continuing_there_are_no_alternative_buttons() -> None:
+    view = ProbsView(TOKENS)
+    view.select(0)
+    assert view.choices.children == () and "90.0%" in view.details.value
+    assert view.continue_with("x") == []
