@@ -107,7 +107,7 @@ def outcome_record(outcome: CallOutcome) -> dict[str, Any]:
     return {"answer": outcome.text, "status": outcome.status, "error": record.get("error"),
             "prompt_tokens": record.get("prompt_tokens"), "completion_tokens": record.get("completion_tokens"),
             "total_tokens": record.get("total_tokens"), "latency": record.get("latency"),
-            "finish_reason": record.get("finish_reason")}
+            "finish_reason": record.get("finish_reason"), "cost_usd": record.get("cost_usd")}
 
 
 def run_local(run: BatchRun, pending: Sequence[int], **_: Any) -> None:

@@ -56,8 +56,10 @@ def render(template: str, row: Mapping[str, Any]) -> str:
 
 
 def cost_of(record: Mapping[str, Any]) -> float | None:
-    """The cost of one row in USD: None until a price table is wired in (the hook for ``cost.py``)."""
-    return None
+    """The cost of one row in USD, as its call was priced (``cost.py``: the session's price table,
+    else genai-prices for OpenAI); None when unknown."""
+    value = record.get("cost_usd")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def wire_body(request: CallRequest, base_url: str = "") -> tuple[str, dict[str, Any]]:

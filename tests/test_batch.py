@@ -320,3 +320,19 @@ def test_a_schema_on_the_real_servers(real_server: Any) -> None:
     assert out[0]["status"] == "ok", out[0]["error"]
     assert out[0]["sentiment"] in ("positive", "negative") and json.loads(out[0]["answer"]) == {
         "sentiment": out[0]["sentiment"]}
+
+
+def test_each_row_costs_what_its_call_was_priced(server: FakeOpenAIServer, frame: pd.DataFrame,
+                                                 tmp_path: Path) -> None:
+    """With a price table (US dollars per million input and output tokens) every row has its cost."""
+    from jupyter_openai import cost
+
+    cost.pricing.set_table({"fake-chat": (1.0, 2.0)})
+    try:
+        with _client(server) as client:
+            out = run_batch(frame, "Review: {text}", model="fake-chat", client=client, log=SessionLog(),
+                            cache=None, max_tokens=30, progress=False)
+    finally:
+        cost.pricing.set_table(None)
+    for _, row in out.iterrows():
+        assert row.cost == pytest.approx((row.prompt_tokens * 1.0 + row.completion_tokens * 2.0) / 1e6)

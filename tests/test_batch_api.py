@@ -137,3 +137,17 @@ def test_jsonl_writes_the_request_file_for_vllm_run_batch(server: FakeOpenAIServ
                                 "messages": [{"role": "system", "content": "Be brief."},
                                              {"role": "user", "content": "five"}]}
     assert server.requests == []
+
+
+def test_rows_cost_half_the_direct_price(server: FakeOpenAIServer, client: OpenAIClient, frame: pd.DataFrame) -> None:
+    """GUIDE 13: the Batch API is half the price of the same calls made directly."""
+    from jupyter_openai import cost
+
+    cost.pricing.set_table({"fake-chat": (1.0, 2.0)})
+    try:
+        out = run_batch(frame, "Say {text}", model="fake-chat", client=client, via="openai-batch", poll_interval=0.01,
+                        cache=None, progress=False, log=SessionLog(), max_tokens=10)
+    finally:
+        cost.pricing.set_table(None)
+    for _, row in out.iterrows():
+        assert row.cost == pytest.approx((row.prompt_tokens * 1.0 + row.completion_tokens * 2.0) / 2e6)

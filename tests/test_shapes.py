@@ -52,7 +52,7 @@ GOOD_TEXT = {"id": "c1", "model": "m", "choices": [{"index": 0, "text": "hi"}]}
 def call(client: OpenAIClient, endpoint: str = "chat", stream: bool = True) -> Any:
     log = SessionLog()
     outcome = run_call(client, CallRequest("hi", "fake-chat", endpoint, stream=stream), log=log)
-    assert len(log) == 1 and log[-1] is outcome.record and outcome.record["status"] == outcome.status
+    assert len(log) == 1 and log[-1] == outcome.record and outcome.record["status"] == outcome.status
     summary = summarize(outcome)  # the lines the magic and the form show
     assert all("\n" not in line for line in [*summary.notes, summary.status])
     return outcome
