@@ -28,10 +28,13 @@ UPDATES_PER_SECOND = 25
 
 
 class Origin(NamedTuple):
-    """Where a call came from, for its log record: ``magic`` or ``form``, and the cell number."""
+    """Where a call came from, for its log record: ``magic``, ``chat`` or ``form``, the cell number,
+    and for a turn of a conversation its name and the turn's number (1-based)."""
 
     source: str = "magic"
     execution_count: int | None = None
+    conversation: str | None = None
+    turn: int | None = None
 
 
 MAGIC = Origin()
@@ -188,7 +191,7 @@ def _send(client: OpenAIClient, request: CallRequest, cancel: CancelToken | None
     if request.endpoint == CHAT:
         return client.chat(request.model, request.messages(), stream=request.stream, cancel=cancel, **request.params)
     if request.endpoint == RESPONSES:
-        return client.responses(request.model, request.prompt, instructions=request.system, stream=request.stream,
+        return client.responses(request.model, request.input(), instructions=request.system, stream=request.stream,
                                 cancel=cancel, **request.params)
     return client.completion(request.model, request.prompt, stream=request.stream, cancel=cancel, **request.params)
 
@@ -270,6 +273,9 @@ class _Attempt:
             "error": redact(str(self.error), secrets) if self.error is not None else None,
             "request_id": request_id,
             "params": json.dumps(params, ensure_ascii=False, sort_keys=True),
+            "conversation": origin.conversation,
+            "turn": origin.turn,
+            "messages_sent": request.messages_sent(),
         }
 
 

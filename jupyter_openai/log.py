@@ -50,6 +50,9 @@ COLUMNS: tuple[str, ...] = (
     "error",
     "request_id",
     "params",
+    "conversation",
+    "turn",
+    "messages_sent",
 )
 STATUSES = ("ok", "error", "interrupted", "truncated")
 FILE_MODE = 0o600

@@ -1,5 +1,6 @@
 """The IPython magics: ``%%complete``, ``%complete``, ``%complete_log``, ``%complete_models``,
-``%complete_form`` and ``%complete_local``, and the extension's load and unload.
+``%complete_form`` and ``%complete_local``, and the extension's load and unload (which also
+load and unload :mod:`~jupyter_openai.chat_magics`' ``%%chat`` and ``%chat_history``).
 
 They parse options, delegate to the core (:func:`~jupyter_openai.request.build_request`,
 :func:`~jupyter_openai.call.run_call`, :func:`~jupyter_openai.outcome.summarize`) and display.
@@ -17,9 +18,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .magic_config import FORMATS, ConfiguredMagics, usage_errors
+from .magic_config import ConfiguredMagics, usage_errors
+from .magic_options import call_options, param_options
 from .magicline import check_out_name, interpolate, option_value, split_options, unescape, unfilled_names
-from .params import ENDPOINT_CHOICES, ENDPOINTS, OPTION_PARAMS, PARAMS, Param
+from .params import ENDPOINTS, OPTION_PARAMS, PARAMS
 from .questions import keep_question_prompts
 
 #: The one line when Ctrl-C stops the final render or the status line (the call itself is over).
@@ -38,47 +40,13 @@ LOG_COLUMNS = (
 )
 
 
-def _param_options(params: tuple[Param, ...], prefix: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Add one magic option per parameter (flags, help and type from :mod:`~jupyter_openai.params`)."""
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        for param in reversed(params):  # magic_arguments adds decorators in reverse order
-            func = argument(*param.flags, dest=param.name, help=prefix + param.help, **_argparse_kind(param))(func)
-        return func
-
-    return decorate
-
-
-def _argparse_kind(param: Param) -> dict[str, Any]:
-    if param.kind is bool:
-        return {"action": "store_true", "default": None}
-    if param.kind == (str, list):
-        return {"action": "append"}
-    if param.kind in (int, float):
-        return {"type": param.kind}
-    if param.choices:
-        return {"choices": param.choices}
-    return {}
-
-
 @magics_class
 class CompleteMagics(ConfiguredMagics):
     """Send prompts to an OpenAI-compatible server and stream the answers into the cell."""
 
     # -- %%complete ----------------------------------------------------------------
     @magic_arguments()
-    @argument("-m", "--model", help="Model id (default: the model trait).")
-    @argument("-e", "--endpoint", choices=ENDPOINT_CHOICES,
-              help="auto (completions for OpenAI's legacy completion models, chat otherwise), chat, completions "
-                   "or responses.")
-    @argument("-s", "--system", help="System message (chat; instructions on responses).")
-    @_param_options(OPTION_PARAMS)
-    @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
-    @argument("-o", "--out", help="Store the answer text in this variable.")
-    @argument("-f", "--format", choices=FORMATS, help="text, or markdown (rendered at the end).")
-    @argument("-q", "--quiet", action="store_true", help="Show nothing but errors (use with --out).")
-    @argument("--no-reasoning", action="store_true", help="Hide the reasoning text a model sends apart.")
-    @argument("-i", "--interpolate", action="store_true", default=None, help="Fill {name} from notebook variables.")
+    @call_options(system_help="System message (chat; instructions on responses).")
     @argument("prompt", nargs="*", help="Line form only: the prompt.")
     @no_var_expand  # {name} and $name in a prompt are text, not IPython expansions
     @line_cell_magic
@@ -147,13 +115,26 @@ class CompleteMagics(ConfiguredMagics):
         }
 
     def _run(self, args: Any, prompt: str) -> None:
-        from .call import Origin, run_call
-        from .display import CellView, error_line
-        from .outcome import summarize
+        from .call import Origin
+
+        self.show_call(args, self.build(args, prompt), Origin("magic", self._cell_number()))
+
+    def build(self, args: Any, prompt: str, **extra: Any) -> Any:
+        """The request for parsed options ``args`` and ``prompt`` (``extra``: more request fields,
+        such as a conversation's ``history``); mistakes are one-line usage errors."""
         from .request import build_request
 
         with usage_errors():
-            request = build_request(self._options(args, prompt), self.defaults())
+            return build_request({**self._options(args, prompt), **extra}, self.defaults())
+
+    def show_call(self, args: Any, request: Any, origin: Any, on_outcome: Callable[[Any], None] | None = None) -> Any:
+        """Run ``request`` and show it as ``%%complete`` does (streamed into the cell, ``--out``,
+        notes, the status line); return the :class:`~jupyter_openai.call.CallOutcome`.
+        ``on_outcome`` gets it as soon as the call is over, before anything is shown."""
+        from .call import run_call
+        from .display import CellView, error_line
+        from .outcome import summarize
+
         client = self.client()
         view = CellView(self.shell, n=request.choices, markdown=(args.format or self.output_format) == "markdown",
                         reasoning=self.show_reasoning and not args.no_reasoning)
@@ -163,8 +144,10 @@ class CompleteMagics(ConfiguredMagics):
                 request,
                 on_update=None if args.quiet else view.update,
                 log=self.log,
-                origin=Origin("magic", self._cell_number()),
+                origin=origin,
             )
+        if on_outcome is not None:
+            on_outcome(outcome)
         if args.out:  # first: Ctrl-C while the answer is shown must not lose it
             self.shell.user_ns[args.out] = outcome.texts if len(outcome.texts) > 1 else outcome.text
         try:
@@ -177,6 +160,7 @@ class CompleteMagics(ConfiguredMagics):
                 print(summary.status)
         except KeyboardInterrupt:
             error_line(INTERRUPTED_DISPLAY + (f" (the answer is in {args.out})" if args.out else ""))
+        return outcome
 
     # -- %complete_log -------------------------------------------------------------
     @magic_arguments()
@@ -252,7 +236,7 @@ class CompleteMagics(ConfiguredMagics):
     @argument("-m", "--model", help="Preset model.")
     @argument("-e", "--endpoint", choices=ENDPOINTS, help="Preset endpoint.")
     @argument("-s", "--system", help="Preset system message (chat).")
-    @_param_options((PARAMS["temperature"], PARAMS["max_tokens"]), prefix="Preset: ")
+    @param_options((PARAMS["temperature"], PARAMS["max_tokens"]), prefix="Preset: ")
     @argument("prompt", nargs="*", help="Preset prompt.")
     @line_magic
     def complete_form(self, line: str) -> Any:
@@ -311,14 +295,21 @@ class CompleteMagics(ConfiguredMagics):
 
 
 def load(ipython: Any) -> None:
-    """Register the magics and the input cleanup that keeps ``?`` prompts (``%load_ext``)."""
+    """Register the magics (``%%chat`` and ``%chat_history`` too) and the input cleanup that keeps
+    ``?`` prompts (``%load_ext``)."""
+    from . import chat_magics
+
     ipython.register_magics(CompleteMagics)
+    chat_magics.load(ipython)
     if keep_question_prompts not in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.append(keep_question_prompts)
 
 
 def unload(ipython: Any) -> None:
     """Undo :func:`load`: the magics, their configurable and connections, the input cleanup."""
+    from . import chat_magics
+
+    chat_magics.unload(ipython)
     while keep_question_prompts in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.remove(keep_question_prompts)
     manager = ipython.magics_manager

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "jupyter_openai"
 #: Modules that must import without IPython or ipywidgets (GUIDE 1).
 CORE = ("config", "errors", "params", "request", "outcome", "sse", "connection", "results", "client", "cancel",
         "call", "log", "magicline", "responses", "stream", "adapt", "models", "secrets", "answers", "retries",
-        "chunked")
+        "chunked", "conversation")
 MAX_LINES = 420
 
 
