@@ -237,6 +237,9 @@ class CompleteMagics(ConfiguredMagics):
     @argument("-e", "--endpoint", choices=ENDPOINTS, help="Preset endpoint.")
     @argument("-s", "--system", help="Preset system message (chat).")
     @param_options((PARAMS["temperature"], PARAMS["max_tokens"]), prefix="Preset: ")
+    @argument("--chat", nargs="?", const="default", metavar="NAME",
+              help="Conversation mode: a transcript above the prompt, Send adds a turn of conversation NAME "
+                   "(default: default, shared with %%chat), Reset clears it.")
     @argument("prompt", nargs="*", help="Preset prompt.")
     @line_magic
     def complete_form(self, line: str) -> Any:
@@ -259,8 +262,23 @@ class CompleteMagics(ConfiguredMagics):
         }
         self.client()  # settings problems show here, as one line, before the form is drawn
         listed = self.server_picks_model() and args.model is None  # the form's own listing fills it in
+        presets = {k: v for k, v in presets.items() if v is not None}
+        if args.chat is not None:
+            return self._chat_form(args.chat, listed, presets)
         return CompletionForm(self.client, log=self.log, defaults=self.defaults(ask_server=not listed),
-                              model_from_server=listed, **{k: v for k, v in presets.items() if v is not None})
+                              model_from_server=listed, **presets)
+
+    def _chat_form(self, name: str, listed: bool, presets: dict[str, Any]) -> Any:
+        """The form in conversation mode, with the caps ``%%chat`` applies to ``name``."""
+        from .chat_form import ChatForm
+        from .conversation import conversations
+
+        with usage_errors():
+            conversation = conversations.get(name)
+        chat = self.shell.magics_manager.registry.get("ChatMagics")
+        max_turns, max_tokens = chat.caps(conversation) if chat is not None else (None, None)
+        return ChatForm(self.client, log=self.log, defaults=self.defaults(ask_server=not listed),
+                        model_from_server=listed, name=name, max_turns=max_turns, max_tokens=max_tokens, **presets)
 
     # -- %complete_local -----------------------------------------------------------
     @magic_arguments()
