@@ -20,11 +20,16 @@ from .conversation import DEFAULT_NAME, Conversation, Turn, conversations
 from .magic_config import usage_errors
 from .magic_options import call_options
 from .magicline import check_out_name, option_value, split_options, unescape
+from .params import CHAT, OPTION_PARAMS, RESPONSES
 
 #: What the offline model's turns may send at most, in estimated tokens (its context is 2048 tokens).
 OFFLINE_TOKEN_BUDGET = 1536
 #: Outcome statuses a turn is kept with (an ``error`` turn is not added).
 KEPT = ("ok", "truncated", "interrupted")
+#: ``%%complete``'s parameter options that apply to a turn: those of chat or responses (``--logprobs``
+#: is chat's ``top_logprobs``), one answer a turn (no ``-n``).
+CHAT_PARAMS = tuple(p for p in OPTION_PARAMS if p.name != "n" and ({CHAT, RESPONSES} & set(p.endpoints)
+                                                                    or p.name == "logprobs"))
 
 
 @magics_class
@@ -61,7 +66,8 @@ class ChatMagics(Magics):
               "dropped first (kept for the conversation; default: the chat_max_turns setting).")
     @argument("--token-budget", type=int, metavar="N", help="Send at most about N tokens (4 characters a token); the "
               "oldest turns are dropped first (kept for the conversation; default: the chat_max_tokens setting).")
-    @call_options(system_help="Set the conversation's system message (kept for its later turns; \"\" removes it).")
+    @call_options(system_help="Set the conversation's system message (kept for its later turns; \"\" removes it).",
+                  params=CHAT_PARAMS)
     @argument("prompt", nargs="*", help="Line form only: the user turn.")
     @no_var_expand
     @line_cell_magic
@@ -101,8 +107,6 @@ class ChatMagics(Magics):
         for flag, cap in (("--max-turns", args.max_turns), ("--token-budget", args.token_budget)):
             if cap is not None and cap < 1:
                 raise UsageError(f"{flag} must be at least 1, got {cap}")
-        if args.n not in (None, 1):
-            raise UsageError("%%chat keeps one answer a turn: -n must be 1 (use %%complete -n for several)")
         with usage_errors():
             conversation = conversations.get(args.name)
         changed = self._control(conversation, args)

@@ -102,7 +102,7 @@ class CompleteMagics(ConfiguredMagics):
 
             fields = ", ".join("{" + name + "}" for name in names)
             error_line(f"Note: {fields} sent as written; add -i to fill it from your variables")
-        options = {param.name: getattr(args, param.name) for param in OPTION_PARAMS}
+        options = {param.name: getattr(args, param.name, None) for param in OPTION_PARAMS}  # %%chat has fewer
         options["stop"] = [unescape(s) for s in args.stop] if args.stop else None
         system = unescape(args.system) if args.system is not None else None
         return {

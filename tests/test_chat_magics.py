@@ -3,7 +3,8 @@
 Cell ids are simulated as front ends send them: ``shell.run_cell(src, cell_id=…)`` (what
 ipykernel does with the execute request's ``metadata.cellId``), and in one test through a real
 kernel, with execute requests carrying that metadata. Sections: loading and help, memory across
-cells, re-runs, control (reset, system, caps), failures and Ctrl-C, endpoints, history, the log.
+cells, re-runs, control (reset, system, caps), failures and Ctrl-C, endpoints, history, the log,
+and the real servers (llama-cpp-python's and llama-server, where the history must reach the model).
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def test_help_is_generated_with_complete_options(shell: InteractiveShell) -> Non
         assert flag in doc, flag
     for flag in ("--max-tokens", "--reasoning-effort", "--no-reasoning", "--interpolate"):
         assert flag in complete_doc
+    for flag in ("--echo", "--suffix", "-n N"):  # completions only, or several answers: not a turn's
+        assert flag not in doc and flag in complete_doc
     assert "re-running a cell replaces its own turn" in " ".join(doc.split())
 
 
@@ -174,7 +177,8 @@ def test_the_token_budget_bounds_what_is_sent(shell: InteractiveShell, server: F
 
 def test_bad_caps_and_bad_uses_are_one_line_usage_errors(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
     for line, match in (("--max-turns 0", "at least 1"), ("--token-budget -3", "at least 1"),
-                        ("-n 2", "one answer"), ("-e completions", "chat and responses"),
+                        ("-n 2", "unknown option"), ("--echo", "unknown option"),
+                        ("-e completions", "chat and responses"),
                         ("--name ' '", "needs a name"), ("-m davinci-002", "chat and responses")):
         with pytest.raises(UsageError, match=match):
             chat(shell, "hello", "z", line=line)
@@ -319,3 +323,25 @@ def test_a_real_kernel_takes_the_cell_id_from_the_execute_request(server: FakeOp
         manager.shutdown_kernel(now=True)
     assert keys.strip() == "[('cell-a', 'My name is Bob'), ('cell-b', 'What is my name?')]"
     assert [(m["role"], m["content"]) for m in body(server)["messages"]] == [("user", "My name is Bob")]
+
+
+# == real servers: the history reaches the model ==============================================
+def test_on_real_servers_the_history_reaches_the_model(make_shell: Any, real_server: Any) -> None:
+    from traitlets.config import Config
+
+    config = Config()
+    config.CompleteMagics.model = real_server.model
+    config.CompleteMagics.timeout = 60.0
+    shell = make_shell(config, env={"OPENAI_API_KEY": real_server.api_key, "OPENAI_BASE_URL": real_server.base_url})
+    endpoints = ["chat", "responses"] if real_server.name == "llama-server" else ["chat"]  # GUIDE 11
+    for endpoint in endpoints:
+        options = f"-e {endpoint} -t 0 --max-tokens 8 --no-stream"
+        chat(shell, "My name is Ada and I like prime numbers.", f"{endpoint}-1", line=f"{options} --name {endpoint}")
+        chat(shell, "What is my name?", f"{endpoint}-2", line=f"{options} --name {endpoint}")
+        with_history = session_log[-1]
+        chat(shell, "What is my name?", f"{endpoint}-3", line=f"{options} --name alone --reset")
+        alone = session_log[-1]
+        assert [r["status"] for r in (with_history, alone)] == ["ok", "ok"], endpoint
+        assert (with_history["turn"], with_history["messages_sent"], alone["messages_sent"]) == (2, 3, 1), endpoint
+        assert with_history["prompt_tokens"] > alone["prompt_tokens"] + 8, endpoint  # the first turn was sent
+        assert len(conversations[endpoint]) == 2 and conversations[endpoint].turns[1].assistant, endpoint

@@ -30,7 +30,7 @@ IGNORE_TAG = "nbval-ignore-output"
 IGNORE_COMMENT = "# NBVAL_IGNORE_OUTPUT"
 
 EXPECTED = ["01_getting_started.ipynb", "02_parameters.ipynb", "03_session_log.ipynb",
-            "04_classroom.ipynb", "05_other_servers.ipynb"]
+            "04_classroom.ipynb", "05_other_servers.ipynb", "06_conversations.ipynb"]
 
 # Things that must never be saved in a notebook (sources, outputs, metadata, widget state).
 SECRETS = {
@@ -62,7 +62,7 @@ def _text(output: nbformat.NotebookNode) -> str:
     return str(output.get("data", {}).get("text/plain", ""))
 
 
-def test_the_five_notebooks_exist() -> None:
+def test_the_six_notebooks_exist() -> None:
     assert [p.name for p in NOTEBOOKS] == EXPECTED
 
 
