@@ -38,17 +38,32 @@ class ChatMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self.cell_id: str | None = None  #: the id of the cell being run (None: the front end sent none)
+        self._running: list[list[Any]] = []  # per cell being run (nested runs too): [its id, turns made so far]
+
+    @property
+    def cell_id(self) -> str | None:
+        """The id of the cell being run (None: the front end sent none, or no cell is running)."""
+        return self._running[-1][0] if self._running else None
 
     def pre_run_cell(self, info: Any) -> None:
         """``pre_run_cell`` event: note the running cell's id (ipykernel takes it from the execute
         request's metadata, ``cellId``)."""
         cell_id = getattr(info, "cell_id", None)
-        self.cell_id = str(cell_id) if cell_id else None
+        self._running.append([str(cell_id) if cell_id else None, 0])
 
     def post_run_cell(self, result: Any) -> None:
         """``post_run_cell`` event: the cell is over, its id no longer applies."""
-        self.cell_id = None
+        if self._running:
+            self._running.pop()
+
+    def turn_key(self) -> str | None:
+        """The key of the next turn the running cell makes: its id, then ``id#2``, ``id#3`` … for more
+        turns made by the same cell (two ``%chat`` lines), so each keeps its own place on a re-run."""
+        if not self._running or self._running[-1][0] is None:
+            return None
+        entry = self._running[-1]
+        entry[1] += 1
+        return entry[0] if entry[1] == 1 else f"{entry[0]}#{entry[1]}"
 
     @property
     def settings(self) -> Any:
@@ -143,7 +158,7 @@ class ChatMagics(Magics):
         from .display import error_line
         from .params import COMPLETIONS
 
-        settings, key = self.settings, self.cell_id
+        settings, key = self.settings, self.turn_key()
         max_turns, max_tokens = self.caps(conversation)
         plan = conversation.plan(prompt, key, max_turns=max_turns, max_tokens=max_tokens)
         request = settings.build(args, prompt, history=plan.history, system=conversation.system)

@@ -131,6 +131,16 @@ def test_rerunning_a_cell_replaces_its_turn_in_place(shell: InteractiveShell, se
     assert len(conversations["default"]) == 5
 
 
+def test_two_turns_in_one_cell_keep_their_own_places(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
+    cell = "%chat first {}\n%chat second {}"
+    run(shell, cell.format(1, 1), cell_id="both")
+    run(shell, "%chat after", cell_id="next")
+    run(shell, cell.format(2, 2), cell_id="both")
+    assert [(t.key, t.user) for t in conversations["default"]] == [
+        ("both", "first 2"), ("both#2", "second 2"), ("next", "after")]
+    assert [u for r, u in sent(server) if r == "user"] == ["first 2", "second 2"]
+
+
 def test_the_cell_id_follows_the_cell_being_run(shell: InteractiveShell) -> None:
     chat_magics = shell.magics_manager.registry["ChatMagics"]
     with capture_output():
