@@ -67,6 +67,8 @@ class CallOutcome:
     reasoning: str = ""
     refusal: str = ""
     notes: list[str] = field(default_factory=list)  #: what the client changed to get an answer
+    #: pieces of text a stream delivered (about one token each): the estimate when a server reports no usage
+    streamed_pieces: int | None = None
 
     @property
     def text(self) -> str:
@@ -162,7 +164,9 @@ def run_call(client: OpenAIClient, request: CallRequest, *, on_update: Callable[
         if isinstance(attempt.result, Stream):
             stream = attempt.result
             with stream:
-                for _ in stream:
+                for delta in stream:
+                    if delta.text or delta.reasoning:
+                        attempt.pieces += 1  # a server sends about one token per piece: the estimate
                     attempt.coalescer.offer(attempt.progress)
             attempt.status = stream.status if stream.status != "streaming" else "interrupted"
             if stream.error is not None:
@@ -205,6 +209,7 @@ class _Attempt:
         self.result: Completion | Stream | None = None
         self.error: OpenAIError | None = None
         self.status = "ok"
+        self.pieces = 0  #: streamed pieces of text (reasoning included) received
 
     @property
     def texts(self) -> list[str]:
@@ -234,7 +239,8 @@ class _Attempt:
         record = log.append(self._record(client, request, origin, (latency, ttft)))
         return CallOutcome(texts, self.status, record, self.error, usage, reasons, record["model"], latency, ttft,
                            self.coalescer.count, request, progress.reasoning, progress.refusal,
-                           list(result.notes) if result is not None else [])
+                           list(result.notes) if result is not None else [],
+                           self.pieces if isinstance(result, Stream) else None)
 
     def _record(self, client: OpenAIClient, request: CallRequest, origin: Origin,
                 times: tuple[float, float | None]) -> dict[str, Any]:

@@ -2,12 +2,15 @@
 
 The IPython side of the magic's output. Two ways to show a growing answer: display
 handles updated in place (Jupyter front ends, and any shell whose display publisher
-takes updates), or plain progressive text on stdout (terminal IPython).
+takes updates), rendered as Markdown while it streams unless plain text is asked for; or
+progressive text on stdout wrapped at word boundaries (terminal IPython). The status line
+is a display of its own: small and muted in Jupyter, one plain line in a terminal.
 """
 
 from __future__ import annotations
 
 import html
+import shutil
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,9 +26,89 @@ def use_display_handles(shell: Any) -> bool:
     return not type(shell).__module__.startswith("IPython.terminal")
 
 
-def _block(texts: Sequence[str], index: int, many: bool) -> str:
+def _block(texts: Sequence[str], index: int, many: bool, markdown: bool = False) -> str:
     text = texts[index] if index < len(texts) else ""
-    return f"[choice {index}]\n{text}" if many else text
+    if not many:
+        return text
+    return f"**choice {index}**\n\n{text}" if markdown else f"[choice {index}]\n{text}"
+
+
+#: Plain text in Jupyter: kept as sent, wrapped at word boundaries (the front ends' own ``<pre>``
+#: style breaks words anywhere), in the notebook's code font.
+TEXT_STYLE = ("white-space:pre-wrap;word-break:normal;overflow-wrap:break-word;margin:0;"
+              "font-family:var(--jp-code-font-family,monospace);font-size:var(--jp-code-font-size,inherit)")
+#: The status line: small, muted, in the theme's secondary text colour (any theme, VS Code included).
+STATUS_STYLE = ("font-size:85%;color:var(--jp-ui-font-color2,inherit);opacity:0.85;margin-top:0.3em;"
+                "font-family:var(--jp-ui-font-family,inherit)")
+
+
+def answer_bundle(text: str, markdown: bool) -> dict[str, str]:
+    """An answer's display data: Markdown with a plain-text fallback, or plain text that wraps at
+    word boundaries in HTML front ends."""
+    if markdown:
+        return {"text/markdown": text, "text/plain": text}
+    return {"text/plain": text, "text/html": f'<div class="jo-answer" style="{TEXT_STYLE}">{html.escape(text)}</div>'}
+
+
+def status_bundle(line: str) -> dict[str, str]:
+    """The status line's display data: small and muted HTML, the same line as plain text."""
+    return {"text/plain": line, "text/html": f'<div class="jo-status" style="{STATUS_STYLE}">{html.escape(line)}</div>'}
+
+
+def show_note(shell: Any, line: str) -> None:
+    """A note before an answer (which server answers, say): muted HTML that wraps at words in
+    Jupyter, a printed line in a terminal."""
+    if use_display_handles(shell):
+        note = f'<div class="jo-note" style="{STATUS_STYLE}">{html.escape(line)}</div>'
+        display({"text/plain": line, "text/html": note}, raw=True)
+    else:
+        print(line, flush=True)
+
+
+class WordWrap:
+    """Writes growing text to a terminal, breaking lines at spaces before a word would cross the
+    edge (a word is held back until the character after it arrives, or :meth:`flush`)."""
+
+    def __init__(self, write: Any, width: int | None = None) -> None:
+        self._write = write
+        self._width = width or shutil.get_terminal_size((100, 24)).columns
+        self._column = 0
+        self._word = ""
+
+    def feed(self, text: str) -> None:
+        """Write ``text`` (the next piece of the answer)."""
+        for char in text:
+            if char.isspace():
+                self._put_word()
+                if char == "\n":
+                    self._write("\n")
+                    self._column = 0
+                elif self._column < self._width:
+                    self._write(char)
+                    self._column += 1
+            else:
+                self._word += char
+
+    def flush(self) -> None:
+        """Write the word held back (the text is complete)."""
+        self._put_word()
+
+    def mark(self, marker: str) -> None:
+        """Write a marker such as ``[answer] `` as it is (after the word held back)."""
+        self._put_word()
+        self._write(marker)
+        tail = marker.rsplit("\n", 1)
+        self._column = len(tail[-1]) + (self._column if len(tail) == 1 else 0)
+
+    def _put_word(self) -> None:
+        if not self._word:
+            return
+        if self._column and self._column + len(self._word) > self._width:
+            self._write("\n")
+            self._column = 0
+        self._write(self._word)
+        self._column += len(self._word)
+        self._word = ""
 
 
 REASONING_STYLE = "opacity:0.65;font-size:90%;white-space:pre-wrap;margin:0.2em 0 0.4em 1em"
@@ -55,6 +138,7 @@ class CellView:
         self._reasoning_text = ""
         self._printed = 0
         self._printed_reasoning = 0
+        self._wrap = WordWrap(lambda text: sys.stdout.write(text)) if not self._handles else None  # stdout as now
 
     def update(self, progress: Progress) -> None:
         """Show what was received so far. Nothing is shown before the first text arrives (an error
@@ -68,8 +152,8 @@ class CellView:
             return
         many = self._n > 1
         for index in range(self._n):
-            block = _block(texts, index, many)
-            data = {"text/plain": block}
+            block = _block(texts, index, many, self._markdown)
+            data = answer_bundle(block, self._markdown)
             if index < len(self._shown):
                 if block != self._blocks[index]:
                     self._shown[index].update(data, raw=True)
@@ -92,40 +176,42 @@ class CellView:
         self._reasoning_text = text
 
     def finish(self, progress: Progress) -> None:
-        """Show the final state (the answer rendered as Markdown when asked, the reasoning folded)."""
+        """Show the final state (the whole answer, the reasoning folded)."""
         texts = progress.texts
         if not self._handles:
             self._print_progress(progress)
-            if self._n > 1:
-                for index in range(1, len(texts)):
-                    print(f"\n[choice {index}]\n{texts[index]}", end="")
+            wrap = self._wrap
+            assert wrap is not None
+            for index in range(1, len(texts) if self._n > 1 else 0):
+                wrap.mark(f"\n[choice {index}]\n")
+                wrap.feed(texts[index])
+            wrap.flush()
             print(flush=True)
             return
         self._update_reasoning(progress.reasoning, done=bool(any(texts)))
-        if not self._markdown or (not self._shown and not any(texts)):
-            self.update(progress)
-            return
-        many = self._n > 1
-        for index in range(self._n):
-            text = _block(texts, index, many)
-            data = {"text/markdown": text, "text/plain": text}
-            if index < len(self._shown):
-                self._shown[index].update(data, raw=True)
-            else:
-                display(data, raw=True)
+        self.update(progress)
+
+    def status(self, line: str) -> None:
+        """Show the status line under the answer: a muted display of its own, or a printed line."""
+        if self._handles:
+            display(status_bundle(line), raw=True)
+        else:
+            print(line, flush=True)
 
     def _print_progress(self, progress: Progress) -> None:
+        wrap = self._wrap
+        assert wrap is not None
         reasoning = progress.reasoning if self._show_reasoning else ""
         if len(reasoning) > self._printed_reasoning:
             if not self._printed_reasoning:
-                sys.stdout.write("[reasoning] ")
-            sys.stdout.write(reasoning[self._printed_reasoning:])
+                wrap.mark("[reasoning] ")
+            wrap.feed(reasoning[self._printed_reasoning:])
             self._printed_reasoning = len(reasoning)
         text = progress.texts[0] if progress.texts else ""
         if len(text) > self._printed:
             if not self._printed and self._printed_reasoning:
-                sys.stdout.write("\n[answer] ")
-            sys.stdout.write(text[self._printed:])
+                wrap.mark("\n[answer] ")
+            wrap.feed(text[self._printed:])
             self._printed = len(text)
         sys.stdout.flush()
 

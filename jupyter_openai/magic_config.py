@@ -34,7 +34,9 @@ from .params import ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES
 from .request import DEFAULTS
 from .traits import MaskedConfigMixin, SecretTrait
 
-FORMATS = ("text", "markdown")
+FORMATS = ("auto", "text", "markdown")
+FORMAT_HELP = ("How answers show: auto (Markdown in Jupyter, rendered as it streams; plain text in a terminal), "
+               "markdown, or text (raw text, wrapped at word boundaries).")
 #: The traits that are defaults of a request (what a call uses for options not given).
 REQUEST_DEFAULTS = tuple(DEFAULTS)
 
@@ -97,7 +99,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
     )
     connect_timeout = Float(DEFAULT_CONNECT_TIMEOUT, help="Connect timeout in seconds.").tag(config=True)
     max_retries = Int(DEFAULT_MAX_RETRIES, help="Retries on 408/409/429/5xx and connection errors.").tag(config=True)
-    output_format = CaselessStrEnum(FORMATS, default_value="text", help="text, or markdown (rendered at the end).").tag(
+    output_format = CaselessStrEnum(FORMATS, default_value="auto", help=FORMAT_HELP).tag(
         config=True
     )
     interpolate = Bool(False, help="Fill {name} in prompts from the notebook's variables ({{ }} escape).").tag(
@@ -169,10 +171,10 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         with usage_errors(local.LocalServerError):
             server = local.shared_server()
         if first_use:
-            print(
-                f"Using the offline model {local.MODEL_LABEL}: no API key or base URL is set. "
-                "For OpenAI, set OPENAI_API_KEY in the environment or ipython_config.py."
-            )
+            from .display import show_note
+
+            show_note(self.shell, f"Using the offline model {local.MODEL_LABEL}: no API key or base URL is set. "
+                                  "For OpenAI, set OPENAI_API_KEY in the environment or ipython_config.py.")
         return settings.with_overrides(base_url=server.base_url, api_key=server.api_key, direct=True)  # no proxy
 
     def default_model(self, *, ask_server: bool = True) -> str:
@@ -209,7 +211,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         model's name when calls go to it (``ask_server``: see :meth:`default_model`)."""
         return {**{name: getattr(self, name) for name in REQUEST_DEFAULTS},
                 "model": self.default_model(ask_server=ask_server),
-                "show_reasoning": self.show_reasoning, "offline": self.offline()}
+                "show_reasoning": self.show_reasoning, "offline": self.offline(), "output_format": self.output_format}
 
     def client(self) -> Any:
         """The client for the current settings (kept while they do not change)."""

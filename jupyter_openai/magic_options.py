@@ -9,7 +9,7 @@ from typing import Any
 
 from IPython.core.magic_arguments import argument
 
-from .magic_config import FORMATS
+from .magic_config import FORMAT_HELP, FORMATS
 from .params import ENDPOINT_CHOICES, OPTION_PARAMS, Param
 
 
@@ -38,7 +38,7 @@ def call_options(system_help: str,
         param_options(params),
         argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming."),
         argument("-o", "--out", help="Store the answer text in this variable."),
-        argument("-f", "--format", choices=FORMATS, help="text, or markdown (rendered at the end)."),
+        argument("-f", "--format", choices=FORMATS, help=FORMAT_HELP),
         argument("-q", "--quiet", action="store_true", help="Show nothing but errors (use with --out)."),
         argument("--no-reasoning", action="store_true", help="Hide the reasoning text a model sends apart."),
         argument("-i", "--interpolate", action="store_true", default=None,

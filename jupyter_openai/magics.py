@@ -132,11 +132,13 @@ class CompleteMagics(ConfiguredMagics):
         notes, the status line); return the :class:`~jupyter_openai.call.CallOutcome`.
         ``on_outcome`` gets it as soon as the call is over, before anything is shown."""
         from .call import run_call
-        from .display import CellView, error_line
+        from .display import CellView, error_line, use_display_handles
         from .outcome import summarize
 
         client = self.client()
-        view = CellView(self.shell, n=request.choices, markdown=(args.format or self.output_format) == "markdown",
+        shown_as = (args.format or self.output_format).lower()
+        markdown = shown_as == "markdown" or (shown_as == "auto" and use_display_handles(self.shell))
+        view = CellView(self.shell, n=request.choices, markdown=markdown,
                         reasoning=self.show_reasoning and not args.no_reasoning)
         with usage_errors():
             outcome = run_call(
@@ -157,7 +159,7 @@ class CompleteMagics(ConfiguredMagics):
             for note in summary.notes:
                 error_line(note)
             if not args.quiet:
-                print(summary.status)
+                view.status(summary.status)
         except KeyboardInterrupt:
             error_line(INTERRUPTED_DISPLAY + (f" (the answer is in {args.out})" if args.out else ""))
         return outcome

@@ -46,7 +46,7 @@ def summarize(outcome: CallOutcome, *, offline: bool = False) -> Summary:
     requested = outcome.request.model if outcome.request is not None else None
     label = model_label(outcome.model, requested, offline)
     return Summary(notes, status_line(label, outcome.usage, outcome.latency, outcome.time_to_first_token,
-                                      reason, outcome.status))
+                                      reason, outcome.status, estimated_out=outcome.streamed_pieces))
 
 
 def model_label(answered: str | None, requested: str | None, offline: bool = False) -> str:
@@ -65,13 +65,22 @@ def unexpected(exc: BaseException) -> str:
 
 
 def status_line(model: str | None, usage: dict[str, Any] | None, latency: float | None,
-                time_to_first_token: float | None, finish_reason: str | None, status: str) -> str:
-    """One compact line: model · tokens in/out (reasoning) · latency · tokens/s · finish reason."""
+                time_to_first_token: float | None, finish_reason: str | None, status: str,
+                estimated_out: int | None = None) -> str:
+    """One compact line: model · tokens in/out (reasoning) · latency · tokens/s · finish reason.
+
+    ``estimated_out``: the pieces a stream delivered, shown as an estimate (``~57 out tokens
+    (estimated from the stream)``) when the server reported no output tokens.
+    """
     parts = [model or "?"]
     usage = usage if isinstance(usage, dict) else {}
     prompt_tokens = token_count(usage.get("prompt_tokens"))  # what a server sent: counts only
     completion_tokens = token_count(usage.get("completion_tokens"))
-    if prompt_tokens is not None or completion_tokens is not None:
+    estimate = completion_tokens is None and bool(estimated_out)
+    out_tokens = estimated_out if estimate else completion_tokens
+    if estimate:
+        parts.append(f"{_n(prompt_tokens)} in / ~{out_tokens} out tokens (estimated from the stream)")
+    elif prompt_tokens is not None or completion_tokens is not None:
         reasoning = token_count(usage.get("reasoning_tokens"))
         parts.append(f"{_n(prompt_tokens)} in / {_n(completion_tokens)} out tokens"
                      + (f" ({reasoning} reasoning)" if reasoning else ""))
@@ -79,9 +88,11 @@ def status_line(model: str | None, usage: dict[str, Any] | None, latency: float 
         parts.append("tokens not reported")
     if latency is not None:
         parts.append(f"{latency:.2f} s")
-        generating = latency - (time_to_first_token or 0.0)
-        if completion_tokens and generating > 0:
-            parts.append(f"{completion_tokens / generating:.1f} tok/s")
+        generating = latency - (time_to_first_token or 0.0)  # a stream's rate: from its first token on
+        if generating <= 0:  # an answer in one piece: over the whole call
+            generating = latency
+        if out_tokens and generating > 0:
+            parts.append(f"{'~' if estimate else ''}{out_tokens / generating:.1f} tok/s")
     parts.append(f"finish: {finish_reason or '-'}")
     if status != "ok":
         parts.append(status)

@@ -32,7 +32,7 @@ import ipywidgets as W
 from .call import CallOutcome, Origin, Progress, run_call
 from .cancel import CancelToken
 from .client import OpenAIClient
-from .display import reasoning_bundle
+from .display import answer_bundle, reasoning_bundle
 from .errors import ConfigurationError, one_line
 from .form_parts import ModelField
 from .form_parts import control as _control
@@ -45,7 +45,16 @@ from .request import AUTO, DEFAULTS, CallRequest, build_request, choose_endpoint
 
 __all__ = ["CompletionForm"]
 
-ERROR_COLOR = "#c62828"
+#: The form's colours and sizes, from the front end's theme (JupyterLab's variables, with
+#: fallbacks for front ends without them), scoped to the form; one stylesheet per form.
+FORM_STYLE = """<style>
+.jupyter-openai-form { max-width: 100%; box-sizing: border-box; }
+.jupyter-openai-form .jo-output { border: 1px solid var(--jp-border-color2, rgba(128, 128, 128, 0.4));
+  border-radius: 2px; max-width: 100%; box-sizing: border-box; overflow-wrap: break-word; }
+.jupyter-openai-form .jo-error { color: var(--jp-error-color1, #d32f2f); }
+.jupyter-openai-form .jo-status { color: var(--jp-ui-font-color2, inherit); font-size: var(--jp-ui-font-size0, 85%); }
+.jupyter-openai-form .widget-hbox { flex-wrap: wrap; max-width: 100%; }
+</style>"""
 DETACH_AFTER = 0.3  # seconds stop() waits for the worker before leaving it to end on its own
 MODELS_TIMEOUTS = (2.0, 5.0)  # connect, read: listing the models for the form (no retries)
 _INT = re.compile(r"-?\d+")
@@ -86,6 +95,7 @@ class CompletionForm(W.VBox):
         self._texts: list[str] = []
         self._reasoning = ""
         self._show_reasoning = bool(base.get("show_reasoning", True))
+        self._markdown = base.get("output_format", "auto") != "text"  # the form is always in a notebook
         self._blocks, self._outcome = 1, None
         shown = self._shown = {  # what a field shows when left at the default (None: the server's)
             "model": base["model"],
@@ -95,7 +105,7 @@ class CompletionForm(W.VBox):
         }
         shown.update(stop="", seed="", echo=False)
         model = self._model_was = presets.get("model") or base["model"]
-        wide = W.Layout(width="100%")
+        wide = W.Layout(width="auto", align_self="stretch")  # the form's width, less the margins (100% overflows)
         self._models = ModelField(model, self._on_change, self._on_default_model)
         self._endpoint = _tag(
             W.ToggleButtons(
@@ -140,10 +150,10 @@ class CompletionForm(W.VBox):
         self._stop = _tag(W.Button(description="Stop", button_style="warning", icon="stop", disabled=True), "stop")
         self._preview = _tag(W.Text(description="as a magic", layout=wide), "preview")
         self._output = _tag(
-            W.Output(layout=W.Layout(border="1px solid #ddd", min_height="3em", padding="4px")), "output"
+            W.Output(layout=W.Layout(min_height="3em", padding="4px")), "output"
         )
         self._status = _tag(W.Label(), "status")
-        self._error = _tag(W.Label(style={"text_color": ERROR_COLOR}), "error")
+        self._error = _tag(W.Label(), "error")
         for widget in (self._endpoint, self._system, self._prompt, self._stream, *self._controls.values()):
             widget.observe(self._on_change, names="value")
         self._preview.observe(self._on_preview_edit, names="value")
@@ -165,6 +175,7 @@ class CompletionForm(W.VBox):
                 self._output,
                 self._status,
                 self._error,
+                W.HTML(FORM_STYLE, layout=W.Layout(display="none")),
             ],
             layout=W.Layout(width="100%", max_width="64em"),
         )
@@ -355,14 +366,16 @@ class CompletionForm(W.VBox):
         self._texts, self._reasoning = list(texts), reasoning
         if self._blocks > 1:
             blocks = [
-                f"[choice {i}]\n{texts[i] if i < len(texts) else ''}\n" for i in range(max(self._blocks, len(texts)))
+                f"**choice {i}**\n\n{texts[i] if i < len(texts) else ''}\n"
+                for i in range(max(self._blocks, len(texts)))
             ]
         else:
             blocks = [texts[0]] if texts and texts[0] else []
-        shown = [{"output_type": "display_data", "data": reasoning_bundle(reasoning, done=any(texts)), "metadata": {}}
-                 ] if reasoning and self._show_reasoning else []
-        shown += [{"output_type": "stream", "name": "stdout", "text": b} for b in blocks]
-        self._output.outputs = tuple(shown)
+        shown = [(reasoning_bundle(reasoning, done=any(texts)), "reasoning")] if reasoning and self._show_reasoning \
+            else []
+        shown += [(answer_bundle(b, self._markdown), "answer") for b in blocks]
+        self._output.outputs = tuple({"output_type": "display_data", "data": data, "metadata": {"jupyter_openai": part}}
+                                     for data, part in shown)
 
     # -- for callers and tests -------------------------------------------------------
     def wait_models(self, timeout: float | None = None) -> bool:
@@ -381,7 +394,9 @@ class CompletionForm(W.VBox):
     text = property(lambda self: self._texts[0] if self._texts else "", doc="The first choice's text (so far).")
     reasoning = property(lambda self: self._reasoning, doc="Reasoning text received so far (apart from the answer).")
     output_text = property(
-        lambda self: "".join(o.get("text", "") for o in self._output.outputs), doc="What the output shows."
+        lambda self: "".join(o["data"]["text/plain"] for o in self._output.outputs
+                             if o["metadata"].get("jupyter_openai") == "answer"),
+        doc="The answer text the output shows.",
     )
     status_text = property(lambda self: self._status.value, doc="The status line.")
     error_text = property(lambda self: self._error.value, doc="The red error line ('' when none).")

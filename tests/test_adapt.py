@@ -17,6 +17,7 @@ import fakeserver_models
 import pytest
 from IPython.utils.capture import capture_output
 from scripted_server import chat_answer
+from shown import answer_outputs, status
 
 import jupyter_openai.client
 from jupyter_openai.adapt import FieldRules, refused_field, takes_max_completion_tokens
@@ -244,8 +245,8 @@ def test_magic_gpt5_with_temperature_succeeds_with_one_note(shell: Any, server: 
     with capture_output() as cap:
         shell.run_cell("%%complete -m gpt-5.4-mini -t 0.2\none two three")
     assert cap.stderr == TEMPERATURE_NOTE + REMEMBERED + "\n"
-    assert cap.stdout.startswith("gpt-5.4-mini · 3 in / 12 out tokens (8 reasoning) · ")
-    assert cap.outputs[-1].data == {"text/plain": ANSWER}
+    assert status(cap).startswith("gpt-5.4-mini · 3 in / 12 out tokens (8 reasoning) · ")
+    assert answer_outputs(cap)[-1].data == {"text/markdown": ANSWER, "text/plain": ANSWER}
     assert len(posts(server)) == 2 and posts(server)[0]["temperature"] == 0.2
     record = session_log[-1]
     assert (record["status"], record["completion"]) == ("ok", ANSWER)

@@ -36,6 +36,7 @@ CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+LIGHT, DARK = "JupyterLab Light", "JupyterLab Dark"
 PROMPT = "one two three four five six seven eight nine ten eleven twelve"
 ANSWER = "Echo: " + " ".join(PROMPT.split()[::-1])
 
@@ -111,12 +112,15 @@ def fake() -> Iterator[FakeOpenAIServer]:
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
-    """A JupyterLab server on a free port with every Jupyter/IPython folder under tmp_path."""
+def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, str, Path]]:
+    """A JupyterLab server on a free port with every Jupyter/IPython folder under tmp_path, in the
+    theme the test is parametrized with (``indirect``; default JupyterLab Light)."""
     root, token, port = tmp_path / "root", secrets.token_hex(16), _free_port()
+    theme = getattr(request, "param", LIGHT)
     settings = tmp_path / "config" / "lab" / "user-settings" / "@jupyterlab"
     for plugin, values in (("docmanager-extension/plugin", {"autosave": False}),
-                           ("apputils-extension/notification", {"fetchNews": "false", "checkForUpdates": False})):
+                           ("apputils-extension/notification", {"fetchNews": "false", "checkForUpdates": False}),
+                           ("apputils-extension/themes", {"theme": theme})):
         (settings / plugin).parent.mkdir(parents=True, exist_ok=True)
         (settings / plugin).with_suffix(".jupyterlab-settings").write_text(json.dumps(values))
     root.mkdir()
@@ -162,6 +166,173 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
             except ProcessLookupError:
                 pass
         log.close()
+
+
+#: Measured in the page: the notebook's width, and every visible element of the form that reaches
+#: past it, is cut off or scrolls sideways; the controls with no size; the output box's border colour.
+MEASURE_FORM = """form => {
+    const notebook = form.closest('.jp-Cell-outputArea, .jp-OutputArea').getBoundingClientRect();
+    const wide = [], scrolling = [], hidden = [];
+    for (const el of [form, ...form.querySelectorAll('*')]) {
+        const box = el.getBoundingClientRect();
+        if (box.width === 0 && box.height === 0) continue;
+        const name = el.tagName.toLowerCase() + '.' + [...el.classList].join('.');
+        if (box.left < notebook.left - 1 || box.right > notebook.right + 1)
+            wide.push(name + ' ' + Math.round(box.width));
+        const style = getComputedStyle(el);
+        if (el.scrollWidth > el.clientWidth + 1 && style.overflowX !== 'visible' && el.tagName !== 'TEXTAREA'
+            && el.tagName !== 'INPUT') scrolling.push(name);
+    }
+    for (const el of form.querySelectorAll('button, input, select, textarea, .widget-slider')) {
+        const box = el.getBoundingClientRect();
+        if (box.width < 4 || box.height < 4) hidden.push(el.tagName.toLowerCase() + '.' + [...el.classList].join('.'));
+    }
+    const output = form.querySelector('.jo-output');
+    return {notebook: notebook.width, form: form.getBoundingClientRect().width, wide, scrolling, hidden,
+            border: getComputedStyle(output).borderTopColor,
+            themeBorder: getComputedStyle(document.body).getPropertyValue('--jp-border-color2').trim(),
+            light: document.body.dataset.jpThemeLight};
+}"""
+
+
+def _open_left_sidebar(page: Page) -> None:
+    """Show the file browser, as a new user has it (JupyterLab may restore a collapsed sidebar)."""
+    if not page.locator("#jp-left-stack").is_visible():
+        page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab").first.click()
+    expect(page.locator("#jp-left-stack")).to_be_visible()
+
+
+@pytest.mark.parametrize("lab", [LIGHT, DARK], indirect=True, ids=["light", "dark"])
+def test_form_fits_a_1024_pixel_screen(fake: FakeOpenAIServer, lab: tuple[str, str, Path], tmp_path: Path,
+                                       request: pytest.FixtureRequest) -> None:
+    """At 1024 px with the file browser open, in light and dark theme: nothing of the form reaches
+    past the notebook or scrolls sideways, every control has a size, and the output box's border is
+    the theme's own colour. Then an answer streams into the form for the screenshot."""
+    base, token, root = lab
+    theme = request.node.callspec.id
+    _write_notebook(root / "form.ipynb", fake.url, tmp_path / "updates.jsonl")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1024, "height": 900})
+            page.goto(f"{base}/lab/tree/form.ipynb?token={token}")
+            page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-Cell').length >= 3 && "
+                                   "(document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",
+                                   timeout=60_000)
+            _open_left_sidebar(page)
+            page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+            page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+            form = page.locator(".jupyter-openai-form")
+            expect(form).to_be_visible(timeout=60_000)
+            expect(form.locator(".jo-model select")).to_have_value("fake-chat")
+            form.locator(".jo-prompt textarea").fill(PROMPT)
+            form.locator("button.jo-submit").click()
+            expect(form.locator(".jo-status")).to_contain_text("finish: stop", timeout=20_000)
+            for width in (1024, 1280, 1920):
+                page.set_viewport_size({"width": width, "height": 900})
+                page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+                form.scroll_into_view_if_needed()
+                found = form.evaluate(MEASURE_FORM)
+                form.screenshot(path=tmp_path / f"form-{theme}-{width}.png")
+                page.screenshot(path=tmp_path / f"page-{theme}-{width}.png")
+                print(f"{theme} at {width} px: notebook {found['notebook']:.0f} px, form {found['form']:.0f} px")
+                assert found["light"] == ("true" if theme == "light" else "false")
+                assert found["wide"] == [], f"at {width} px, wider than the notebook ({found['notebook']:.0f} px): " \
+                                            f"{found['wide']}"
+                assert found["scrolling"] == [], f"at {width} px, scrolls sideways: {found['scrolling']}"
+                assert found["hidden"] == [], f"at {width} px, controls with no size: {found['hidden']}"
+            assert found["themeBorder"], "the theme defines --jp-border-color2"
+            expected = page.evaluate("c => { const d = document.createElement('div'); d.style.color = c;"
+                                     " document.body.appendChild(d); const v = getComputedStyle(d).color;"
+                                     " d.remove(); return v; }", found["themeBorder"])
+            assert found["border"] == expected, "the output box's border is the theme's colour"
+            if os.environ.get("UPDATE_SCREENSHOT") == "1":
+                (ROOT / "docs").mkdir(exist_ok=True)
+                shutil.copyfile(tmp_path / f"form-{theme}-1024.png", ROOT / "docs" / f"form-{theme}.png")
+        except Exception:
+            page.screenshot(path=tmp_path / "failure.png", full_page=True)
+            raise
+        finally:
+            browser.close()
+
+
+MARKDOWN_PROMPT = "Write a Python function that adds two numbers."
+#: Kept while the answer streams: does the cell show rendered Markdown, the status line, how much text.
+WATCH_ANSWER = """() => {
+    window.__states = [];
+    const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[2];
+    const note = () => {
+        const markdown = cell.querySelector('.jp-OutputArea .jp-RenderedMarkdown');
+        window.__states.push([!!markdown, !!cell.querySelector('.jo-status'),
+                              markdown ? markdown.textContent.length : 0]);
+    };
+    new MutationObserver(note).observe(cell, {subtree: true, childList: true, characterData: true});
+}"""
+#: The answer's and the status line's look once the call is over.
+MEASURE_ANSWER = """() => {
+    const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[2];
+    const markdown = cell.querySelector('.jp-RenderedMarkdown');
+    const status = cell.querySelector('.jo-status');
+    const text = markdown.querySelector('p') || markdown;
+    const outputs = [...cell.querySelectorAll('.jp-OutputArea-child')];
+    return {code: markdown.querySelectorAll('pre code, pre').length, length: markdown.textContent.length,
+            wordBreak: getComputedStyle(text).wordBreak, answerSize: parseFloat(getComputedStyle(text).fontSize),
+            statusSize: parseFloat(getComputedStyle(status).fontSize), statusColor: getComputedStyle(status).color,
+            answerColor: getComputedStyle(text).color,
+            apart: outputs.findIndex(o => o.contains(status)) > outputs.findIndex(o => o.contains(markdown)),
+            statusText: status.textContent};
+}"""
+
+
+def test_markdown_answer_streams_from_the_offline_model(lab: tuple[str, str, Path], tmp_path: Path) -> None:
+    """A new user's first cell: no key, so the bundled model answers. The answer renders as Markdown
+    while it streams (a code block), words are not broken, and the status line is a smaller, muted
+    line of its own below. With ``UPDATE_SCREENSHOT=1`` the cell becomes the README's picture."""
+    from jupyter_openai.local import find_model
+
+    if find_model() is None:
+        pytest.skip('the bundled model is not installed (pip install "jupyter-openai[local]")')
+    base, token, root = lab
+    import nbformat
+
+    cells = ["import os\nfor name in [n for n in os.environ if n.startswith('OPENAI_')]:\n    del os.environ[name]",
+             "%load_ext jupyter_openai",
+             f"%%complete -t 0 --seed 1 --max-tokens 90\n{MARKDOWN_PROMPT}"]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(notebook, root / "answer.ipynb")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1024, "height": 900})
+            page.goto(f"{base}/lab/tree/answer.ipynb?token={token}")
+            page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-Cell').length >= 3 && "
+                                   "(document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",
+                                   timeout=60_000)
+            page.evaluate(WATCH_ANSWER)
+            page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+            page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+            cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
+            expect(cell.locator(".jo-status")).to_contain_text("finish:", timeout=120_000)
+            found = page.evaluate(MEASURE_ANSWER)
+            states = page.evaluate("window.__states")
+            cell.screenshot(path=tmp_path / "answer.png")
+            print(f"markdown answer: {found}")
+            assert found["code"] >= 1, "the code block is rendered"
+            growing = [n for markdown, status, n in states if markdown and not status and 0 < n < found["length"]]
+            assert growing, f"rendered as Markdown while it streamed: {states[:20]}"
+            assert found["wordBreak"] != "break-all"
+            assert found["apart"], "the status line is an output of its own, below the answer"
+            assert found["statusSize"] < found["answerSize"] and found["statusColor"] != found["answerColor"]
+            assert "(offline" in found["statusText"]
+            if os.environ.get("UPDATE_SCREENSHOT") == "1":
+                (ROOT / "docs").mkdir(exist_ok=True)
+                shutil.copyfile(tmp_path / "answer.png", ROOT / "docs" / "answer.png")
+        except Exception:
+            page.screenshot(path=tmp_path / "failure.png", full_page=True)
+            raise
+        finally:
+            browser.close()
 
 
 def _output_length(page: Page) -> int:

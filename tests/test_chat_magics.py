@@ -21,6 +21,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from shown import status
 from test_magics import SLOW_WORDS, _interrupt_later, final_texts, run, value
 
 from jupyter_openai.chat_magics import ChatMagics
@@ -78,7 +79,7 @@ def test_help_is_generated_with_complete_options(shell: InteractiveShell) -> Non
 def test_the_next_cell_sees_the_earlier_turns(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
     cap = chat(shell, "My name is Ada", "cell-1", line="--system 'You are terse.'")
     assert final_texts(cap) == ["Echo: Ada is name My"]  # shown as %%complete shows it
-    assert "fake-chat" in cap.stdout and "finish: stop" in cap.stdout
+    assert status(cap).startswith("fake-chat · ") and status(cap).endswith("finish: stop")
     assert sent(server) == [("system", "You are terse."), ("user", "My name is Ada")]
     chat(shell, "What is my name?", "cell-2")
     assert sent(server) == [("system", "You are terse."), ("user", "My name is Ada"),

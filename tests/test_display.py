@@ -19,7 +19,16 @@ from IPython.terminal.interactiveshell import TerminalInteractiveShell
 from IPython.utils.capture import capture_output
 
 from jupyter_openai.call import Progress
-from jupyter_openai.display import CellView, Table, error_line, reasoning_bundle, use_display_handles
+from jupyter_openai.display import (
+    CellView,
+    Table,
+    WordWrap,
+    answer_bundle,
+    error_line,
+    reasoning_bundle,
+    status_bundle,
+    use_display_handles,
+)
 from jupyter_openai.outcome import status_line
 
 from fakeserver import TEST_KEY, FakeOpenAIServer
@@ -41,13 +50,20 @@ USAGE = {"prompt_tokens": 12, "completion_tokens": 40, "total_tokens": 52}
             "m · ? in / 5 out tokens · 1.00 s · 5.0 tok/s · finish: length",
         ),
         ((None, None, None, None, None, "error"), "? · tokens not reported · finish: - · error"),
-        (("m", USAGE, 0.5, 0.5, None, "interrupted"), "m · 12 in / 40 out tokens · 0.50 s · finish: - · interrupted"),
+        (("m", USAGE, 0.5, 0.5, None, "interrupted"),  # an answer in one piece: the rate over the whole call
+         "m · 12 in / 40 out tokens · 0.50 s · 80.0 tok/s · finish: - · interrupted"),
+        (("m", None, 2.0, 1.0, "stop", "ok", 30),
+         "m · ? in / ~30 out tokens (estimated from the stream) · 2.00 s · ~30.0 tok/s · finish: stop"),
+        (("m", USAGE, 2.5, 0.5, "stop", "ok", 7),  # the server's count wins over the estimate
+         "m · 12 in / 40 out tokens · 2.50 s · 20.0 tok/s · finish: stop"),
+        (("m", None, 1.0, 0.2, "stop", "ok", 0), "m · tokens not reported · 1.00 s · finish: stop"),
         (
             ("m", {"prompt_tokens": 3, "completion_tokens": 0}, 1.0, 0.1, "stop", "truncated"),
             "m · 3 in / 0 out tokens · 1.00 s · finish: stop · truncated",
         ),
     ],
-    ids=["full", "no-usage", "partial-usage", "error-nothing", "no-generation-time", "zero-tokens"],
+    ids=["full", "no-usage", "partial-usage", "error-nothing", "one-piece", "estimated", "reported-wins",
+         "nothing-streamed", "zero-tokens"],
 )
 def test_status_line(args: tuple, expected: str) -> None:
     assert status_line(*args) == expected
@@ -104,14 +120,35 @@ def terminal_view() -> CellView:
     return CellView(TerminalInteractiveShell.__new__(TerminalInteractiveShell))
 
 
-def test_terminal_view_prints_only_the_new_text(terminal_view: CellView, capsys: pytest.CaptureFixture[str]) -> None:
+def test_terminal_view_prints_whole_words_as_they_complete(terminal_view: CellView,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     steps = []
     for texts in (["Hel"], ["Hello"], ["Hello"], ["Hello, wor"]):
         terminal_view.update(Progress(texts))
         steps.append(capsys.readouterr().out)
     terminal_view.finish(Progress(["Hello, world"]))
     steps.append(capsys.readouterr().out)
-    assert steps == ["Hel", "lo", "", ", wor", "ld\n"]
+    assert steps == ["", "", "", "Hello, ", "world\n"]
+
+
+def test_word_wrap_breaks_lines_between_words() -> None:
+    written: list[str] = []
+    wrap = WordWrap(written.append, width=12)
+    for piece in ("colla", "borate on ", "notebooks\nand mod", "els togetherlongerthanaline end"):
+        wrap.feed(piece)
+    wrap.flush()
+    lines = "".join(written).split("\n")
+    assert lines == ["collaborate ", "on notebooks", "and models ", "togetherlongerthanaline", "end"]
+    assert all(len(line) <= 12 for line in lines if " " in line.strip())  # only a word wider than a line overflows
+
+
+def test_word_wrap_counts_markers_in_the_line() -> None:
+    written: list[str] = []
+    wrap = WordWrap(written.append, width=14)
+    wrap.mark("[answer] ")
+    wrap.feed("one two three")
+    wrap.flush()
+    assert "".join(written) == "[answer] one \ntwo three"
 
 
 def test_terminal_view_prints_extra_choices_at_the_end(capsys: pytest.CaptureFixture[str]) -> None:
@@ -163,16 +200,42 @@ def test_handle_view_gives_each_choice_its_block(shell: InteractiveShell) -> Non
     assert list(last.values()) == ["[choice 0]\nabc", "[choice 1]\nxy"]
 
 
-def test_handle_view_renders_markdown_at_the_end(shell: InteractiveShell) -> None:
+def test_handle_view_renders_markdown_as_it_streams(shell: InteractiveShell) -> None:
     view = CellView(shell, markdown=True)
     with capture_output() as cap:
         view.update(Progress(["# Ti"]))
         view.update(Progress(["# Title\n*b*"]))
         view.finish(Progress(["# Title\n*bold*"]))
     published = _published(cap)
-    assert all("text/markdown" not in data for _, _, data in published[:-1])
-    assert published[-1][1] is True
-    assert published[-1][2] == {"text/markdown": "# Title\n*bold*", "text/plain": "# Title\n*bold*"}
+    assert [(update, data) for _, update, data in published] == [
+        (False, {"text/markdown": "# Ti", "text/plain": "# Ti"}),
+        (True, {"text/markdown": "# Title\n*b*", "text/plain": "# Title\n*b*"}),
+        (True, {"text/markdown": "# Title\n*bold*", "text/plain": "# Title\n*bold*"}),
+    ]
+
+
+def test_answer_bundle_as_plain_text_wraps_at_words_and_escapes() -> None:
+    bundle = answer_bundle("a <b> & **c**", markdown=False)
+    assert bundle["text/plain"] == "a <b> & **c**"
+    assert bundle["text/html"].endswith(">a &lt;b&gt; &amp; **c**</div>")
+    assert "white-space:pre-wrap;word-break:normal" in bundle["text/html"]
+    assert answer_bundle("**c**", markdown=True) == {"text/markdown": "**c**", "text/plain": "**c**"}
+
+
+def test_status_bundle_is_muted_html_with_the_line_as_text() -> None:
+    bundle = status_bundle("m · 1 in / 2 out tokens · finish: <stop>")
+    assert bundle["text/plain"] == "m · 1 in / 2 out tokens · finish: <stop>"
+    assert bundle["text/html"].startswith('<div class="jo-status" style="font-size:85%;color:var(--jp-ui-font-color2,')
+    assert bundle["text/html"].endswith(">m · 1 in / 2 out tokens · finish: &lt;stop&gt;</div>")
+
+
+def test_status_shows_as_a_display_or_a_printed_line(shell: InteractiveShell, terminal_view: CellView,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    with capture_output() as cap:
+        CellView(shell).status("m · finish: stop")
+    assert [o.data for o in cap.outputs] == [status_bundle("m · finish: stop")] and cap.stdout == ""
+    terminal_view.status("m · finish: stop")
+    assert capsys.readouterr().out == "m · finish: stop\n"
 
 
 # -- reasoning (issue 11) ----------------------------------------------------------------------
@@ -197,7 +260,7 @@ def test_handle_view_shows_reasoning_in_its_own_block_first(shell: InteractiveSh
         (False, "[reasoning]\nThinking"), (True, "[reasoning]\nThinking hard."), (True, "[reasoning]\nThinking hard.")]
     assert [" open>" in d["text/html"] for i, _, d in published if i == reasoning_id] == [True, True, False]
     assert [(u, d) for i, u, d in published if i != reasoning_id] == [
-        (False, {"text/plain": "Ans"}), (True, {"text/plain": "Answer"})]
+        (False, answer_bundle("Ans", False)), (True, answer_bundle("Answer", False))]
 
 
 def test_handle_view_keeps_reasoning_open_when_no_answer_came(shell: InteractiveShell) -> None:
@@ -213,7 +276,7 @@ def test_handle_view_without_reasoning_shows_only_the_answer(shell: InteractiveS
     with capture_output() as cap:
         view.update(Progress(["Ans"], "Thinking"))
         view.finish(Progress(["Answer"], "Thinking"))
-    assert [data for _, _, data in _published(cap)] == [{"text/plain": "Ans"}, {"text/plain": "Answer"}]
+    assert [data for _, _, data in _published(cap)] == [answer_bundle("Ans", False), answer_bundle("Answer", False)]
 
 
 def test_terminal_view_marks_reasoning_and_answer(capsys: pytest.CaptureFixture[str]) -> None:
@@ -224,7 +287,7 @@ def test_terminal_view_marks_reasoning_and_answer(capsys: pytest.CaptureFixture[
         steps.append(capsys.readouterr().out)
     view.finish(Progress(["Answer"], "Hmm, yes."))
     steps.append(capsys.readouterr().out)
-    assert steps == ["[reasoning] Hmm", ", yes.", "\n[answer] An", "swer\n"]
+    assert steps == ["[reasoning] ", "Hmm, ", "yes.\n[answer] ", "Answer\n"]
 
 
 def test_terminal_view_without_reasoning(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
+from shown import status
 
-import jupyter_openai.magics as magics_module
 from jupyter_openai.display import CellView
 from jupyter_openai.log import session_log
 
@@ -115,7 +115,7 @@ def test_ctrl_c_while_showing_keeps_out_and_prints_one_line(shell: Any, server: 
     if where == "finish":
         monkeypatch.setattr(CellView, "finish", interrupt_once(CellView.finish))
     else:
-        monkeypatch.setattr(magics_module, "print", interrupt_once(print), raising=False)
+        monkeypatch.setattr(CellView, "status", interrupt_once(CellView.status))
     with capture_output() as shown:
         run_cell_magic(shell, "-o answer" + ("" if stream else " --no-stream"))
     assert shell.user_ns["answer"] == ANSWER
@@ -124,7 +124,7 @@ def test_ctrl_c_while_showing_keeps_out_and_prints_one_line(shell: Any, server: 
     assert session_log[-1]["status"] == "ok" and session_log[-1]["completion"] == ANSWER
     with capture_output() as shown:  # and the next call is shown as usual
         shell.run_cell_magic("complete", "", PROMPT)
-    assert shown.stderr == "" and "finish: stop" in shown.stdout
+    assert shown.stderr == "" and "finish: stop" in status(shown)
 
 
 def test_ctrl_c_while_showing_without_out(shell: Any, server: FakeOpenAIServer,

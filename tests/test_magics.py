@@ -24,6 +24,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from shown import answer_outputs, is_status, status, status_lines
 from traitlets.config import Config
 
 from jupyter_openai.call import UPDATES_PER_SECOND
@@ -62,7 +63,7 @@ def magics(shell: InteractiveShell) -> CompleteMagics:
 def blocks(cap: capture_output) -> dict[str, list[dict]]:
     """Display id -> every data bundle published for it (first display, then updates), in order."""
     found: dict[str, list[dict]] = {}
-    for output in cap.outputs:
+    for output in answer_outputs(cap):
         found.setdefault(output.transient["display_id"], []).append(output.data)
     return found
 
@@ -387,19 +388,33 @@ def test_quiet_shows_nothing_but_stores(shell: InteractiveShell, server: FakeOpe
     assert session_log[-1]["completion"] == ANSWER
 
 
-@pytest.mark.parametrize("how", ["option", "trait"])
-def test_markdown_format_renders_the_final_text(shell: InteractiveShell, server: FakeOpenAIServer, how: str) -> None:
+@pytest.mark.parametrize("how", ["default", "option", "trait"])
+def test_markdown_renders_while_it_streams(shell: InteractiveShell, server: FakeOpenAIServer, how: str) -> None:
+    """Jupyter's default: every update of the answer is Markdown (with its plain-text fallback)."""
     if how == "trait":
         config(shell, "CompleteMagics.output_format = 'markdown'")
+    server.add_fault(path="/chat", chunk_delay=0.06)
     cap = run(shell, f"%%complete{' --format markdown' if how == 'option' else ''}\n{PROMPT}")
     (published,) = blocks(cap).values()
+    assert len(published) >= 2, "the answer grew in more than one update"
     assert published[-1] == {"text/markdown": ANSWER, "text/plain": ANSWER}
-    assert all("text/markdown" not in data for data in published[:-1])
+    assert all(set(data) == {"text/markdown", "text/plain"} for data in published)
+    assert all(ANSWER.startswith(data["text/markdown"]) for data in published)
 
 
-def test_text_format_has_no_markdown(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
-    cap = run(shell, f"%%complete -f text\n{PROMPT}")
-    assert all(set(o.data) == {"text/plain"} for o in cap.outputs)
+@pytest.mark.parametrize("how", ["option", "trait"])
+def test_text_format_is_raw_text_that_wraps_at_words(shell: InteractiveShell, server: FakeOpenAIServer,
+                                                     how: str) -> None:
+    """``-f text``: the text as sent (no Markdown), in HTML that wraps at word boundaries, escaped."""
+    if how == "trait":
+        config(shell, "CompleteMagics.output_format = 'text'")
+    cap = run(shell, f"%%complete{' -f text' if how == 'option' else ''}\n**not bold** <b>")
+    (published,) = blocks(cap).values()
+    final = published[-1]
+    assert final["text/plain"] == "Echo: <b> bold** **not"
+    assert all(set(data) == {"text/plain", "text/html"} for data in published)
+    assert "word-break:normal" in final["text/html"] and "white-space:pre-wrap" in final["text/html"]
+    assert "&lt;b&gt; bold** **not</div>" in final["text/html"] and "<b>" not in final["text/html"]
 
 
 def test_generated_help_lists_every_option(shell: InteractiveShell) -> None:
@@ -461,7 +476,7 @@ def test_text_grows_in_one_output(shell: InteractiveShell, server: FakeOpenAISer
     cap = run(shell, "%%complete\nx")
     (published,) = blocks(cap).values()
     texts = [data["text/plain"] for data in published]
-    assert [o.update for o in cap.outputs] == [False] + [True] * (len(texts) - 1)
+    assert [o.update for o in answer_outputs(cap)] == [False] + [True] * (len(texts) - 1)
     assert len(texts) >= 4  # it grew while it arrived, not only at the end
     assert all(a != b and b.startswith(a) for a, b in zip(texts, texts[1:], strict=False))
     assert texts[-1] == "".join(words) == session_log[-1]["completion"]
@@ -486,22 +501,41 @@ def test_updates_are_coalesced(shell: InteractiveShell, server: FakeOpenAIServer
     assert published[-1]["text/plain"] == expected == session_log[-1]["completion"]
 
 
-def test_each_choice_has_its_block(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
-    cap = run(shell, f"%%complete -n 3\n{PROMPT}")
+@pytest.mark.parametrize(("fmt", "heading"), [("markdown", "**choice {}**\n\n"), ("text", "[choice {}]\n")])
+def test_each_choice_has_its_block(shell: InteractiveShell, server: FakeOpenAIServer, fmt: str, heading: str) -> None:
+    cap = run(shell, f"%%complete -n 3 -f {fmt}\n{PROMPT}")
     assert final_texts(cap) == [
-        f"[choice 0]\n{ANSWER}",
-        "[choice 1]\nEcho2: six five four three two one",
-        "[choice 2]\nEcho3: six five four three two one",
+        f"{heading.format(0)}{ANSWER}",
+        f"{heading.format(1)}Echo2: six five four three two one",
+        f"{heading.format(2)}Echo3: six five four three two one",
     ]
 
 
 def test_status_line(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
+    """A display of its own after the answer: small, muted HTML in the theme's colour, and the line
+    as text/plain; nothing of it on stdout."""
     cap = run(shell, f"%%complete\n{PROMPT}")
-    assert re.fullmatch(r"fake-chat · 6 in / 7 out tokens · \d+\.\d\d s · \d+\.\d tok/s · finish: stop\n", cap.stdout)
+    assert re.fullmatch(r"fake-chat · 6 in / 7 out tokens · \d+\.\d\d s · \d+\.\d tok/s · finish: stop", status(cap))
+    assert is_status(cap.outputs[-1]) and cap.stdout == ""
+    html = cap.outputs[-1].data["text/html"]
+    assert "font-size:85%" in html and "var(--jp-ui-font-color2" in html and html.endswith(f">{status(cap)}</div>")
     cap = run(shell, f"%%complete -m davinci-002 --max-tokens 3\n{PROMPT}")
-    assert re.fullmatch(
-        r"davinci-002 · 6 in / 3 out tokens · \d+\.\d\d s · \d+\.\d tok/s · finish: length\n", cap.stdout
-    )
+    assert re.fullmatch(r"davinci-002 · 6 in / 3 out tokens · \d+\.\d\d s · \d+\.\d tok/s · finish: length",
+                        status(cap))
+
+
+def test_status_line_estimates_tokens_when_a_stream_has_no_usage(shell: InteractiveShell,
+                                                                 server: FakeOpenAIServer) -> None:
+    """A server that sends no usage in streams: the pieces received, marked as an estimate, with a
+    rate; the log's server-reported token columns stay None."""
+    server.add_fault(reject_stream_options=True)  # the client retries without include_usage
+    cap = run(shell, f"%%complete\n{PROMPT}")
+    assert re.fullmatch(r"fake-chat · \? in / ~7 out tokens \(estimated from the stream\) · \d+\.\d\d s · "
+                        r"~\d+\.\d tok/s · finish: stop", status(cap)), status(cap)
+    record = session_log[-1]
+    assert (record["prompt_tokens"], record["completion_tokens"], record["total_tokens"]) == (None, None, None)
+    cap = run(shell, f"%%complete --no-stream\n{PROMPT}")  # the server counted: no estimate
+    assert "6 in / 7 out tokens ·" in status(cap)
 
 
 # == 5. prompts are sent as written ==========================================================
@@ -695,7 +729,8 @@ def test_fault_through_the_magic(
     assert record["status"] == status
     assert len([r for r in server.requests if r.method == "POST"]) == requests  # a 404 may list models once
     assert "Traceback" not in cap.stdout + cap.stderr
-    assert cap.stdout.count("\n") == 1 and "finish:" in cap.stdout  # the status line
+    (shown_status,) = status_lines(cap)  # one status line, and nothing on stdout
+    assert cap.stdout == "" and "finish:" in shown_status
     if status == "ok":
         assert cap.stderr == ""
     else:
@@ -705,7 +740,7 @@ def test_fault_through_the_magic(
             assert part in cap.stderr
         if status == "error":
             assert record["error"] and all(part in record["error"] for part in parts)
-            assert status in cap.stdout
+            assert status in shown_status
         if server.requests and parts and parts[0][:3].isdigit():
             posted = [r for r in server.requests if r.method == "POST"]
             assert f"[request id {posted[-1].request_id}]" in cap.stderr
@@ -782,7 +817,7 @@ def test_ctrl_c_mid_stream(shell: InteractiveShell, server: FakeOpenAIServer) ->
     assert record["completion"] and full.startswith(record["completion"]) and record["completion"] != full
     assert final_texts(cap) == [record["completion"]]  # the partial text stays on screen
     assert one_line(cap.stderr) and cap.stderr.startswith("Interrupted")
-    assert "Traceback" not in cap.stdout + cap.stderr and "interrupted" in cap.stdout
+    assert "Traceback" not in cap.stdout + cap.stderr and "interrupted" in status(cap)
     assert streaming, "no stream connection was seen on the server"
     assert wait_closed(server, streaming), "the stream's connection was left open"
     cap = run(shell, f"%%complete\n{PROMPT}")  # the kernel stays usable
@@ -800,7 +835,8 @@ def test_ctrl_c_while_waiting_for_the_first_byte(shell: InteractiveShell, server
         timer.cancel()
     assert time.monotonic() - started < 2.0
     assert session_log[-1]["status"] == "interrupted"
-    assert cap.outputs == [] and one_line(cap.stderr) and cap.stderr.startswith("Interrupted")
+    assert answer_outputs(cap) == [] and one_line(cap.stderr) and cap.stderr.startswith("Interrupted")
+    assert "interrupted" in status(cap)
     cap = run(shell, f"%%complete\n{PROMPT}")
     assert final_texts(cap) == [ANSWER]
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from fakeserver_models import REFUSAL_TEXT, reasoning_text
 from IPython.utils.capture import capture_output
+from shown import answer_outputs, status
 
 from jupyter_openai.log import session_log
 
@@ -36,7 +37,7 @@ def run(shell: Any, cell: str) -> capture_output:
 def by_display(cap: capture_output) -> dict[str, list[dict]]:
     """Display id -> every bundle published for it, in order (the dict keeps first-display order)."""
     found: dict[str, list[dict]] = {}
-    for output in cap.outputs:
+    for output in answer_outputs(cap):
         found.setdefault(output.transient["display_id"], []).append(output.data)
     return found
 
@@ -53,10 +54,11 @@ def test_reasoning_has_its_own_display_above_the_answer(shell: Any, server: Fake
                      f'font-size:90%;white-space:pre-wrap;margin:0.2em 0 0.4em 1em">{REASONING}</div></details>',
         "text/plain": f"[reasoning]\n{REASONING}"}
     assert all(' open>' in data["text/html"] for data in reasoning[:-1])  # open while the answer streams
-    assert answer[-1] == {"text/plain": ANSWER} and all("text/html" not in data for data in answer)
+    assert answer[-1] == {"text/markdown": ANSWER, "text/plain": ANSWER}  # the answer, rendered as Markdown
+    assert all("text/html" not in data for data in answer)
     assert all(REASONING[:8] not in data["text/plain"] for data in answer)
     assert shell.user_ns["answer"] == ANSWER and cap.stderr == ""
-    assert cap.stdout.startswith(f"{model} · 3 in / 16 out tokens (12 reasoning) · ")
+    assert status(cap).startswith(f"{model} · 3 in / 16 out tokens (12 reasoning) · ") and cap.stdout == ""
     record = session_log[-1]
     assert (record["completion"], record["reasoning"], record["reasoning_tokens"], record["refusal"]) == (
         ANSWER, REASONING, 12, None)
@@ -71,16 +73,16 @@ def test_reasoning_can_be_hidden(shell: Any, server: FakeOpenAIServer, how: str,
         shell.run_line_magic("config", "CompleteMagics.show_reasoning = False")
     cap = run(shell, f"%%complete -m fake-reasoner{option}{stream}\n{PROMPT}")
     (answer,) = by_display(cap).values()
-    assert answer[-1] == {"text/plain": ANSWER}
-    assert all(list(data) == ["text/plain"] and REASONING[:8] not in data["text/plain"] for data in answer)
+    assert answer[-1] == {"text/markdown": ANSWER, "text/plain": ANSWER}
+    assert all(REASONING[:8] not in text for data in answer for text in data.values())
     assert session_log[-1]["reasoning"] == REASONING  # hidden, still logged
 
 
 def test_the_option_hides_reasoning_for_one_call_only(shell: Any, server: FakeOpenAIServer) -> None:
     hidden = run(shell, f"%%complete -m fake-reasoner --no-reasoning\n{PROMPT}")
     shown = run(shell, f"%%complete -m fake-reasoner\n{PROMPT}")
-    assert not any("text/html" in o.data for o in hidden.outputs)
-    assert any("text/html" in o.data for o in shown.outputs)
+    assert not any("<details" in o.data.get("text/html", "") for o in hidden.outputs)
+    assert any("<details" in o.data.get("text/html", "") for o in shown.outputs)
 
 
 def test_quiet_shows_no_reasoning_either(shell: Any, server: FakeOpenAIServer) -> None:
@@ -90,7 +92,7 @@ def test_quiet_shows_no_reasoning_either(shell: Any, server: FakeOpenAIServer) -
 
 def test_models_without_reasoning_show_no_reasoning_block(shell: Any, server: FakeOpenAIServer) -> None:
     cap = run(shell, f"%%complete -m gpt-5.4-mini --reasoning-effort high\n{PROMPT}")
-    assert not any("text/html" in o.data for o in cap.outputs)
+    assert not any("<details" in o.data.get("text/html", "") for o in cap.outputs)
     assert (session_log[-1]["reasoning"], session_log[-1]["reasoning_tokens"]) == (None, 16)
 
 
@@ -143,8 +145,8 @@ def test_a_bad_reasoning_trait_is_refused_and_left_as_it_was(shell: Any, server:
 def test_refusal_is_one_line_and_logged(shell: Any, server: FakeOpenAIServer, stream: str) -> None:
     cap = run(shell, f"%%complete -m fake-refuser -o answer{stream}\n{PROMPT}")
     assert cap.stderr == f"Refused: {REFUSAL_TEXT}\n"
-    assert cap.outputs == [] and shell.user_ns["answer"] == ""
-    assert cap.stdout.startswith("fake-refuser · 3 in / 8 out tokens · ")
+    assert answer_outputs(cap) == [] and shell.user_ns["answer"] == ""
+    assert status(cap).startswith("fake-refuser · 3 in / 8 out tokens · ")
     record = session_log[-1]
     assert (record["completion"], record["refusal"], record["status"], record["reasoning"]) == (
         "", REFUSAL_TEXT, "ok", None)
@@ -159,5 +161,5 @@ def test_refusal_on_the_responses_endpoint(shell: Any, server: FakeOpenAIServer)
 def test_reasoning_on_the_responses_endpoint(shell: Any, server: FakeOpenAIServer) -> None:
     cap = run(shell, f"%%complete -m fake-reasoner -e responses\n{PROMPT}")
     reasoning, answer = by_display(cap).values()
-    assert reasoning[-1]["text/plain"] == f"[reasoning]\n{REASONING}" and answer[-1] == {"text/plain": ANSWER}
+    assert reasoning[-1]["text/plain"] == f"[reasoning]\n{REASONING}" and answer[-1]["text/plain"] == ANSWER
     assert (session_log[-1]["reasoning"], session_log[-1]["reasoning_tokens"]) == (REASONING, 12)

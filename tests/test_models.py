@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from IPython.utils.capture import capture_output
 from scripted_server import chat_answer, sse
+from shown import answer_outputs, status
 from traitlets.config import Config
 
 from jupyter_openai import models
@@ -87,7 +88,7 @@ def test_no_model_configured_sends_the_servers_first_model(make_shell: Callable[
     assert calls(server) == [("GET", "/v1/models"), ("POST", "/v1/chat/completions"),
                              ("POST", "/v1/chat/completions")]
     assert [r.body["model"] for r in server.requests[1:]] == ["zeta-chat", "zeta-chat"]
-    assert first.stdout.startswith("zeta-chat · 3 in / 4 out tokens · ")
+    assert status(first).startswith("zeta-chat · 3 in / 4 out tokens · ")
     assert [(r["model"], r["requested_model"]) for r in session_log] == [("zeta-chat", "zeta-chat")] * 2
     shell.run_line_magic("config", "CompleteMagics.timeout = 7.0")  # new settings: a new client asks again
     run(shell, f"%complete {PROMPT}")
@@ -149,7 +150,7 @@ def test_status_line_and_log_name_both_models_when_they_differ(make_shell: Calla
     config.CompleteMagics.model = "gpt-5.4-mini"
     shell = make_shell(config, env(scripted_server.url))
     cap = run(shell, f"%%complete{stream}\n{PROMPT}")
-    assert cap.stdout.startswith("gpt-5.4-mini-2026-03-05 (asked for gpt-5.4-mini) · 1 in / 1 out tokens · ")
+    assert status(cap).startswith("gpt-5.4-mini-2026-03-05 (asked for gpt-5.4-mini) · 1 in / 1 out tokens · ")
     record = session_log[-1]
     assert (record["model"], record["requested_model"], record["completion"]) == (
         "gpt-5.4-mini-2026-03-05", "gpt-5.4-mini", "hi")
@@ -174,7 +175,7 @@ def test_unknown_model_through_the_magic_is_one_line(shell: Any, server: FakeOpe
     assert lines[0].startswith("404 Not found: The model `gpt5-mini` does not exist")
     near = lines[0].split("Available models closest to 'gpt5-mini': ")[1].split(" (code=")[0].split(", ")
     assert len(near) == 5 and near[0] == "gpt-5.4-mini" and set(near) <= set(server.models)
-    assert cap.outputs == [] and cap.stdout.startswith("gpt5-mini · tokens not reported · ")
+    assert answer_outputs(cap) == [] and status(cap).startswith("gpt5-mini · tokens not reported · ")
     assert (session_log[-1]["status"], session_log[-1]["error"]) == ("error", lines[0])
     assert [m for m, _ in calls(server)] == ["POST", "GET"]
 

@@ -66,6 +66,17 @@ def test_the_six_notebooks_exist() -> None:
     assert [p.name for p in NOTEBOOKS] == EXPECTED
 
 
+@pytest.mark.parametrize("path", [*NOTEBOOKS, *sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))],
+                         ids=lambda p: p.stem)
+def test_settings_come_from_the_public_function(path: Path) -> None:
+    """Notebooks read settings with ``settings_report()`` (or ``%complete_config``), never through the
+    magics object."""
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    assert "find_magic" not in code and "__self__" not in code and "magics_manager" not in code
+    if "magics." in code or "settings[" in code:
+        assert "settings_report()" in code
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_goal_at_the_top_and_exercises_at_the_end(path: Path) -> None:
     nb = _load(path)

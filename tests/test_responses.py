@@ -16,6 +16,7 @@ from fakeserver_checks import checker, oneof_to_anyof, responses_components
 from fakeserver_models import REFUSAL_TEXT, reasoning_text
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
+from shown import answer_outputs, status
 
 from jupyter_openai import responses
 from jupyter_openai.client import OpenAIClient
@@ -222,8 +223,8 @@ def test_magic_option_sends_to_responses(shell: Any, server: FakeOpenAIServer, c
         "model": "fake-chat", "input": PROMPT, "instructions": "Be brief.", "max_output_tokens": 40,
         "reasoning": {"effort": "low"}, "text": {"verbosity": "low"}}
     assert ("stream" in body) is (not stream)
-    assert shell.user_ns["answer"] == ANSWER and cap.outputs[-1].data == {"text/plain": ANSWER}
-    assert cap.stderr == "" and cap.stdout.startswith("fake-chat · 5 in / 4 out tokens · ")
+    assert shell.user_ns["answer"] == ANSWER and answer_outputs(cap)[-1].data["text/plain"] == ANSWER
+    assert cap.stderr == "" and status(cap).startswith("fake-chat · 5 in / 4 out tokens · ")
     record = session_log[-1]
     assert (record["endpoint"], record["system"], record["completion"], record["status"]) == (
         "responses", "Be brief.", ANSWER, "ok")

@@ -4,6 +4,7 @@ set values, click buttons, wait for the worker thread and read the widgets' stat
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -73,6 +74,9 @@ def all_widgets(root: W.Widget) -> list[W.Widget]:
         stack.extend(w for w in (getattr(widget, "layout", None), getattr(widget, "style", None)) if w is not None)
     return found
 
+ANSWER_OUTPUT = {"output_type": "display_data", "data": {"text/markdown": ANSWER, "text/plain": ANSWER},
+                 "metadata": {"jupyter_openai": "answer"}}
+
 
 # ---------------------------------------------------------------- submit, output, status, log
 def test_submit_streams_into_output_writes_status_and_log(make_form, server, log):
@@ -80,7 +84,7 @@ def test_submit_streams_into_output_writes_status_and_log(make_form, server, log
     form._temperature.value = 0.3
     run(form)
     assert form.text == ANSWER and form.output_text == ANSWER
-    assert form._output.outputs == ({"output_type": "stream", "name": "stdout", "text": ANSWER},)
+    assert form._output.outputs == (ANSWER_OUTPUT,)  # rendered as Markdown
     assert form.status_text.startswith("fake-chat · 3 in / 4 out tokens · ") and form.status_text.endswith(
         "finish: stop"
     )
@@ -100,9 +104,9 @@ def test_non_streamed_call_and_n_choices(make_form, server, log):
     run(form)
     assert "stream" not in server.requests[-1].body and server.requests[-1].body["n"] == 2
     assert form.texts == [ANSWER, "Echo2: three two one"]
-    assert [o["text"] for o in form._output.outputs] == [
-        f"[choice 0]\n{ANSWER}\n",
-        "[choice 1]\nEcho2: three two one\n",
+    assert [o["data"]["text/markdown"] for o in form._output.outputs] == [
+        f"**choice 0**\n\n{ANSWER}\n",
+        "**choice 1**\n\nEcho2: three two one\n",
     ]
     assert form.preview == "%%complete -n 2 --no-stream"
     assert json.loads(log[-1]["completions"]) == form.texts
@@ -385,7 +389,7 @@ def test_faults_show_one_red_line_and_are_logged(make_form, server, log, name):
     server.add_fault(path="/chat", **fault)
     run(form)
     assert message in form.error_text and "\n" not in form.error_text and "Traceback" not in form.error_text
-    assert form._error.style.text_color == "#c62828" and "error" in form.status_text
+    assert "jo-error" in form._error._dom_classes and "error" in form.status_text  # red by the theme's error colour
     assert ("partial text kept" in form.error_text) == partial and bool(form.text) == partial
     assert "Traceback" not in form.output_text
     assert log[-1]["status"] == "error" and log[-1]["source"] == "form" and message in log[-1]["error"]
@@ -481,3 +485,23 @@ def test_submit_does_not_block_the_caller(make_form, server):
     form.submit()  # ignored while running
     assert threading.active_count() >= 2 and form.wait(5) and form.text == ANSWER
     assert len([r for r in server.requests if r.path.endswith("/chat/completions")]) == 1
+
+
+def test_form_colours_come_from_the_theme(make_form):
+    """No fixed colours: the form's stylesheet uses the front end's theme variables (with fallbacks)."""
+    form = make_form()
+    (sheet,) = [w for w in form.children if isinstance(w, W.HTML) and "<style>" in w.value]
+    css = sheet.value
+    assert ".jupyter-openai-form .jo-output { border: 1px solid var(--jp-border-color2" in css
+    assert ".jupyter-openai-form .jo-error { color: var(--jp-error-color1" in css
+    assert sheet.layout.display == "none"
+    assert not re.search(r"(?<!, )#[0-9a-fA-F]{3,6}\b", css), "a colour outside a var() fallback"
+    assert form._output.layout.border is None
+
+
+def test_text_format_shows_raw_text_that_wraps_at_words(make_form):
+    form = make_form(defaults={**DEFAULTS, "output_format": "text"}, prompt="**not** bold")
+    run(form)
+    (shown,) = form._output.outputs
+    assert shown["data"]["text/plain"] == "Echo: bold **not**" == form.output_text
+    assert "text/markdown" not in shown["data"] and "word-break:normal" in shown["data"]["text/html"]

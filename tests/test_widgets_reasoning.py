@@ -116,7 +116,7 @@ def test_reasoning_shows_above_the_answer(make_form: Callable[..., CompletionFor
     assert reasoning["output_type"] == "display_data" and "<details" in reasoning["data"]["text/html"]
     assert " open>" not in reasoning["data"]["text/html"]  # folded: the answer is complete
     assert reasoning["data"]["text/plain"] == f"[reasoning]\n{REASONING}"
-    assert answer == {"output_type": "stream", "name": "stdout", "text": ANSWER}
+    assert answer["data"] == {"text/markdown": ANSWER, "text/plain": ANSWER}
     assert (form.text, form.reasoning, form.output_text) == (ANSWER, REASONING, ANSWER)
     assert (log[-1]["completion"], log[-1]["reasoning"]) == (ANSWER, REASONING)
 
@@ -124,7 +124,7 @@ def test_reasoning_shows_above_the_answer(make_form: Callable[..., CompletionFor
 def test_show_reasoning_off_hides_it(make_form: Callable[..., CompletionForm], log: SessionLog) -> None:
     form = make_form({"show_reasoning": False}, model="fake-reasoner-ollama")
     run(form)
-    assert form._output.outputs == ({"output_type": "stream", "name": "stdout", "text": ANSWER},)
+    assert [o["data"] for o in form._output.outputs] == [{"text/markdown": ANSWER, "text/plain": ANSWER}]
     assert log[-1]["reasoning"] == REASONING
 
 
@@ -134,7 +134,7 @@ def test_complete_form_follows_the_show_reasoning_trait(shell: Any, server: Fake
         form = shell.run_cell("%complete_form -m fake-reasoner one two three").result
     try:
         run(form)
-        assert [o["output_type"] for o in form._output.outputs] == ["stream"] and form.text == ANSWER
+        assert [o["metadata"]["jupyter_openai"] for o in form._output.outputs] == ["answer"] and form.text == ANSWER
     finally:
         form.close()
 
