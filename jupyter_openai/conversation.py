@@ -94,8 +94,9 @@ class Conversation:
         return head + [message for turn in self.turns for message in turn.messages()]
 
     def to_input(self) -> list[dict[str, str]]:
-        """The turns as the Responses API's ``input`` list (the system message goes as ``instructions``)."""
-        return self.to_messages(system=False)
+        """The turns as the Responses API's ``input`` list of message items (the system message goes as
+        ``instructions``)."""
+        return [{"type": "message", **message} for message in self.to_messages(system=False)]
 
     def index_of(self, key: str | None) -> int | None:
         """The position of the turn made by cell ``key``, or None."""

@@ -71,9 +71,12 @@ class CallRequest:
         return [*head, *self.history, {"role": "user", "content": self.prompt}]
 
     def input(self) -> str | list[dict[str, str]]:
-        """The Responses API's ``input``: the prompt, or with a history the list of messages
-        (the system message goes apart, as ``instructions``)."""
-        return [*self.history, {"role": "user", "content": self.prompt}] if self.history else self.prompt
+        """The Responses API's ``input``: the prompt, or with a history the list of message items
+        (``type: message``, which llama.cpp's ``llama-server`` needs to read them; the system message
+        goes apart, as ``instructions``)."""
+        if not self.history:
+            return self.prompt
+        return [{"type": "message", **message} for message in [*self.history, {"role": "user", "content": self.prompt}]]
 
     def messages_sent(self) -> int | None:
         """How many messages the request sends (the system message or instructions counted; None

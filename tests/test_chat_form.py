@@ -101,10 +101,11 @@ def test_the_responses_endpoint_and_the_caps(client: OpenAIClient, server: FakeO
     form = ChatForm(client, log=SessionLog(), defaults=DEFAULTS, name="r", registry=registry, max_turns=2,
                     endpoint="responses")
     try:
+        assert form.wait_models(10)  # its GET /models is not the call
         send(form, "e")
-        assert server.requests[-1].body["input"] == [{"role": "user", "content": "c"},
-                                                     {"role": "assistant", "content": "d"},
-                                                     {"role": "user", "content": "e"}]
+        call = next(r for r in reversed(server.requests) if r.path.endswith("/responses"))
+        assert [(m["role"], m["content"]) for m in call.body["input"]] == [
+            ("user", "c"), ("assistant", "d"), ("user", "e")]
         assert [t.user for t in registry["r"]] == ["c", "e"]
         form._endpoint.value = "completions"
         form._prompt.value = "f"

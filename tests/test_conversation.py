@@ -34,7 +34,7 @@ def test_a_new_cell_sees_every_earlier_turn_and_appends() -> None:
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "My name is Ada"}, {"role": "assistant", "content": "A:My name is Ada"},
         {"role": "user", "content": "What is my name?"}, {"role": "assistant", "content": "Ada"}]
-    assert conversation.to_input() == conversation.to_messages()[1:]  # instructions carry the system message
+    assert conversation.to_input() == [{"type": "message", **m} for m in conversation.to_messages()[1:]]
 
 
 def test_rerunning_a_cell_replaces_its_turn_in_place_and_sees_only_the_turns_above() -> None:
@@ -154,7 +154,7 @@ def test_a_request_carries_the_history_on_chat_and_responses() -> None:
     chat = build_request({"prompt": "c", "model": "m", "system": "s", "history": history})
     assert [m["content"] for m in chat.messages()] == ["s", "a", "b", "c"] and chat.messages_sent() == 4
     responses = build_request({"prompt": "c", "model": "m", "endpoint": "responses", "history": history})
-    assert responses.input() == [*history, {"role": "user", "content": "c"}]
+    assert responses.input() == [{"type": "message", **m} for m in [*history, {"role": "user", "content": "c"}]]
     assert build_request({"prompt": "c", "model": "m", "endpoint": "responses"}).input() == "c"
     with pytest.raises(ConfigurationError, match="chat and responses"):
         build_request({"prompt": "c", "model": "davinci-002", "history": history})
