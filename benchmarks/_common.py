@@ -53,14 +53,15 @@ class Server:
     ``/_control``). Use as a context manager; the child is always stopped.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *args: str) -> None:
+        self.args = list(args)  #: more fakeserver options (``--latency 0.1``)
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.root = ""
 
     def start(self, timeout: float = 20.0) -> Server:
         self.proc = subprocess.Popen(
-            [sys.executable, str(FAKESERVER), "--port", "0", "--no-auth"],
+            [sys.executable, str(FAKESERVER), "--port", "0", "--no-auth", *self.args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=str(ROOT), env=clean_env(),
         )
         deadline = time.monotonic() + timeout

@@ -28,11 +28,14 @@ UPDATES_PER_SECOND = 25
 
 
 class Origin(NamedTuple):
-    """Where a call came from, for its log record: ``magic``, ``chat`` or ``form``, the cell number,
-    and for a turn of a conversation its name and the turn's number (1-based)."""
+    """Where a call came from, for its log record: ``magic``, ``chat``, ``form`` or ``batch``, the cell
+    number, for a batch its id and the row's key, and for a turn of a conversation its name and the
+    turn's number (1-based)."""
 
     source: str = "magic"
     execution_count: int | None = None
+    batch_id: str | None = None
+    row_key: str | None = None
     conversation: str | None = None
     turn: int | None = None
 
@@ -174,6 +177,10 @@ def run_call(client: OpenAIClient, request: CallRequest, *, on_update: Callable[
                 attempt.status = "error"
         elif isinstance(attempt.result.error, OpenAIError):  # an answer of an unexpected shape
             attempt.error, attempt.status = attempt.result.error, "error"
+        if request.schema is not None and attempt.status == "ok":
+            from .schema import check_answer
+
+            check_answer(attempt.texts[0] if attempt.texts else "", request.schema)
     except ConfigurationError:
         raise
     except Cancelled:
@@ -279,6 +286,8 @@ class _Attempt:
             "error": redact(str(self.error), secrets) if self.error is not None else None,
             "request_id": request_id,
             "params": json.dumps(params, ensure_ascii=False, sort_keys=True),
+            "batch_id": origin.batch_id,
+            "row_key": origin.row_key,
             "conversation": origin.conversation,
             "turn": origin.turn,
             "messages_sent": request.messages_sent(),

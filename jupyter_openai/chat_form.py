@@ -104,7 +104,7 @@ class ChatForm(CompletionForm):
 
     def _origin(self) -> Origin:
         plan = self._plan
-        return Origin("form", None, self.conversation.name, plan.index + 1 if plan is not None else None)
+        return Origin("form", conversation=self.conversation.name, turn=plan.index + 1 if plan is not None else None)
 
     def _finished(self, outcome: CallOutcome) -> None:
         plan, request = self._plan, outcome.request or self._request

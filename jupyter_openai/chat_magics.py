@@ -168,7 +168,7 @@ class ChatMagics(Magics):
             error_line(f"Note: dropped the {plan.dropped} oldest turn(s) of conversation {conversation.name!r} "
                        f"to send {plan.why}")
         number = plan.index + 1
-        origin = Origin("chat", settings._cell_number(), conversation.name, number)
+        origin = Origin("chat", settings._cell_number(), conversation=conversation.name, turn=number)
 
         def keep(outcome: Any) -> None:
             if outcome.status in KEPT:

@@ -244,15 +244,23 @@ class OpenAIClient:
     def _secrets(self) -> tuple[str, ...]:
         return (self.settings.api_key,) if self.settings.api_key else ()
 
+    def api_request(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+                    files: Mapping[str, Any] | None = None) -> requests.Response:
+        """Any other route of the API (``/files``, ``/batches``), with the same retries and errors; ``files``
+        sends ``body`` as multipart form fields with these files (``requests``' ``files=``)."""
+        return self._send(method, path, body, stream=False, files=files)
+
     def _send(self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool,
-              cancel: CancelToken | None = None) -> requests.Response:
+              cancel: CancelToken | None = None, files: Mapping[str, Any] | None = None) -> requests.Response:
         """Send with retries; return a response with status < 400 or raise."""
         settings = self.settings
         settings.require_key()
         url = settings.base_url + path
         headers = settings.wire_headers(USER_AGENT)  # str values, the key masked in reprs
-        data = None
-        if body is not None:
+        data: Any = None
+        if files is not None:
+            data = body
+        elif body is not None:
             headers["Content-Type"] = "application/json"
             data = json.dumps(body).encode()
         if stream:
@@ -264,7 +272,7 @@ class OpenAIClient:
                 cancel.check()
             try:
                 response = self._session.request(method, url, data=data, headers=headers, timeout=timeout,
-                                                 stream=stream, proxies=settings.proxies())
+                                                 stream=stream, proxies=settings.proxies(), files=files)
             except requests.exceptions.RequestException as exc:
                 if not stale_retried and stale_connection(exc):
                     stale_retried = True  # a keep-alive race: the server never read this request
@@ -354,6 +362,22 @@ class OpenAIClient:
         if "timed out" in reason:
             return APITimeoutError(f"The stream stalled: no data for {self.settings.read_timeout:g} s")
         return APIConnectionError(f"The stream was cut off: {reason}")
+
+    def ensure_pool(self, size: int) -> None:
+        """Keep up to ``size`` connections per host (requests keeps 10), for ``size`` calls at once."""
+        for prefix in ("http://", "https://"):
+            adapter = self._session.get_adapter(prefix)
+            if getattr(adapter, "_pool_maxsize", size) < size:
+                self._session.mount(prefix, requests.adapters.HTTPAdapter(pool_connections=10, pool_maxsize=size))
+
+    def watch_responses(self, observe: Callable[[int, Mapping[str, str]], None]) -> Callable[[], None]:
+        """Call ``observe(status, headers)`` for every HTTP answer, retried ones included (a batch's rate
+        adapter listens); returns the function that stops it."""
+        def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+            observe(response.status_code, response.headers)
+
+        self._session.hooks["response"].append(hook)
+        return lambda: hook in self._session.hooks["response"] and self._session.hooks["response"].remove(hook)
 
     def close(self) -> None:
         """Close the connection pool."""

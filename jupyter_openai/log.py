@@ -1,9 +1,10 @@
 """The session log: one flat record per call, thread-safe, ready for ``pandas.DataFrame(log)``.
 
-A record is a flat dict whose columns are :data:`COLUMNS` (scalars only; the parameters
-sent and the texts of extra choices are JSON strings). Token counts are ``None`` when the
-server sent none, never a made-up 0. The key is never part of a record. With ``path``
-set, each record is also appended to a JSONL file as soon as it is made, so a crash loses
+A record is a flat dict whose columns are :data:`COLUMNS` (scalars only; the parameters sent and the
+texts of extra choices are JSON strings); it is kept as a tuple in that order, with values that repeat
+from call to call (the model, the parameters) kept once, since a batch logs a record per row. Token
+counts are ``None`` when the server sent none, never a made-up 0. The key is never part of a record.
+With ``path`` set, each record is also appended to a JSONL file as soon as it is made, so a crash loses
 at most the call in flight.
 
 Writing never loses the outcome: text that UTF-8 cannot encode (a lone surrogate) is written
@@ -50,11 +51,16 @@ COLUMNS: tuple[str, ...] = (
     "error",
     "request_id",
     "params",
+    "batch_id",
+    "row_key",
     "conversation",
     "turn",
     "messages_sent",
 )
 STATUSES = ("ok", "error", "interrupted", "truncated")
+#: Columns whose values repeat from call to call (a batch's thousands of rows): one copy of each value kept.
+_SHARED = frozenset({"source", "model", "requested_model", "endpoint", "host", "system", "finish_reason", "status",
+                     "params", "batch_id"})
 FILE_MODE = 0o600
 
 
@@ -87,7 +93,8 @@ class SessionLog(Sequence):
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
                  on_write_error: Callable[[str], None] | None = None) -> None:
-        self._records: list[dict[str, Any]] = []
+        self._records: list[tuple[Any, ...]] = []  #: one tuple per record, in COLUMNS order (a third of a dict)
+        self._shared: dict[str, str] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._warned: tuple[str, str] | None = None
@@ -113,7 +120,8 @@ class SessionLog(Sequence):
             row = {column: record.get(column) for column in COLUMNS}
             row["id"] = row["id"] or next(self._ids)
             row["timestamp"] = row["timestamp"] or utc_now()
-            self._records.append(row)
+            self._records.append(tuple(self._shared.setdefault(value, value) if column in _SHARED and
+                                       isinstance(value, str) else value for column, value in row.items()))
             if self._path:
                 self._write_line(self._path, row)
         return row
@@ -140,7 +148,9 @@ class SessionLog(Sequence):
     def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
     def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
         with self._lock:
-            return self._records[index]
+            if isinstance(index, slice):
+                return [dict(zip(COLUMNS, values, strict=True)) for values in self._records[index]]
+            return dict(zip(COLUMNS, self._records[index], strict=True))
 
     def __len__(self) -> int:
         return len(self._records)
@@ -148,17 +158,19 @@ class SessionLog(Sequence):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         with self._lock:
             snapshot = list(self._records)
-        return iter(snapshot)
+        return (dict(zip(COLUMNS, values, strict=True)) for values in snapshot)
 
     def tail(self, count: int = 10) -> list[dict[str, Any]]:
         """The last ``count`` records, oldest first."""
         with self._lock:
-            return list(self._records[-count:]) if count > 0 else []
+            rows = self._records[-count:] if count > 0 else []
+        return [dict(zip(COLUMNS, values, strict=True)) for values in rows]
 
     def clear(self) -> None:
         """Forget every record kept in memory (the JSONL file, if any, is left as is)."""
         with self._lock:
             self._records.clear()
+            self._shared.clear()
 
     def __repr__(self) -> str:
         return f"<SessionLog: {len(self)} call(s){', file ' + self._path if self._path else ''}>"
@@ -168,7 +180,8 @@ class SessionLog(Sequence):
         """A pandas DataFrame with one row per call (needs pandas)."""
         import pandas as pd
 
-        records = list(self)
+        with self._lock:
+            records = list(self._records)
         if not records:  # keeps one column per field, as for a full log
             return pd.DataFrame({column: [] for column in COLUMNS}, columns=list(COLUMNS))
         return pd.DataFrame.from_records(records, columns=list(COLUMNS))

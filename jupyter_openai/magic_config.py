@@ -11,12 +11,13 @@ session log, whose file is the ``log_file`` trait.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics
+from IPython.core.magic_arguments import argument
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, observe
 
 from .config import (
@@ -30,7 +31,7 @@ from .config import (
 )
 from .errors import ConfigurationError
 from .log import session_log
-from .params import ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES
+from .params import ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES, Param
 from .request import DEFAULTS
 from .traits import MaskedConfigMixin, SecretTrait
 
@@ -49,6 +50,29 @@ def usage_errors(*also: type[Exception]) -> Iterator[None]:
         yield
     except (ConfigurationError, *also) as exc:
         raise UsageError(str(exc)) from None
+
+
+def param_options(params: tuple[Param, ...], prefix: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add one magic option per parameter (flags, help and type from :mod:`~jupyter_openai.params`)."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for param in reversed(params):  # magic_arguments adds decorators in reverse order
+            func = argument(*param.flags, dest=param.name, help=prefix + param.help, **_argparse_kind(param))(func)
+        return func
+
+    return decorate
+
+
+def _argparse_kind(param: Param) -> dict[str, Any]:
+    if param.kind is bool:
+        return {"action": "store_true", "default": None}
+    if param.kind == (str, list):
+        return {"action": "append"}
+    if param.kind in (int, float):
+        return {"type": param.kind}
+    if param.choices:
+        return {"choices": param.choices}
+    return {}
 
 
 Secret = SecretTrait  # the trait's old name: it lives in traits.py with the masking of Config objects

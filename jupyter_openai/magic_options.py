@@ -1,6 +1,6 @@
-"""The magics' shared options: one argparse option per parameter of :mod:`~jupyter_openai.params`,
-and the whole set of call options ``%%complete`` and ``%%chat`` both take (so ``%%chat?`` lists
-what ``%%complete?`` lists, from the same declarations)."""
+"""The call options ``%%complete`` and ``%%chat`` both take, as one decorator (so ``%%chat?`` lists
+what ``%%complete?`` lists, from the same declarations: the parameters' options come from
+:func:`~jupyter_openai.magic_config.param_options`)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,8 @@ from typing import Any
 
 from IPython.core.magic_arguments import argument
 
-from .magic_config import FORMAT_HELP, FORMATS
+from .magic_config import FORMAT_HELP, FORMATS, param_options
 from .params import ENDPOINT_CHOICES, OPTION_PARAMS, Param
-
-
-def param_options(params: tuple[Param, ...], prefix: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Add one magic option per parameter (flags, help and type from :mod:`~jupyter_openai.params`)."""
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        for param in reversed(params):  # magic_arguments adds decorators in reverse order
-            func = argument(*param.flags, dest=param.name, help=prefix + param.help, **argparse_kind(param))(func)
-        return func
-
-    return decorate
 
 
 def call_options(system_help: str,
@@ -51,15 +40,3 @@ def call_options(system_help: str,
         return func
 
     return decorate
-
-
-def argparse_kind(param: Param) -> dict[str, Any]:
-    if param.kind is bool:
-        return {"action": "store_true", "default": None}
-    if param.kind == (str, list):
-        return {"action": "append"}
-    if param.kind in (int, float):
-        return {"type": param.kind}
-    if param.choices:
-        return {"choices": param.choices}
-    return {}

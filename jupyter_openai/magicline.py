@@ -76,6 +76,14 @@ def _a(noun: str) -> str:
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
+def schema_option(value: str | None, namespace: Mapping[str, Any]) -> Any:
+    """``--schema VALUE``: the notebook variable ``VALUE`` names (a dict or a pydantic model class),
+    else the text itself (JSON, or a path to a ``.json`` file); None when not given."""
+    if value is not None and value.isidentifier() and value in namespace:
+        return namespace[value]
+    return value
+
+
 def check_out_name(name: str) -> str:
     """``name`` when it can be a notebook variable (``--out``): an identifier that is not a keyword."""
     if not name:

@@ -18,9 +18,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .magic_config import ConfiguredMagics, usage_errors
-from .magic_options import call_options, param_options
-from .magicline import check_out_name, interpolate, option_value, split_options, unescape, unfilled_names
+from . import batch_magics
+from .magic_config import ConfiguredMagics, param_options, usage_errors
+from .magic_options import call_options
+from .magicline import check_out_name, interpolate, option_value, schema_option, split_options, unescape, unfilled_names
 from .params import ENDPOINTS, OPTION_PARAMS, PARAMS
 from .questions import keep_question_prompts
 
@@ -104,6 +105,7 @@ class CompleteMagics(ConfiguredMagics):
             error_line(f"Note: {fields} sent as written; add -i to fill it from your variables")
         options = {param.name: getattr(args, param.name, None) for param in OPTION_PARAMS}  # %%chat has fewer
         options["stop"] = [unescape(s) for s in args.stop] if args.stop else None
+        options["schema"] = schema_option(args.schema, self.shell.user_ns)
         system = unescape(args.system) if args.system is not None else None
         return {
             **options,
@@ -321,6 +323,7 @@ def load(ipython: Any) -> None:
 
     ipython.register_magics(CompleteMagics)
     chat_magics.load(ipython)
+    batch_magics.register(ipython)
     if keep_question_prompts not in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.append(keep_question_prompts)
 
@@ -332,6 +335,7 @@ def unload(ipython: Any) -> None:
     chat_magics.unload(ipython)
     while keep_question_prompts in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.remove(keep_question_prompts)
+    batch_magics.unregister(ipython)
     manager = ipython.magics_manager
     instance = manager.registry.pop(CompleteMagics.__name__, None)
     for kind, names in CompleteMagics.magics.items():

@@ -133,6 +133,10 @@ _PARAMS = [
           help="Responses: the API's name of max_tokens (at least 16, CreateResponse)."),
     Param("reasoning", dict, endpoints=_RE, help="Responses: {effort, summary}."),
     Param("text", dict, endpoints=_RE, help="Responses: {format, verbosity}."),
+    Param("response_format", dict, endpoints=_CH, help="Chat: {type: json_schema, json_schema: {...}} and the like."),
+    Param("schema", (str, dict, type), endpoints=_REASONING, flags=("--schema",),
+          help="JSON Schema the answer must match (JSON text, a .json file, or a notebook variable holding a dict "
+               "or a pydantic model class); sent as response_format (chat) or text.format (responses)."),
 ]
 PARAMS: dict[str, Param] = {p.name: p for p in _PARAMS}
 #: The parameters the magic has options for, in the order ``%%complete?`` lists them.
@@ -156,6 +160,9 @@ def check_params(endpoint: str, params: Mapping[str, Any], *, options: bool = Fa
             clean[name] = value
             continue
         spec = PARAMS.get(name)
+        if name == "schema":
+            raise ConfigurationError("schema is not an API field: build_request sends it as response_format "
+                                     "(chat) or text.format (responses)")
         if spec is None:
             raise ConfigurationError(f"unknown parameter {name!r} (pass extra_body={{...}} for server-specific fields)")
         if endpoint not in spec.endpoints:

@@ -55,6 +55,7 @@ class CallRequest:
     system: str | None = None
     stream: bool = True
     params: dict[str, Any] = field(default_factory=dict)
+    schema: dict[str, Any] | None = None  #: the JSON Schema the answer must match (sent in params)
     history: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -120,10 +121,16 @@ def build_request(options: Mapping[str, Any], defaults: Mapping[str, Any] = DEFA
     if system is None and endpoint != COMPLETIONS:
         system = defaults.get("system")
     stream = _given(options, "stream", defaults)
+    schema = params.pop("schema", None)
+    if schema is not None:
+        from .schema import check_schema, request_fields
+
+        schema = check_schema(schema)  # the offline model's server takes json_object with a schema (GUIDE 12)
+        params.update(request_fields(endpoint, schema, params, json_object=bool(defaults.get("offline"))))
     check_params(endpoint, params, options=True)
     history = _history(options.get("history"), endpoint)
     return CallRequest(prompt, model.strip(), endpoint, system or None, stream=bool(stream), params=params,
-                       history=history)
+                       schema=schema, history=history)
 
 
 def _history(history: Any, endpoint: str) -> list[dict[str, str]]:

@@ -39,6 +39,8 @@ def request_fields(params: Mapping[str, Any]) -> dict[str, Any]:
             body.setdefault("reasoning", {})["effort"] = value
         elif name == "verbosity":
             body.setdefault("text", {})["verbosity"] = value
+        elif name in ("text", "reasoning") and isinstance(value, Mapping):  # merged with verbosity/effort
+            body[name] = {**value, **body.get(name, {})}
         else:
             body[name] = value
     return body

@@ -119,6 +119,21 @@ def body_server(_session_body_server: BodyServer) -> BodyServer:
 
 
 @pytest.fixture
+def make_server() -> Iterator[Any]:
+    """``make_server(**kwargs)``: a fresh :class:`FakeOpenAIServer` (``latency=``, ``rate_limit=`` …), started
+    and stopped after the test."""
+    started: list[FakeOpenAIServer] = []
+
+    def make(**kwargs: Any) -> FakeOpenAIServer:
+        started.append(FakeOpenAIServer(**kwargs).start())
+        return started[-1]
+
+    yield make
+    for one in started:
+        one.stop()
+
+
+@pytest.fixture
 def canary_server() -> Iterator[FakeOpenAIServer]:
     """A server that accepts only the canary key."""
     with FakeOpenAIServer(api_key=CANARY_KEY) as server:

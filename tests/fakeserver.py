@@ -8,21 +8,26 @@ In-process::
         server.requests[-1].body
 
 Out of process: ``python tests/fakeserver.py --port 0 --api-key KEY`` (or ``--no-auth``; also
-``--profile``, ``--coalesce``, ``--lenient-models``, ``--models``) prints ``READY http://127.0.0.1:PORT/v1``;
-drive it with ``POST /_control/faults`` (a fault dict, or a list), ``POST /_control/reset`` and
-``GET /_control/requests``.
+``--profile``, ``--coalesce``, ``--lenient-models``, ``--models``, ``--latency``, ``--rate-limit N/SECONDS``)
+prints ``READY http://127.0.0.1:PORT/v1``; drive it with ``POST /_control/faults`` (a fault dict, or a
+list), ``POST /_control/reset`` and ``GET /_control/requests`` (``GET /_control/limits``: the rate limit's counts).
 
 Endpoints: ``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/completions``,
-``POST /v1/chat/completions``, ``POST /v1/responses`` (all three with ``stream: true``). The answer text
-is ``"Echo: "`` plus the prompt's (last user message's) words reversed; see ``fakeserver_payloads``
-(chat/completions bodies), ``fakeserver_responses`` (the Responses API) and ``fakeserver_models``
-(DEFAULT_MODELS; the ``gpt-5*``, ``fake-reasoner*`` and ``fake-refuser*`` families; profiles).
+``POST /v1/chat/completions``, ``POST /v1/responses`` (all three with ``stream: true``), and the Batch API
+(``/v1/files``, ``/v1/batches``: ``fakeserver_batches``, whose ``BatchStore`` is ``server.batches``).
+The answer text is ``"Echo: "`` plus the prompt's (last user message's) words reversed (with a
+``json_schema`` response format, a prompt that is JSON is answered as it is: a test writes the JSON the
+"model" answers); see ``fakeserver_payloads`` (chat/completions bodies), ``fakeserver_responses`` (the
+Responses API) and ``fakeserver_models`` (DEFAULT_MODELS; the ``gpt-5*``, ``fake-reasoner*`` and
+``fake-refuser*`` families; profiles).
 
 Constructor flags: ``profile`` ("openai" | "llama.cpp" | "llama-cpp-python", GUIDE §4/§12: the latter two
 have no ``/v1/models/{id}`` and list models their way); ``strict_models`` (a model not in ``models`` gets
 404 ``model_not_found``; default True for "openai", False for the local-server profiles, which accept
 any name); ``coalesce`` (False: every SSE event is its own HTTP chunk, as real servers flush, GUIDE §14;
-True: streams of more than 64 events go out in 64 KiB HTTP chunks, the best case for a reader).
+True: streams of more than 64 events go out in 64 KiB HTTP chunks, the best case for a reader);
+``latency`` (seconds every API request waits before its answer); ``rate_limit`` (a
+``fakeserver_batches.RateLimit``: requests over it get 429s; every answer carries ``x-ratelimit-*``).
 
 Faults: each request (``/_control/*`` excluded) takes the first queued fault whose ``path`` (substring)
 matches and uses one of its ``times`` (default 1, ``None`` = forever). Keys are listed in FAULT_KEYS;
@@ -46,12 +51,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 try:  # imported as part of a package (tests.fakeserver)
+    from . import fakeserver_batches as batches
     from . import fakeserver_errors as errors
     from . import fakeserver_models as models
     from . import fakeserver_payloads as payloads
     from . import fakeserver_responses as responses
     from . import fakeserver_wire as wire
 except ImportError:  # imported with tests/ on sys.path, or run as a script
+    import fakeserver_batches as batches  # type: ignore[no-redef]
     import fakeserver_errors as errors  # type: ignore[no-redef]
     import fakeserver_models as models  # type: ignore[no-redef]
     import fakeserver_responses as responses  # type: ignore[no-redef]
@@ -85,7 +92,8 @@ class FakeOpenAIServer:
 
     def __init__(self, api_key: str | None = TEST_KEY, host: str = "127.0.0.1", port: int = 0,
                  models: tuple[str, ...] | list[str] | None = None, profile: str = "openai",
-                 strict_models: bool | None = None, coalesce: bool = False) -> None:
+                 strict_models: bool | None = None, coalesce: bool = False, latency: float = 0.0,
+                 rate_limit: batches.RateLimit | None = None) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; one of {PROFILES}")
         local = profile != "openai"
@@ -93,6 +101,7 @@ class FakeOpenAIServer:
         self.models = tuple(models if models is not None else LOCAL_MODELS if local else DEFAULT_MODELS)
         self.strict_models = (not local) if strict_models is None else strict_models
         self.requests: list[RecordedRequest] = []
+        self.latency, self.rate_limit, self.batches = latency, rate_limit, batches.BatchStore()
         self._faults: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -157,6 +166,7 @@ class FakeOpenAIServer:
         with self._lock:
             self._faults.clear()
             self.requests.clear()
+        self.batches.reset()
 
     def _take_fault(self, path: str, body: Any) -> dict[str, Any] | None:
         with self._lock:
@@ -230,6 +240,10 @@ class _Handler(wire.BaseHandler):
         if path == "/_control/reset" and self.command == "POST":
             fake.reset()
             return self.send_json(200, {"ok": True})
+        if path == "/_control/limits":
+            limit = fake.rate_limit
+            return self.send_json(200, {"admitted": limit.admitted, "rejected": limit.rejected, "peak": limit.peak,
+                                        "requests": limit.requests, "window": limit.window} if limit else {})
         if path == "/_control/requests":
             with fake._lock:
                 records = [r.to_json() for r in fake.requests]
@@ -239,10 +253,17 @@ class _Handler(wire.BaseHandler):
     # ---- the API
     def _api(self, path: str, body: Any, raw: bytes, fault: dict[str, Any]) -> None:
         fake = self.server.fake
-        if fault.get("delay"):
-            fake._sleep(float(fault["delay"]))
+        if fault.get("delay") or fake.latency:
+            fake._sleep(float(fault.get("delay") or fake.latency))
         extra = {name: str(fault[key]) for key, name in (("retry_after", "Retry-After"),
                  ("retry_after_ms", "retry-after-ms"), ("should_retry", "x-should-retry")) if key in fault}
+        if fake.rate_limit is not None:
+            admitted, limits = fake.rate_limit.take()
+            extra.update(limits)
+            if not admitted:
+                error = errors.ApiError(429, "Rate limit reached for requests", None, "rate_limit_exceeded",
+                                        type="requests")
+                return self.send_json(429, error.body(), extra)
         if fault.get("reject_stream_options"):
             err = errors.ApiError(400, "Unrecognized request argument supplied: stream_options", "stream_options")
             return self.send_json(400, err.body(), extra)
@@ -252,6 +273,12 @@ class _Handler(wire.BaseHandler):
                                                fault.get("message"), fault.get("body_style", "openai"))
             return self.send(status, data, ctype, extra)
         self._check_auth()
+        handled = fake.batches.handle(self, path, raw, body)
+        if handled is not None:
+            status, answer = handled
+            if isinstance(answer, bytes):
+                return self.send(status, answer, "application/octet-stream", extra)
+            return self.send_json(status, answer, extra)
         if path in ("/v1/models", "/v1/models/") and self.command == "GET":
             return self.send_json(200, models.model_list(fake.models, fake.profile), extra)
         # llama-server and llama-cpp-python have no /v1/models/{id} (GUIDE §4, §12)
@@ -367,9 +394,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", choices=PROFILES, default="openai")
     parser.add_argument("--coalesce", action="store_true", help="pack long streams into 64 KiB HTTP chunks")
     parser.add_argument("--lenient-models", action="store_true", help="accept any model name")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds each API request waits")
+    parser.add_argument("--rate-limit", metavar="N/SECONDS", help="at most N API requests per window (429 past it)")
     args = parser.parse_args(argv)
+    limit = None
+    if args.rate_limit:
+        count, _, window = args.rate_limit.partition("/")
+        limit = batches.RateLimit(int(count), float(window or 1))
     server = FakeOpenAIServer(None if args.no_auth else args.api_key, args.host, args.port, args.models,
-                              args.profile, False if args.lenient_models else None, args.coalesce).start()
+                              args.profile, False if args.lenient_models else None, args.coalesce,
+                              latency=args.latency, rate_limit=limit).start()
     print(f"READY {server.url}", flush=True)
     try:
         threading.Event().wait()

@@ -11,6 +11,7 @@ description of that field), so a small budget can leave the visible answer empty
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -214,6 +215,23 @@ def _reasoning(model: str, prompt: str, limit: int, effort: str | None) -> tuple
     return [], 0
 
 
+def wants_json(body: dict) -> bool:
+    """True when the request asks for answers in a JSON Schema (chat ``response_format``, responses
+    ``text.format``)."""
+    chat_format = body.get("response_format") if isinstance(body.get("response_format"), dict) else {}
+    text = body.get("text") if isinstance(body.get("text"), dict) else {}
+    text_format = text.get("format") if isinstance(text.get("format"), dict) else {}
+    return "json_schema" in (chat_format.get("type"), text_format.get("type"))
+
+
+def is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
 def answer(kind: str, body: dict, fault: dict, stream: bool, prompt: str, i: int, limit: int,
            stop: list[str]) -> Choice:
     """One choice's visible answer: fault-shaped (chunks, words, huge), a refusal, or the echo text."""
@@ -226,6 +244,8 @@ def answer(kind: str, body: dict, fault: dict, stream: bool, prompt: str, i: int
     if fault.get("huge"):
         text = huge_text(int(fault["huge"]))
         return Choice([text], "length", len(text.split()))
+    if wants_json(body) and is_json(prompt):  # structured output: a prompt that is JSON is the answer
+        return Choice([prompt], "stop", len(prompt.split()))
     if kind != "completions" and models.is_refuser(body["model"]):
         choice = cut_words(models.REFUSAL_TEXT.split(), limit)
         choice.refusal = True

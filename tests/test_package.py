@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "jupyter_openai"
 #: Modules that must import without IPython or ipywidgets (GUIDE 1).
 CORE = ("config", "errors", "params", "request", "outcome", "sse", "connection", "results", "client", "cancel",
         "call", "log", "magicline", "responses", "stream", "adapt", "models", "secrets", "answers", "retries",
-        "chunked", "conversation")
+        "chunked", "schema", "batch", "batch_cache", "batch_local", "batch_api", "batch_run", "batch_ray", "local",
+        "conversation")
 MAX_LINES = 420
 
 

@@ -1,0 +1,259 @@
+"""A batch while it runs: the rows, their template and requests, the results, the summary record.
+
+Shared by :func:`~jupyter_openai.batch.run_batch` and its engines (:mod:`~jupyter_openai.batch_local`,
+:mod:`~jupyter_openai.batch_api`, :mod:`~jupyter_openai.batch_ray`): :class:`Rows` reads the input (a
+DataFrame or a list of dicts) one row at a time, :func:`render` fills the template, :func:`wire_body` is
+what a request is sent as (the cache key hashes it, the Batch API's JSONL holds it), :class:`BatchRun`
+keeps the results by row (one list per column, written to the cache as rows finish) and builds the
+output. No IPython here.
+"""
+
+from __future__ import annotations
+
+import string
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import batch_cache, responses
+from .adapt import takes_max_completion_tokens
+from .config import is_openai_host
+from .errors import ConfigurationError, redact
+from .log import SessionLog
+from .params import CHAT, ENDPOINT_PATHS, RESPONSES
+from .request import CallRequest
+
+ENGINES = ("local", "openai-batch", "ray", "jsonl")
+#: The result columns every row gets, after the input's own columns (a schema adds its fields).
+RESULT_COLUMNS = ("answer", "status", "error", "prompt_tokens", "completion_tokens", "total_tokens", "latency",
+                  "cost", "finish_reason", "cached")
+_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+DEFAULT_CACHE = "default"  #: ``cache=`` default: the file :func:`~jupyter_openai.batch_cache.default_path` names
+NOT_RUN = "not run"  #: the status of a row an interrupt left unsent
+
+
+class _Row(dict):
+    """A row as the template sees it: a field that is not a column is a one-line error."""
+
+    def __missing__(self, key: str) -> Any:
+        raise ConfigurationError(f"the template names {{{key}}}, which is not a column "
+                                 f"(columns: {', '.join(map(str, self)) or 'none'}; write {{{{ }}}} for braces)")
+
+
+_FORMATTER = string.Formatter()
+
+
+def render(template: str, row: Mapping[str, Any]) -> str:
+    """``template`` with its ``{column}`` fields filled from ``row`` (``{{ }}``: literal braces)."""
+    try:
+        return _FORMATTER.vformat(template, (), _Row(row))
+    except ConfigurationError:
+        raise
+    except (IndexError, ValueError, AttributeError, KeyError) as exc:
+        raise ConfigurationError(f"cannot fill the template: {exc}") from None
+
+
+def cost_of(record: Mapping[str, Any]) -> float | None:
+    """The cost of one row in USD: None until a price table is wired in (the hook for ``cost.py``)."""
+    return None
+
+
+def wire_body(request: CallRequest, base_url: str = "") -> tuple[str, dict[str, Any]]:
+    """The path and JSON body a request is sent as (what the cache key hashes and the JSONL holds)."""
+    params = dict(request.params)
+    if request.endpoint == CHAT:
+        body = {"model": request.model, "messages": request.messages(), **params}
+        if "max_tokens" in body and (is_openai_host(base_url) or takes_max_completion_tokens(request.model)):
+            body["max_completion_tokens"] = body.pop("max_tokens")
+    elif request.endpoint == RESPONSES:
+        body = {"model": request.model, "input": request.prompt, **responses.request_fields(params)}
+        if request.system:
+            body["instructions"] = request.system
+    else:
+        body = {"model": request.model, "prompt": request.prompt, **params}
+    return ENDPOINT_PATHS[request.endpoint], body
+
+
+class Rows:
+    """The input rows, read one at a time: a DataFrame (its index gives the row keys when unique) or
+    a sequence of mappings (keys are positions)."""
+
+    def __init__(self, rows: Any) -> None:
+        self.frame = rows if _is_frame(rows) else None
+        if self.frame is not None:
+            self.columns = [str(c) for c in rows.columns]
+            self._values = [rows[c].to_numpy(dtype=object) for c in rows.columns]
+            index = rows.index
+            self.keys = [str(k) for k in index] if index.is_unique else [str(i) for i in range(len(rows))]
+        elif isinstance(rows, Sequence) and not isinstance(rows, (str, bytes)):
+            if not all(isinstance(r, Mapping) for r in rows):
+                raise ConfigurationError("rows must be a DataFrame or a list of dicts")
+            self._list = rows
+            self.columns = list(dict.fromkeys(str(k) for r in rows for k in r))
+            self.keys = [str(i) for i in range(len(rows))]
+        else:
+            raise ConfigurationError(f"rows must be a DataFrame or a list of dicts, got {type(rows).__name__}")
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def row(self, i: int) -> Mapping[str, Any]:
+        if self.frame is not None:
+            return {name: values[i] for name, values in zip(self.columns, self._values, strict=True)}
+        return {str(k): v for k, v in self._list[i].items()}
+
+
+def _is_frame(value: Any) -> bool:
+    return type(value).__name__ == "DataFrame" and hasattr(value, "columns") and hasattr(value, "index")
+
+
+class Results:
+    """The result columns, one list per column, filled by row index as rows finish."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.columns: dict[str, list[Any]] = {name: [None] * size for name in RESULT_COLUMNS}
+        for i in range(size):
+            self.columns["status"][i] = NOT_RUN
+        self.extra: list[str] = []  #: schema fields, in the order first seen
+
+    def set(self, i: int, record: Mapping[str, Any], fields: Mapping[str, Any] | None = None) -> None:
+        for name in RESULT_COLUMNS:
+            self.columns[name][i] = record.get(name)
+        for name, value in (fields or {}).items():
+            if name not in self.columns:
+                self.columns[name] = [None] * self.size
+                self.extra.append(name)
+            self.columns[name][i] = value
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.columns["status"] if s == status)
+
+
+class BatchRun:
+    """One batch while it runs: the template request, the rows' keys, the cache, the results and the log.
+    Engines take rows from :meth:`pending` and hand each answer to :meth:`finish`."""
+
+    def __init__(self, rows: Rows, template: str, base: CallRequest, client: Any, *, cache: Any,
+                 log: SessionLog, concurrency: int, execution_count: int | None, progress: bool) -> None:
+        self.rows, self.template, self.base, self.client = rows, template, base, client
+        self.cache, self.log, self.concurrency, self.progress = cache, log, concurrency, progress
+        self.execution_count = execution_count
+        self.batch_id = f"batch_{uuid.uuid4().hex[:16]}"
+        self.results = Results(len(rows))
+        self.host = urlsplit(client.settings.base_url).netloc if client is not None else ""
+        self.keys: list[str | None] = []  #: the request key (cache key) of each row; None: it could not be built
+        self.interrupted = False
+        self.started = time.monotonic()
+
+    # -- requests ------------------------------------------------------------------
+    def request(self, i: int) -> CallRequest:
+        """Row ``i``'s request (raises :class:`ConfigurationError` when the row cannot fill the template)."""
+        base = self.base
+        prompt = render(self.template, self.rows.row(i))
+        if not prompt.strip():
+            raise ConfigurationError("the prompt is empty for this row")
+        return CallRequest(prompt, base.model, base.endpoint, base.system, False, base.params, base.schema)
+
+    def prepare(self) -> list[int]:
+        """Compute every row's key, fill the rows the cache has; the indices still to send."""
+        base_url = self.client.settings.base_url if self.client is not None else ""
+        for i in range(len(self.rows)):
+            try:
+                path, body = wire_body(self.request(i), base_url)
+                self.keys.append(batch_cache.request_key(self.host, path, body))
+            except ConfigurationError as exc:
+                self.keys.append(None)
+                self.results.set(i, {"status": "error", "error": str(exc), "cached": False})
+        found = self.cache.get_many(k for k in self.keys if k) if self.cache is not None else {}
+        pending = []
+        for i, key in enumerate(self.keys):
+            if key is None:
+                continue
+            if key in found:
+                self.results.set(i, {**found[key], "cached": True}, self.fields(found[key]))
+            else:
+                pending.append(i)
+        return pending
+
+    def fields(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The schema's fields of a finished row (none without a schema or an answer)."""
+        if self.base.schema is None or record.get("status") != "ok":
+            return {}
+        import json
+
+        from .schema import columns
+
+        try:
+            return columns(json.loads(record.get("answer") or ""))
+        except ValueError:
+            return {}
+
+    # -- answers -------------------------------------------------------------------
+    def finish(self, i: int, record: dict[str, Any]) -> None:
+        """Row ``i`` is done: keep its result (and, when ok, cache it)."""
+        record = {**record, "cost": cost_of(record), "cached": False}
+        if record.get("error") and self.client is not None:
+            record["error"] = redact(record["error"], self.client._secrets)
+        self.results.set(i, record, self.fields(record))
+        key = self.keys[i]
+        if record.get("status") == "ok" and self.cache is not None and key:
+            self.cache.put(key, {k: v for k, v in record.items() if k not in ("cached", "cost")})
+
+    def summary(self, via: str) -> dict[str, Any]:
+        """The batch's summary log record (source ``batch-summary``)."""
+        import json
+
+        cols = self.results.columns
+        counts = {s: self.results.count(s) for s in ("ok", "error", "interrupted", NOT_RUN)}
+        cached = sum(1 for c in cols["cached"] if c)
+        total = sum(t for t in cols["total_tokens"] if isinstance(t, int))
+        line = (f"{len(self.rows)} rows: {counts['ok']} ok ({cached} from the cache), {counts['error']} errors"
+                + (f", {counts['interrupted'] + counts[NOT_RUN]} not done" if self.interrupted or counts[NOT_RUN]
+                   else "") + f", {total} tokens, {time.monotonic() - self.started:.1f} s")
+        prompt_tokens = sum(t for t in cols["prompt_tokens"] if isinstance(t, int))
+        completion_tokens = sum(t for t in cols["completion_tokens"] if isinstance(t, int))
+        return {"source": "batch-summary", "execution_count": self.execution_count, "model": self.base.model,
+                "requested_model": self.base.model, "endpoint": self.base.endpoint, "host": self.host,
+                "prompt": self.template, "completion": line, "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens, "total_tokens": total,
+                "latency": round(time.monotonic() - self.started, 4),
+                "status": "interrupted" if self.interrupted else "ok" if not counts["error"] else "error",
+                "params": json.dumps({"via": via, "rows": len(self.rows), "cached": cached, **counts}, sort_keys=True),
+                "batch_id": self.batch_id}
+
+    def output(self) -> Any:
+        """The input rows with the result columns: a DataFrame for a DataFrame, else a list of dicts."""
+        cols = self.results.columns
+        names = [*RESULT_COLUMNS, *self.results.extra]
+        if self.rows.frame is not None:
+            import pandas as pd
+
+            result = pd.DataFrame({name: pd.array(cols[name], dtype="Int64") if name in _COUNTS else
+                                   pd.Series(cols[name], dtype=object) .values for name in names},
+                                  index=self.rows.frame.index)
+            kept = [c for c in self.rows.frame.columns if str(c) not in names]
+            return pd.concat([self.rows.frame[kept], result], axis=1)
+        return [{**self.rows.row(i), **{name: cols[name][i] for name in names}} for i in range(len(self.rows))]
+
+
+def progress_bar(total: int, initial: int, enabled: bool, desc: str) -> Any:
+    """A ``tqdm.auto`` bar (a widget in Jupyter, text in a terminal), or a silent stand-in."""
+    if enabled:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            pass
+        else:
+            return tqdm(total=total, initial=initial, desc=desc, unit="row", dynamic_ncols=True)
+    return _NoBar()
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None: ...
+    def close(self) -> None: ...
+
+
