@@ -1,12 +1,15 @@
-"""The form in a real browser: JupyterLab in headless Chromium, driven by Python Playwright.
+"""The form and the answers in a real browser: JupyterLab in headless Chromium, driven by Python Playwright.
 
-A notebook written into the test's temporary folder points the extension at the project's
-test server (running in this process; the kernel reaches it by URL), shows
-``%complete_form`` and records, kernel side, when each output update was sent. The test
-types a prompt, sets the temperature through the slider's readout, submits, watches the
-text grow, then stops a slow stream. Screenshots go to the temporary folder; with
-``UPDATE_SCREENSHOT=1`` the finished form is also copied to ``docs/form.png`` (the README's
-picture). Every process started here is ended, whatever happens.
+Each test writes a notebook into its temporary folder and runs it in JupyterLab. The form test
+points the extension at the project's test server (running in this process; the kernel reaches it
+by URL), shows ``%complete_form`` and records, kernel side, when each output update was sent; it
+types a prompt, sets the temperature through the slider's readout, submits, watches the text grow,
+then stops a slow stream. The layout test opens the form at 1024, 1280 and 1920 px with the file
+browser open, in the light and the dark theme, and measures it. The answer test runs a first cell
+with no key, answered by the bundled offline model, and checks the Markdown and the status line.
+Screenshots go to the temporary folder; with ``UPDATE_SCREENSHOT=1`` the README's pictures
+(``docs/answer.png``, ``docs/form-light.png``, ``docs/form-dark.png``) are made again from these runs.
+Every process started here is ended, whatever happens.
 """
 
 from __future__ import annotations
@@ -392,9 +395,6 @@ def test_form_in_jupyterlab(fake: FakeOpenAIServer, lab: tuple[str, str, Path], 
             expect(form.locator("button.jo-submit")).to_be_enabled()
             form.screenshot(path=tmp_path / "2-finished-form.png")
             page.screenshot(path=tmp_path / "2-finished-page.png", full_page=True)
-            if os.environ.get("UPDATE_SCREENSHOT") == "1":
-                (ROOT / "docs").mkdir(exist_ok=True)
-                shutil.copyfile(tmp_path / "2-finished-form.png", ROOT / "docs" / "form.png")
             _report_latency(trace, page.evaluate("window.__seen"))
 
             # Stop a slow stream: the partial text stays, the status says interrupted.
