@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["OpenAIClient", "CompletionForm", "session_log", "settings_report", "load_ipython_extension",
-           "unload_ipython_extension"]
+__all__ = ["OpenAIClient", "CompletionForm", "session_log", "conversations", "settings_report",
+           "load_ipython_extension", "unload_ipython_extension"]
 
 _LAZY = {"OpenAIClient": ("client", "OpenAIClient"), "CompletionForm": ("widgets", "CompletionForm"),
-         "session_log": ("log", "session_log"), "settings_report": ("sources", "settings_report")}
+         "session_log": ("log", "session_log"), "conversations": ("conversation", "conversations"),
+         "settings_report": ("sources", "settings_report")}
 
 
 def __getattr__(name: str) -> Any:

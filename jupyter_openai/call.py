@@ -30,13 +30,16 @@ UPDATES_PER_SECOND = 25
 
 
 class Origin(NamedTuple):
-    """Where a call came from, for its log record: ``magic``, ``form`` or ``batch``, the cell number,
-    and for a batch its id and the row's key."""
+    """Where a call came from, for its log record: ``magic``, ``chat``, ``form`` or ``batch``, the cell
+    number, for a batch its id and the row's key, and for a turn of a conversation its name and the
+    turn's number (1-based)."""
 
     source: str = "magic"
     execution_count: int | None = None
     batch_id: str | None = None
     row_key: str | None = None
+    conversation: str | None = None
+    turn: int | None = None
 
 
 MAGIC = Origin()
@@ -216,7 +219,7 @@ def _send(client: OpenAIClient, request: CallRequest, cancel: CancelToken | None
     if request.endpoint == CHAT:
         return client.chat(request.model, request.messages(), stream=request.stream, cancel=cancel, **request.params)
     if request.endpoint == RESPONSES:
-        return client.responses(request.model, request.prompt, instructions=request.system, stream=request.stream,
+        return client.responses(request.model, request.input(), instructions=request.system, stream=request.stream,
                                 cancel=cancel, **request.params)
     return client.completion(request.model, request.prompt, stream=request.stream, cancel=cancel, **request.params)
 
@@ -305,6 +308,9 @@ class _Attempt:
             "row_key": origin.row_key,
             "cost_usd": self.pricing.cost(
                 (result.model if result is not None else None) or request.model, usage, client.settings.base_url),
+            "conversation": origin.conversation,
+            "turn": origin.turn,
+            "messages_sent": request.messages_sent(),
         }
 
 

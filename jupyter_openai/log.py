@@ -54,6 +54,9 @@ COLUMNS: tuple[str, ...] = (
     "batch_id",
     "row_key",
     "cost_usd",
+    "conversation",
+    "turn",
+    "messages_sent",
 )
 STATUSES = ("ok", "error", "interrupted", "truncated")
 #: Columns whose values repeat from call to call (a batch's thousands of rows): one copy of each value kept.

@@ -136,6 +136,11 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
                   "tokens, e.g. {'my-model': (0.15, 0.6)}.").tag(config=True)
     max_cost_usd = Float(None, allow_none=True, help="Budget: refuse calls once this session's calls have cost "
                          "this many US dollars (None: no limit).").tag(config=True)
+    chat_max_turns = Int(None, allow_none=True, help="%%chat: most turns a conversation sends (the oldest are "
+                         "dropped first; None: no cap). A conversation's own --max-turns wins.").tag(config=True)
+    chat_max_tokens = Int(None, allow_none=True, help="%%chat: token budget of what a turn sends, estimated at 4 "
+                          "characters a token (the oldest turns are dropped first). None: 1536 on the offline "
+                          "model (its context is 2048 tokens), no cap elsewhere.").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)

@@ -1,5 +1,6 @@
 """The IPython magics: ``%%complete``, ``%complete``, ``%complete_log``, ``%complete_models``,
-``%complete_form`` and ``%complete_local``, and the extension's load and unload.
+``%complete_form`` and ``%complete_local``, and the extension's load and unload (which also
+load and unload :mod:`~jupyter_openai.chat_magics`' ``%%chat`` and ``%chat_history``).
 
 They parse options, delegate to the core (:func:`~jupyter_openai.request.build_request`,
 :func:`~jupyter_openai.call.run_call`, :func:`~jupyter_openai.outcome.summarize`) and display.
@@ -10,6 +11,7 @@ call. The HTTP stack is imported on first use, not at load time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -17,9 +19,10 @@ from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from . import batch_magics
-from .magic_config import FORMAT_HELP, FORMATS, ConfiguredMagics, param_options, usage_errors
+from .magic_config import ConfiguredMagics, param_options, usage_errors
+from .magic_options import call_options
 from .magicline import check_out_name, interpolate, option_value, schema_option, split_options, unescape, unfilled_names
-from .params import ENDPOINT_CHOICES, ENDPOINTS, OPTION_PARAMS, PARAMS
+from .params import ENDPOINTS, OPTION_PARAMS, PARAMS
 from .questions import keep_question_prompts
 
 #: The one line when Ctrl-C stops the final render or the status line (the call itself is over).
@@ -44,22 +47,11 @@ class CompleteMagics(ConfiguredMagics):
 
     # -- %%complete ----------------------------------------------------------------
     @magic_arguments()
-    @argument("-m", "--model", help="Model id (default: the model trait).")
-    @argument("-e", "--endpoint", choices=ENDPOINT_CHOICES,
-              help="auto (completions for OpenAI's legacy completion models, chat otherwise), chat, completions "
-                   "or responses.")
-    @argument("-s", "--system", help="System message (chat; instructions on responses).")
-    @param_options(OPTION_PARAMS)
-    @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
-    @argument("-o", "--out", help="Store the answer text in this variable.")
-    @argument("-f", "--format", choices=FORMATS, help=FORMAT_HELP)
-    @argument("-q", "--quiet", action="store_true", help="Show nothing but errors (use with --out).")
-    @argument("--no-reasoning", action="store_true", help="Hide the reasoning text a model sends apart.")
+    @call_options(system_help="System message (chat; instructions on responses).")
     @argument("--show-probs", action="store_true",
               help="Ask for token probabilities (top 5 unless --logprobs N) and colour each token by them.")
     @argument("--compare", action="store_true",
               help="Run every combination of comma-separated -m, -t and --seed values; show a grid.")
-    @argument("-i", "--interpolate", action="store_true", default=None, help="Fill {name} from notebook variables.")
     @argument("prompt", nargs="*", help="Line form only: the prompt.")
     @no_var_expand  # {name} and $name in a prompt are text, not IPython expansions
     @line_cell_magic
@@ -120,10 +112,10 @@ class CompleteMagics(ConfiguredMagics):
 
             fields = ", ".join("{" + name + "}" for name in names)
             error_line(f"Note: {fields} sent as written; add -i to fill it from your variables")
-        options = {param.name: getattr(args, param.name) for param in OPTION_PARAMS}
+        options = {param.name: getattr(args, param.name, None) for param in OPTION_PARAMS}  # %%chat has fewer
         options["stop"] = [unescape(s) for s in args.stop] if args.stop else None
         options["schema"] = schema_option(args.schema, self.shell.user_ns)
-        if args.show_probs and options.get("logprobs") is None:
+        if getattr(args, "show_probs", False) and options.get("logprobs") is None:
             options["logprobs"] = 5
         system = unescape(args.system) if args.system is not None else None
         return {
@@ -136,28 +128,47 @@ class CompleteMagics(ConfiguredMagics):
         }
 
     def _run(self, args: Any, prompt: str) -> None:
-        from .call import Origin, run_call
-        from .display import CellView, error_line, use_display_handles
-        from .outcome import summarize
+        from .call import Origin
+
+        self.show_call(args, self.build(args, prompt), Origin("magic", self._cell_number()))
+
+    def build(self, args: Any, prompt: str, **extra: Any) -> Any:
+        """The request for parsed options ``args`` and ``prompt`` (``extra``: more request fields,
+        such as a conversation's ``history``); mistakes are one-line usage errors."""
         from .request import build_request
 
         with usage_errors():
-            request = build_request(self._options(args, prompt), self.defaults())
+            return build_request({**self._options(args, prompt), **extra}, self.defaults())
+
+    def show_call(self, args: Any, request: Any, origin: Any, on_outcome: Callable[[Any], None] | None = None) -> Any:
+        """Run ``request`` and show it as ``%%complete`` does (streamed into the cell, ``--out``,
+        notes, the status line); return the :class:`~jupyter_openai.call.CallOutcome`.
+        ``on_outcome`` gets it as soon as the call is over, before anything is shown."""
+        from .call import run_call
+        from .display import CellView, error_line, use_display_handles
+        from .outcome import summarize
+
         client = self.client()
         shown_as = (args.format or self.output_format).lower()
         markdown = shown_as == "markdown" or (shown_as == "auto" and use_display_handles(self.shell))
         view = CellView(self.shell, n=request.choices, markdown=markdown,
                         reasoning=self.show_reasoning and not args.no_reasoning)
-        origin = Origin("magic", self._cell_number())
         with usage_errors():
-            outcome = run_call(client, request, on_update=None if args.quiet else view.update, log=self.log,
-                               origin=origin)
+            outcome = run_call(
+                client,
+                request,
+                on_update=None if args.quiet else view.update,
+                log=self.log,
+                origin=origin,
+            )
+        if on_outcome is not None:
+            on_outcome(outcome)
         if args.out:  # first: Ctrl-C while the answer is shown must not lose it
             self.shell.user_ns[args.out] = outcome.texts if len(outcome.texts) > 1 else outcome.text
         try:
             if not args.quiet:
                 view.finish(outcome.progress)
-            if args.show_probs and not args.quiet:
+            if getattr(args, "show_probs", False) and not args.quiet:
                 from .lab_magics import show_probs
 
                 show_probs(self, outcome, origin)
@@ -168,6 +179,7 @@ class CompleteMagics(ConfiguredMagics):
                 view.status(summary.status)
         except KeyboardInterrupt:
             error_line(INTERRUPTED_DISPLAY + (f" (the answer is in {args.out})" if args.out else ""))
+        return outcome
 
     # -- %complete_log -------------------------------------------------------------
     @magic_arguments()
@@ -250,6 +262,9 @@ class CompleteMagics(ConfiguredMagics):
     @argument("-e", "--endpoint", choices=ENDPOINTS, help="Preset endpoint.")
     @argument("-s", "--system", help="Preset system message (chat).")
     @param_options((PARAMS["temperature"], PARAMS["max_tokens"]), prefix="Preset: ")
+    @argument("--chat", nargs="?", const="default", metavar="NAME",
+              help="Conversation mode: a transcript above the prompt, Send adds a turn of conversation NAME "
+                   "(default: default, shared with %%chat), Reset clears it.")
     @argument("prompt", nargs="*", help="Preset prompt.")
     @line_magic
     def complete_form(self, line: str) -> Any:
@@ -272,8 +287,23 @@ class CompleteMagics(ConfiguredMagics):
         }
         self.client()  # settings problems show here, as one line, before the form is drawn
         listed = self.server_picks_model() and args.model is None  # the form's own listing fills it in
+        presets = {k: v for k, v in presets.items() if v is not None}
+        if args.chat is not None:
+            return self._chat_form(args.chat, listed, presets)
         return CompletionForm(self.client, log=self.log, defaults=self.defaults(ask_server=not listed),
-                              model_from_server=listed, **{k: v for k, v in presets.items() if v is not None})
+                              model_from_server=listed, **presets)
+
+    def _chat_form(self, name: str, listed: bool, presets: dict[str, Any]) -> Any:
+        """The form in conversation mode, with the caps ``%%chat`` applies to ``name``."""
+        from .chat_form import ChatForm
+        from .conversation import conversations
+
+        with usage_errors():
+            conversation = conversations.get(name)
+        chat = self.shell.magics_manager.registry.get("ChatMagics")
+        max_turns, max_tokens = chat.caps(conversation) if chat is not None else (None, None)
+        return ChatForm(self.client, log=self.log, defaults=self.defaults(ask_server=not listed),
+                        model_from_server=listed, name=name, max_turns=max_turns, max_tokens=max_tokens, **presets)
 
     # -- %complete_local -----------------------------------------------------------
     @magic_arguments()
@@ -308,10 +338,12 @@ class CompleteMagics(ConfiguredMagics):
 
 
 def load(ipython: Any) -> None:
-    """Register the magics and the input cleanup that keeps ``?`` prompts (``%load_ext``)."""
-    from . import lab_magics
+    """Register the magics (``%%chat`` and ``%chat_history`` too) and the input cleanup that keeps
+    ``?`` prompts (``%load_ext``)."""
+    from . import chat_magics, lab_magics
 
     ipython.register_magics(CompleteMagics)
+    chat_magics.load(ipython)
     batch_magics.register(ipython)
     lab_magics.load(ipython)
     if keep_question_prompts not in ipython.input_transformers_cleanup:
@@ -320,9 +352,10 @@ def load(ipython: Any) -> None:
 
 def unload(ipython: Any) -> None:
     """Undo :func:`load`: the magics, their configurable and connections, the input cleanup."""
-    from . import lab_magics
+    from . import chat_magics, lab_magics
 
     lab_magics.unload(ipython)
+    chat_magics.unload(ipython)
     while keep_question_prompts in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.remove(keep_question_prompts)
     batch_magics.unregister(ipython)

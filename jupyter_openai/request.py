@@ -24,8 +24,8 @@ DEFAULT_MODEL = "gpt-5.4-mini"
 DEFAULTS: dict[str, Any] = {"model": DEFAULT_MODEL, "endpoint": AUTO, "system": None, "stream": True,
                             "temperature": None, "top_p": None, "max_tokens": 256, "reasoning_effort": None,
                             "verbosity": None}
-#: The request fields that are not sampling parameters.
-REQUEST_FIELDS = ("prompt", "model", "endpoint", "system", "stream")
+#: The request fields that are not sampling parameters (``history``: earlier messages of a conversation).
+REQUEST_FIELDS = ("prompt", "model", "endpoint", "system", "stream", "history")
 #: OpenAI's legacy completion models (the SDK lists gpt-3.5-turbo-instruct, davinci-002, babbage-002; older
 #: text-… and code-… names). Hugging Face style "-Instruct" names (SmolLM2-135M-Instruct) are chat models.
 _LEGACY_MODEL = re.compile(r"^(gpt-3\.5-turbo-instruct|davinci-002|babbage-002|text-|code-|"
@@ -46,7 +46,8 @@ def choose_endpoint(model: str, endpoint: str = AUTO) -> str:
 @dataclass
 class CallRequest:
     """One call: the prompt, the model, the endpoint (``auto`` is resolved on creation), the
-    system message and the sampling parameters."""
+    system message, the sampling parameters, and the earlier messages of a conversation
+    (``history``: user and assistant messages sent before the prompt, on chat and responses)."""
 
     prompt: str
     model: str
@@ -55,6 +56,7 @@ class CallRequest:
     stream: bool = True
     params: dict[str, Any] = field(default_factory=dict)
     schema: dict[str, Any] | None = None  #: the JSON Schema the answer must match (sent in params)
+    history: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.endpoint = choose_endpoint(self.model, self.endpoint)
@@ -67,7 +69,22 @@ class CallRequest:
     def messages(self) -> list[dict[str, str]]:
         """The chat messages this request implies."""
         head = [{"role": "system", "content": self.system}] if self.system else []
-        return [*head, {"role": "user", "content": self.prompt}]
+        return [*head, *self.history, {"role": "user", "content": self.prompt}]
+
+    def input(self) -> str | list[dict[str, str]]:
+        """The Responses API's ``input``: the prompt, or with a history the list of message items
+        (``type: message``, which llama.cpp's ``llama-server`` needs to read them; the system message
+        goes apart, as ``instructions``)."""
+        if not self.history:
+            return self.prompt
+        return [{"type": "message", **message} for message in [*self.history, {"role": "user", "content": self.prompt}]]
+
+    def messages_sent(self) -> int | None:
+        """How many messages the request sends (the system message or instructions counted; None
+        on completions, which sends a prompt)."""
+        if self.endpoint == COMPLETIONS:
+            return None
+        return len(self.messages())
 
 
 def build_request(options: Mapping[str, Any], defaults: Mapping[str, Any] = DEFAULTS) -> CallRequest:
@@ -111,8 +128,25 @@ def build_request(options: Mapping[str, Any], defaults: Mapping[str, Any] = DEFA
         schema = check_schema(schema)  # the offline model's server takes json_object with a schema (GUIDE 12)
         params.update(request_fields(endpoint, schema, params, json_object=bool(defaults.get("offline"))))
     check_params(endpoint, params, options=True)
+    history = _history(options.get("history"), endpoint)
     return CallRequest(prompt, model.strip(), endpoint, system or None, stream=bool(stream), params=params,
-                       schema=schema)
+                       schema=schema, history=history)
+
+
+def _history(history: Any, endpoint: str) -> list[dict[str, str]]:
+    """The earlier messages of a conversation, checked: user and assistant messages with text."""
+    if not history:
+        return []
+    if endpoint == COMPLETIONS:
+        raise ConfigurationError("a conversation works with the chat and responses endpoints only "
+                                 "(-e chat or -e responses)")
+    checked = []
+    for i, message in enumerate(history):
+        if not isinstance(message, Mapping) or message.get("role") not in ("user", "assistant") \
+                or not isinstance(message.get("content"), str):
+            raise ConfigurationError(f"history message {i}: needs a role (user or assistant) and text content")
+        checked.append({"role": message["role"], "content": message["content"]})
+    return checked
 
 
 def _given(options: Mapping[str, Any], name: str, defaults: Mapping[str, Any]) -> Any:

@@ -328,14 +328,22 @@ class CompletionForm(W.VBox):
                 on_update=lambda progress: self._on_update(call, progress),
                 log=self._log,
                 cancel=call,
-                origin=Origin("form"),
+                origin=self._origin(),
             )
+            self._finished(outcome)
             summary = summarize(outcome, offline=bool(self._base.get("offline")))
             status, error = summary.status, "  ".join(summary.notes)
         except Exception as exc:  # noqa: BLE001 - a worker must never die silently
             error = unexpected(exc)
         finally:
             self._end(call, status, error, outcome)
+
+    def _origin(self) -> Origin:
+        """Where the call comes from, for its log record (a subclass adds its conversation)."""
+        return Origin("form")
+
+    def _finished(self, outcome: CallOutcome) -> None:
+        """The call is over (on the worker thread, before the status shows); a subclass keeps it."""
 
     def _end(self, call: CancelToken, status: str, error: str = "", outcome: CallOutcome | None = None) -> None:
         with self._lock:

@@ -198,6 +198,7 @@ def new_shell(config: object, ipython_dir: Path) -> object:
     from IPython.core.history import HistoryAccessor
     from IPython.core.interactiveshell import InteractiveShell
 
+    from jupyter_openai.conversation import conversations
     from jupyter_openai.log import session_log
 
     os.environ["IPYTHONDIR"] = str(ipython_dir)
@@ -209,18 +210,21 @@ def new_shell(config: object, ipython_dir: Path) -> object:
     ip = shell_class.instance(config=config)
     session_log.clear()
     session_log.path = None
+    conversations.clear()
     ip.run_line_magic("load_ext", "jupyter_openai")
     return ip
 
 
 def close_shell(ip: object) -> None:
-    """Unload the extension and forget the shell singleton and the session log."""
+    """Unload the extension and forget the shell singleton, the session log and the conversations."""
     from IPython.core.interactiveshell import InteractiveShell
 
+    from jupyter_openai.conversation import conversations
     from jupyter_openai.log import session_log
 
     ip.run_line_magic("unload_ext", "jupyter_openai")  # type: ignore[attr-defined]
     session_log.clear()
+    conversations.clear()
     session_log.path = None
     RaisingShell.get().clear_instance()
     InteractiveShell.clear_instance()

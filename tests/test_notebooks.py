@@ -30,7 +30,8 @@ IGNORE_TAG = "nbval-ignore-output"
 IGNORE_COMMENT = "# NBVAL_IGNORE_OUTPUT"
 
 EXPECTED = ["01_getting_started.ipynb", "02_parameters.ipynb", "03_session_log.ipynb",
-            "04_classroom.ipynb", "05_other_servers.ipynb", "07_batch.ipynb", "08_probabilities.ipynb"]
+            "04_classroom.ipynb", "05_other_servers.ipynb", "06_conversations.ipynb", "07_batch.ipynb",
+            "08_probabilities.ipynb"]
 
 # Things that must never be saved in a notebook (sources, outputs, metadata, widget state).
 SECRETS = {

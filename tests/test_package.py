@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "jupyter_openai"
 CORE = ("config", "errors", "params", "request", "outcome", "sse", "connection", "results", "client", "cancel",
         "call", "log", "magicline", "responses", "stream", "adapt", "models", "secrets", "answers", "retries",
         "chunked", "schema", "batch", "batch_cache", "batch_local", "batch_api", "batch_run", "batch_ray", "local",
-        "logprobs", "cost", "replay", "compare")
+        "logprobs", "cost", "replay", "compare", "conversation")
 MAX_LINES = 420
 
 

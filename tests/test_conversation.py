@@ -1,0 +1,162 @@
+"""Tests of the conversation core: turns keyed by cell id, re-runs in place, caps, messages, files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jupyter_openai.conversation import Conversation, Conversations, Turn, estimate_tokens
+from jupyter_openai.errors import ConfigurationError
+from jupyter_openai.request import build_request
+
+
+def turn(conversation: Conversation, user: str, key: str | None, answer: str | None = None) -> int:
+    """Run one turn the way the magic does: plan, then record (the answer defaults to ``A:<user>``)."""
+    plan = conversation.plan(user, key)
+    return conversation.record(plan, Turn(user, answer if answer is not None else f"A:{user}", key))
+
+
+def users(conversation: Conversation) -> list[str]:
+    return [t.user for t in conversation.turns]
+
+
+def test_a_new_cell_sees_every_earlier_turn_and_appends() -> None:
+    conversation = Conversation(system="Be brief.")
+    assert turn(conversation, "My name is Ada", "c1") == 1
+    plan = conversation.plan("What is my name?", "c2")
+    assert plan.history == [{"role": "user", "content": "My name is Ada"},
+                            {"role": "assistant", "content": "A:My name is Ada"}]
+    assert (plan.index, plan.replaces) == (1, False)
+    assert conversation.record(plan, Turn("What is my name?", "Ada", "c2")) == 2
+    assert conversation.to_messages() == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "My name is Ada"}, {"role": "assistant", "content": "A:My name is Ada"},
+        {"role": "user", "content": "What is my name?"}, {"role": "assistant", "content": "Ada"}]
+    assert conversation.to_input() == [{"type": "message", **m} for m in conversation.to_messages()[1:]]
+
+
+def test_rerunning_a_cell_replaces_its_turn_in_place_and_sees_only_the_turns_above() -> None:
+    conversation = Conversation()
+    for i in range(1, 6):
+        turn(conversation, f"q{i}", f"c{i}")
+    plan = conversation.plan("q3 edited", "c3")
+    assert [m["content"] for m in plan.history if m["role"] == "user"] == ["q1", "q2"]
+    assert conversation.record(plan, Turn("q3 edited", "a3'", "c3")) == 3
+    assert users(conversation) == ["q1", "q2", "q3 edited", "q4", "q5"]
+    later = conversation.plan("q5 again", "c5")  # cell 5, re-run, now sees the edited turn 3
+    assert [m["content"] for m in later.history if m["role"] == "user"] == ["q1", "q2", "q3 edited", "q4"]
+
+
+def test_no_cell_id_always_appends() -> None:
+    conversation = Conversation()
+    turn(conversation, "same", None)
+    turn(conversation, "same", None)
+    assert users(conversation) == ["same", "same"]
+
+
+def test_max_turns_drops_the_oldest_turns_first() -> None:
+    conversation = Conversation(max_turns=3)
+    for i in range(1, 4):
+        turn(conversation, f"q{i}", f"c{i}")
+    plan = conversation.plan("q4", "c4")
+    assert (plan.dropped, plan.why) == (1, "at most 3 turn(s)")
+    assert [m["content"] for m in plan.history if m["role"] == "user"] == ["q2", "q3"]
+    assert conversation.record(plan, Turn("q4", "a4", "c4")) == 3
+    assert users(conversation) == ["q2", "q3", "q4"]
+
+
+def test_the_token_budget_drops_the_oldest_turns_until_the_call_fits() -> None:
+    conversation = Conversation(system="s" * 40)  # 10 tokens
+    for i in range(4):
+        turn(conversation, "u" * 40, f"c{i}", answer="a" * 40)  # 10 + 10 + 8 = 28 tokens a turn
+    fixed = 10 + estimate_tokens("q" * 40) + 8
+    plan = conversation.plan("q" * 40, "new", max_tokens=fixed + 2 * 28)
+    assert plan.dropped == 2 and plan.why.startswith("about")
+    assert len(plan.history) == 4
+    assert conversation.plan("q" * 40, "new", max_tokens=fixed + 4 * 28).dropped == 0
+    assert conversation.plan("q" * 40, "new", max_tokens=1).history == []  # even the prompt alone is over
+
+
+def test_a_recorded_turn_needs_a_known_status() -> None:
+    conversation = Conversation()
+    with pytest.raises(ConfigurationError, match="status"):
+        conversation.record(conversation.plan("x"), Turn("x", "", status="error"))
+    assert len(conversation) == 0
+
+
+def test_reset_keeps_the_system_message_unless_told() -> None:
+    conversation = Conversation(system="tutor")
+    conversation.add("hi", "hello")
+    conversation.reset()
+    assert (len(conversation), conversation.system) == (0, "tutor")
+    conversation.reset(system="")
+    assert conversation.system is None
+
+
+def test_from_messages_and_back() -> None:
+    messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "a"},
+                {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+    conversation = Conversation.from_messages(messages, "x")
+    assert conversation.system == "sys" and users(conversation) == ["a", "c"]
+    assert conversation.to_messages()[:3] == messages[:3]
+    with pytest.raises(ConfigurationError, match="user"):
+        Conversation.from_messages([{"role": "assistant", "content": "b"}])
+    with pytest.raises(ConfigurationError, match="text"):
+        Conversation.from_messages([{"role": "user", "content": [{"type": "text", "text": "a"}]}])
+
+
+def test_save_and_load_keep_everything(tmp_path: Path) -> None:
+    conversation = Conversation("tutor", "Be kind.", max_turns=4)
+    conversation.add("2+2?", "4", key="cell-a")
+    conversation.add("and 3+3?", "6 (cut", key="cell-b", status="interrupted")
+    path = tmp_path / "t.json"
+    conversation.save(path)
+    data = json.loads(path.read_text("utf-8"))
+    assert data["messages"] == conversation.to_messages()
+    loaded = Conversation.load(path)
+    assert loaded == conversation
+    assert Conversation.load(path, "other").name == "other"
+    path.write_text(json.dumps(conversation.to_messages()), "utf-8")  # a plain list of messages loads too
+    assert Conversation.load(path).to_messages() == conversation.to_messages()
+    path.write_text("{not json", "utf-8")
+    with pytest.raises(ConfigurationError, match="not JSON"):
+        Conversation.load(path)
+    path.write_text(json.dumps({"turns": [{"user": "x", "status": "weird"}]}), "utf-8")
+    with pytest.raises(ConfigurationError, match="status"):
+        Conversation.load(path)
+
+
+def test_the_transcript_marks_interrupted_turns() -> None:
+    conversation = Conversation("t", "sys")
+    conversation.add("q", "partial", status="interrupted")
+    assert "[assistant (interrupted)] partial" in repr(conversation)
+    markdown = conversation._repr_markdown_()
+    assert "**Conversation `t`**" in markdown and "*System:* sys" in markdown and "(interrupted)" in markdown
+
+
+def test_the_registry_makes_conversations_by_name() -> None:
+    registry = Conversations()
+    first = registry["a"]
+    assert registry.get("a") is first and "a" in registry and list(registry) == ["a"]
+    registry["b"] = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+    assert registry["b"].name == "b" and len(registry["b"]) == 1
+    with pytest.raises(ConfigurationError):
+        registry.get(" ")
+    registry.clear()
+    assert len(registry) == 0
+
+
+def test_a_request_carries_the_history_on_chat_and_responses() -> None:
+    history = Conversation.from_messages([{"role": "user", "content": "a"},
+                                          {"role": "assistant", "content": "b"}]).to_messages()
+    chat = build_request({"prompt": "c", "model": "m", "system": "s", "history": history})
+    assert [m["content"] for m in chat.messages()] == ["s", "a", "b", "c"] and chat.messages_sent() == 4
+    responses = build_request({"prompt": "c", "model": "m", "endpoint": "responses", "history": history})
+    assert responses.input() == [{"type": "message", **m} for m in [*history, {"role": "user", "content": "c"}]]
+    assert build_request({"prompt": "c", "model": "m", "endpoint": "responses"}).input() == "c"
+    with pytest.raises(ConfigurationError, match="chat and responses"):
+        build_request({"prompt": "c", "model": "davinci-002", "history": history})
+    with pytest.raises(ConfigurationError, match="history message 0"):
+        build_request({"prompt": "c", "model": "m", "history": [{"role": "tool", "content": "x"}]})
