@@ -22,6 +22,18 @@ from .params import CHECK, CHOICE, NUMBER, SLIDER, Param
 NOTE = "Could not list the server's models ({problem}): type a model id."
 
 
+#: The form's colours and sizes, from the front end's theme (JupyterLab's variables, with
+#: fallbacks for front ends without them), scoped to the form; one stylesheet per form.
+FORM_STYLE = """<style>
+.jupyter-openai-form { max-width: 100%; box-sizing: border-box; }
+.jupyter-openai-form .jo-output { border: 1px solid var(--jp-border-color2, rgba(128, 128, 128, 0.4));
+  border-radius: 2px; max-width: 100%; box-sizing: border-box; overflow-wrap: break-word; }
+.jupyter-openai-form .jo-error { color: var(--jp-error-color1, #d32f2f); }
+.jupyter-openai-form .jo-status { color: var(--jp-ui-font-color2, inherit); font-size: var(--jp-ui-font-size0, 85%); }
+.jupyter-openai-form .widget-hbox { flex-wrap: wrap; max-width: 100%; }
+</style>"""
+
+
 def tag(widget: Any, name: str) -> Any:
     """Give ``widget`` the CSS class ``jo-<name>`` (for styling and browser tests) and aligned labels."""
     widget.add_class(f"jo-{name.replace('_', '-')}")

@@ -78,6 +78,12 @@ def probs_html(tokens: Sequence[TokenProb], prefix: str = "", legend: bool = Tru
     return body
 
 
+def probs_output(tokens: Sequence[TokenProb], text: str) -> dict[str, Any]:
+    """The static view as an output of an ``Output`` widget (the form's), the text as its fallback."""
+    return {"output_type": "display_data", "data": {"text/html": probs_html(tokens), "text/plain": text},
+            "metadata": {"jupyter_openai": "probabilities"}}
+
+
 def alternatives_html(token: TokenProb, temperature: float, top_p: float | None = None) -> str:
     """A small table of one token's alternatives: bars of their probability at ``temperature`` and,
     with ``top_p``, which ones nucleus sampling would keep."""

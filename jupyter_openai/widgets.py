@@ -34,7 +34,7 @@ from .cancel import CancelToken
 from .client import OpenAIClient
 from .display import answer_bundle, reasoning_bundle
 from .errors import ConfigurationError, one_line
-from .form_parts import ModelField
+from .form_parts import FORM_STYLE, ModelField
 from .form_parts import control as _control
 from .form_parts import tag as _tag
 from .log import SessionLog, session_log
@@ -45,20 +45,10 @@ from .request import AUTO, DEFAULTS, CallRequest, build_request, choose_endpoint
 
 __all__ = ["CompletionForm"]
 
-#: The form's colours and sizes, from the front end's theme (JupyterLab's variables, with
-#: fallbacks for front ends without them), scoped to the form; one stylesheet per form.
-FORM_STYLE = """<style>
-.jupyter-openai-form { max-width: 100%; box-sizing: border-box; }
-.jupyter-openai-form .jo-output { border: 1px solid var(--jp-border-color2, rgba(128, 128, 128, 0.4));
-  border-radius: 2px; max-width: 100%; box-sizing: border-box; overflow-wrap: break-word; }
-.jupyter-openai-form .jo-error { color: var(--jp-error-color1, #d32f2f); }
-.jupyter-openai-form .jo-status { color: var(--jp-ui-font-color2, inherit); font-size: var(--jp-ui-font-size0, 85%); }
-.jupyter-openai-form .widget-hbox { flex-wrap: wrap; max-width: 100%; }
-</style>"""
 DETACH_AFTER = 0.3  # seconds stop() waits for the worker before leaving it to end on its own
 MODELS_TIMEOUTS = (2.0, 5.0)  # connect, read: listing the models for the form (no retries)
 _INT = re.compile(r"-?\d+")
-_PRESETS = frozenset({"prompt", "model", "endpoint", "system", "stream", *(p.name for p in FORM_PARAMS)})
+_PRESETS = frozenset({"prompt", "model", "endpoint", "system", "stream", "show_probs", *(p.name for p in FORM_PARAMS)})
 ClientSource = OpenAIClient | Callable[[], OpenAIClient]
 
 
@@ -146,6 +136,8 @@ class CompletionForm(W.VBox):
             W.Checkbox(value=shown["stream"] if stream is None else stream, description="stream", indent=False),
             "stream",
         )
+        self._show_probs = _tag(W.Checkbox(value=bool(presets.get("show_probs")), description="token probabilities",
+                                           indent=False), "show-probs")
         self._submit = _tag(W.Button(description="Submit", button_style="primary", icon="play"), "submit")
         self._stop = _tag(W.Button(description="Stop", button_style="warning", icon="stop", disabled=True), "stop")
         self._preview = _tag(W.Text(description="as a magic", layout=wide), "preview")
@@ -154,7 +146,8 @@ class CompletionForm(W.VBox):
         )
         self._status = _tag(W.Label(), "status")
         self._error = _tag(W.Label(), "error")
-        for widget in (self._endpoint, self._system, self._prompt, self._stream, *self._controls.values()):
+        for widget in (self._endpoint, self._system, self._prompt, self._stream, self._show_probs,
+                       *self._controls.values()):
             widget.observe(self._on_change, names="value")
         self._preview.observe(self._on_preview_edit, names="value")
         self._submit.on_click(self._on_submit)
@@ -169,7 +162,7 @@ class CompletionForm(W.VBox):
                 self._system,
                 self._prompt,
                 W.HBox(sliders, layout=row),
-                W.HBox([*others, self._stream], layout=row),
+                W.HBox([*others, self._stream, self._show_probs], layout=row),
                 W.HBox([self._submit, self._stop]),
                 self._preview,
                 self._output,
@@ -237,6 +230,8 @@ class CompletionForm(W.VBox):
             system=system if self._endpoint.value != COMPLETIONS and system != shown["system"] else None,
             stream=None if self._stream.value == shown["stream"] else self._stream.value,
         )
+        if self._show_probs.value and given.get("logprobs") is None:
+            given["logprobs"] = 5  # as %%complete --show-probs asks
         return given
 
     def request(self) -> CallRequest:
@@ -249,7 +244,9 @@ class CompletionForm(W.VBox):
         options = self.options(lenient=True)
         auto = choose_endpoint(options["model"], self._base["endpoint"] or AUTO)
         shown = {"model": self._shown["model"], "system": self._shown["system"], "stream": self._shown["stream"]}
-        return " ".join(["%%complete", *format_options(options, auto, shown)])
+        probs = self._show_probs.value and options.get("logprobs") == 5
+        line = format_options({**options, "logprobs": None} if probs else options, auto, shown)
+        return " ".join(["%%complete", *line, *(["--show-probs"] if probs else [])])
 
     def _sync_fields(self) -> None:
         completions = self._endpoint.value == COMPLETIONS
@@ -350,6 +347,10 @@ class CompletionForm(W.VBox):
             if call is not self._call:  # a call stop() already gave up on
                 return
             self._call, self._outcome = None, outcome
+            if outcome is not None and outcome.logprobs and self._show_probs.value:
+                from .probs_view import probs_output
+
+                self._output.outputs += (probs_output(outcome.logprobs, outcome.text),)
             self._status.value, self._error.value = status, error
             self._submit.disabled, self._stop.disabled = False, True
 

@@ -338,6 +338,57 @@ def test_markdown_answer_streams_from_the_offline_model(lab: tuple[str, str, Pat
             browser.close()
 
 
+LAB_CELLS = ["%%complete --show-probs -e completions -t 0 --max-tokens 12\nThe three primary colours are",
+             "%%complete --compare -t 0,1 --seed 1,2 --max-tokens 10\nName a colour. Reply with one word."]
+
+
+def test_probability_view_and_grid_from_the_offline_model(lab: tuple[str, str, Path], tmp_path: Path) -> None:
+    """The teaching lab on the bundled model in JupyterLab: every token of the answer coloured, with
+    its alternatives in a tooltip and as a clickable view; the comparison grid with one row per
+    combination. With ``UPDATE_SCREENSHOT=1`` these are the README's pictures."""
+    from jupyter_openai.local import find_model
+
+    if find_model() is None:
+        pytest.skip('the bundled model is not installed (pip install "jupyter-openai[local]")')
+    base, token, root = lab
+    import nbformat
+
+    cells = ["import os\nfor name in [n for n in os.environ if n.startswith('OPENAI_')]:\n    del os.environ[name]",
+             "%load_ext jupyter_openai", *LAB_CELLS]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(notebook, root / "lab.ipynb")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1024, "height": 1000})
+            page.goto(f"{base}/lab/tree/lab.ipynb?token={token}")
+            page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-Cell').length >= 4 && "
+                                   "(document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",
+                                   timeout=60_000)
+            page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+            page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+            probs, grid = page.locator(".jp-Notebook .jp-Cell").nth(2), page.locator(".jp-Notebook .jp-Cell").nth(3)
+            expect(probs.locator(".jo-status")).to_contain_text("finish:", timeout=120_000)
+            tokens = probs.locator(".jo-probs .jo-tok")
+            expect(tokens.first).to_be_visible()
+            assert tokens.count() >= 3
+            assert "%" in (tokens.first.get_attribute("title") or ""), "the alternatives are in the tooltip"
+            probs.screenshot(path=tmp_path / "probabilities.png")
+            expect(grid.locator("table tbody tr")).to_have_count(4, timeout=120_000)
+            header = grid.locator("table thead").inner_text()
+            assert "temperature" in header and "seed" in header
+            grid.screenshot(path=tmp_path / "grid.png")
+            if os.environ.get("UPDATE_SCREENSHOT") == "1":
+                for name in ("probabilities", "grid"):
+                    shutil.copyfile(tmp_path / f"{name}.png", ROOT / "docs" / f"{name}.png")
+        except Exception:
+            page.screenshot(path=tmp_path / "failure.png", full_page=True)
+            raise
+        finally:
+            browser.close()
+
+
 def _output_length(page: Page) -> int:
     return page.eval_on_selector(".jupyter-openai-form .jo-output", "el => el.textContent.length")
 

@@ -505,3 +505,20 @@ def test_text_format_shows_raw_text_that_wraps_at_words(make_form):
     (shown,) = form._output.outputs
     assert shown["data"]["text/plain"] == "Echo: bold **not**" == form.output_text
     assert "text/markdown" not in shown["data"] and "word-break:normal" in shown["data"]["text/html"]
+
+
+def test_the_probabilities_checkbox_shows_the_probability_view(make_form, server):
+    """As ``%%complete --show-probs``: logprobs asked for, the answer's tokens coloured below it."""
+    form = make_form()
+    form._show_probs.value = True
+    assert form.preview == "%%complete --show-probs"
+    run(form)
+    body = server.requests[-1].body
+    assert body["logprobs"] is True and body["top_logprobs"] == 5
+    answer, probs = form._output.outputs
+    assert answer["metadata"]["jupyter_openai"] == "answer" and form.output_text == ANSWER
+    assert probs["metadata"]["jupyter_openai"] == "probabilities"
+    assert 'class="jo-probs"' in probs["data"]["text/html"] and "jo-tok" in probs["data"]["text/html"]
+    form._show_probs.value = False
+    run(form)
+    assert "logprobs" not in server.requests[-1].body and len(form._output.outputs) == 1
