@@ -6,7 +6,8 @@ by URL), shows ``%complete_form`` and records, kernel side, when each output upd
 types a prompt, sets the temperature through the slider's readout, submits, watches the text grow,
 then stops a slow stream. The layout test opens the form at 1024, 1280 and 1920 px with the file
 browser open, in the light and the dark theme, and measures it. The answer test runs a first cell
-with no key, answered by the bundled offline model, and checks the Markdown and the status line.
+with no key, answered by the bundled offline model, and checks the Markdown and the status line;
+the lab test shows the probability view and a comparison grid from the same model.
 Screenshots go to the temporary folder; with ``UPDATE_SCREENSHOT=1`` the README's pictures
 (``docs/answer.png``, ``docs/form-light.png``, ``docs/form-dark.png``) are made again from these runs.
 Every process started here is ended, whatever happens.
