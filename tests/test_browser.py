@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,33 @@ if _missing():
     pytest.skip(_missing(), allow_module_level=True)
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+
+
+@contextmanager
+def _notebook_page(base: str, token: str, tmp_path: Path, name: str, cells: int,
+                   viewport: tuple[int, int]) -> Iterator[Page]:
+    """Headless Chromium on notebook ``name`` in JupyterLab, once its ``cells`` cells are shown and
+    the kernel is idle; on a failure a full-page screenshot goes to the temporary folder."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+        try:
+            page.goto(f"{base}/lab/tree/{name}?token={token}")
+            page.wait_for_function(f"() => document.querySelectorAll('.jp-Notebook .jp-Cell').length >= {cells} && "
+                                   "(document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",
+                                   timeout=60_000)
+            yield page
+        except Exception:
+            page.screenshot(path=tmp_path / "failure.png", full_page=True)
+            raise
+        finally:
+            browser.close()
+
+
+def _run_all(page: Page) -> None:
+    """Run > Run All Cells, as a person would."""
+    page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
 
 
 def _free_port() -> int:
@@ -215,49 +243,36 @@ def test_form_fits_a_1024_pixel_screen(fake: FakeOpenAIServer, lab: tuple[str, s
     base, token, root = lab
     theme = request.node.callspec.id
     _write_notebook(root / "form.ipynb", fake.url, tmp_path / "updates.jsonl")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1024, "height": 900})
-            page.goto(f"{base}/lab/tree/form.ipynb?token={token}")
-            page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-Cell').length >= 3 && "
-                                   "(document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",
-                                   timeout=60_000)
-            _open_left_sidebar(page)
-            page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
-            page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
-            form = page.locator(".jupyter-openai-form")
-            expect(form).to_be_visible(timeout=60_000)
-            expect(form.locator(".jo-model select")).to_have_value("fake-chat")
-            form.locator(".jo-prompt textarea").fill(PROMPT)
-            form.locator("button.jo-submit").click()
-            expect(form.locator(".jo-status")).to_contain_text("finish: stop", timeout=20_000)
-            for width in (1024, 1280, 1920):
-                page.set_viewport_size({"width": width, "height": 900})
-                page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
-                form.scroll_into_view_if_needed()
-                found = form.evaluate(MEASURE_FORM)
-                form.screenshot(path=tmp_path / f"form-{theme}-{width}.png")
-                page.screenshot(path=tmp_path / f"page-{theme}-{width}.png")
-                print(f"{theme} at {width} px: notebook {found['notebook']:.0f} px, form {found['form']:.0f} px")
-                assert found["light"] == ("true" if theme == "light" else "false")
-                assert found["wide"] == [], f"at {width} px, wider than the notebook ({found['notebook']:.0f} px): " \
-                                            f"{found['wide']}"
-                assert found["scrolling"] == [], f"at {width} px, scrolls sideways: {found['scrolling']}"
-                assert found["hidden"] == [], f"at {width} px, controls with no size: {found['hidden']}"
-            assert found["themeBorder"], "the theme defines --jp-border-color2"
-            expected = page.evaluate("c => { const d = document.createElement('div'); d.style.color = c;"
-                                     " document.body.appendChild(d); const v = getComputedStyle(d).color;"
-                                     " d.remove(); return v; }", found["themeBorder"])
-            assert found["border"] == expected, "the output box's border is the theme's colour"
-            if os.environ.get("UPDATE_SCREENSHOT") == "1":
-                (ROOT / "docs").mkdir(exist_ok=True)
-                shutil.copyfile(tmp_path / f"form-{theme}-1024.png", ROOT / "docs" / f"form-{theme}.png")
-        except Exception:
-            page.screenshot(path=tmp_path / "failure.png", full_page=True)
-            raise
-        finally:
-            browser.close()
+    with _notebook_page(base, token, tmp_path, 'form.ipynb', 3, (1024, 900)) as page:
+        _open_left_sidebar(page)
+        _run_all(page)
+        form = page.locator(".jupyter-openai-form")
+        expect(form).to_be_visible(timeout=60_000)
+        expect(form.locator(".jo-model select")).to_have_value("fake-chat")
+        form.locator(".jo-prompt textarea").fill(PROMPT)
+        form.locator("button.jo-submit").click()
+        expect(form.locator(".jo-status")).to_contain_text("finish: stop", timeout=20_000)
+        for width in (1024, 1280, 1920):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+            form.scroll_into_view_if_needed()
+            found = form.evaluate(MEASURE_FORM)
+            form.screenshot(path=tmp_path / f"form-{theme}-{width}.png")
+            page.screenshot(path=tmp_path / f"page-{theme}-{width}.png")
+            print(f"{theme} at {width} px: notebook {found['notebook']:.0f} px, form {found['form']:.0f} px")
+            assert found["light"] == ("true" if theme == "light" else "false")
+            assert found["wide"] == [], f"at {width} px, wider than the notebook ({found['notebook']:.0f} px): " \
+                                        f"{found['wide']}"
+            assert found["scrolling"] == [], f"at {width} px, scrolls sideways: {found['scrolling']}"
+            assert found["hidden"] == [], f"at {width} px, controls with no size: {found['hidden']}"
+        assert found["themeBorder"], "the theme defines --jp-border-color2"
+        expected = page.evaluate("c => { const d = document.createElement('div'); d.style.color = c;"
+                                 " document.body.appendChild(d); const v = getComputedStyle(d).color;"
+                                 " d.remove(); return v; }", found["themeBorder"])
+        assert found["border"] == expected, "the output box's border is the theme's colour"
+        if os.environ.get("UPDATE_SCREENSHOT") == "1":
+            (ROOT / "docs").mkdir(exist_ok=True)
+            shutil.copyfile(tmp_path / f"form-{theme}-1024.png", ROOT / "docs" / f"form-{theme}.png")
 
 
 MARKDOWN_PROMPT = "Write a Python function that adds two numbers."
@@ -305,38 +320,25 @@ def test_markdown_answer_streams_from_the_offline_model(lab: tuple[str, str, Pat
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nbformat.write(notebook, root / "answer.ipynb")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1024, "height": 900})
-            page.goto(f"{base}/lab/tree/answer.ipynb?token={token}")
-            page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-Cell').length >= 3 && "
-                                   "(document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",
-                                   timeout=60_000)
-            page.evaluate(WATCH_ANSWER)
-            page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
-            page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
-            cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
-            expect(cell.locator(".jo-status")).to_contain_text("finish:", timeout=120_000)
-            found = page.evaluate(MEASURE_ANSWER)
-            states = page.evaluate("window.__states")
-            cell.screenshot(path=tmp_path / "answer.png")
-            print(f"markdown answer: {found}")
-            assert found["code"] >= 1, "the code block is rendered"
-            growing = [n for markdown, status, n in states if markdown and not status and 0 < n < found["length"]]
-            assert growing, f"rendered as Markdown while it streamed: {states[:20]}"
-            assert found["wordBreak"] != "break-all"
-            assert found["apart"], "the status line is an output of its own, below the answer"
-            assert found["statusSize"] < found["answerSize"] and found["statusColor"] != found["answerColor"]
-            assert "(offline" in found["statusText"]
-            if os.environ.get("UPDATE_SCREENSHOT") == "1":
-                (ROOT / "docs").mkdir(exist_ok=True)
-                shutil.copyfile(tmp_path / "answer.png", ROOT / "docs" / "answer.png")
-        except Exception:
-            page.screenshot(path=tmp_path / "failure.png", full_page=True)
-            raise
-        finally:
-            browser.close()
+    with _notebook_page(base, token, tmp_path, 'answer.ipynb', 3, (1024, 900)) as page:
+        page.evaluate(WATCH_ANSWER)
+        _run_all(page)
+        cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
+        expect(cell.locator(".jo-status")).to_contain_text("finish:", timeout=120_000)
+        found = page.evaluate(MEASURE_ANSWER)
+        states = page.evaluate("window.__states")
+        cell.screenshot(path=tmp_path / "answer.png")
+        print(f"markdown answer: {found}")
+        assert found["code"] >= 1, "the code block is rendered"
+        growing = [n for markdown, status, n in states if markdown and not status and 0 < n < found["length"]]
+        assert growing, f"rendered as Markdown while it streamed: {states[:20]}"
+        assert found["wordBreak"] != "break-all"
+        assert found["apart"], "the status line is an output of its own, below the answer"
+        assert found["statusSize"] < found["answerSize"] and found["statusColor"] != found["answerColor"]
+        assert "(offline" in found["statusText"]
+        if os.environ.get("UPDATE_SCREENSHOT") == "1":
+            (ROOT / "docs").mkdir(exist_ok=True)
+            shutil.copyfile(tmp_path / "answer.png", ROOT / "docs" / "answer.png")
 
 
 LAB_CELLS = ["%%complete --show-probs -e completions -t 0 --max-tokens 12\nThe three primary colours are",
@@ -359,35 +361,22 @@ def test_probability_view_and_grid_from_the_offline_model(lab: tuple[str, str, P
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nbformat.write(notebook, root / "lab.ipynb")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1024, "height": 1000})
-            page.goto(f"{base}/lab/tree/lab.ipynb?token={token}")
-            page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-Cell').length >= 4 && "
-                                   "(document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",
-                                   timeout=60_000)
-            page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
-            page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
-            probs, grid = page.locator(".jp-Notebook .jp-Cell").nth(2), page.locator(".jp-Notebook .jp-Cell").nth(3)
-            expect(probs.locator(".jo-status")).to_contain_text("finish:", timeout=120_000)
-            tokens = probs.locator(".jo-probs .jo-tok")
-            expect(tokens.first).to_be_visible()
-            assert tokens.count() >= 3
-            assert "%" in (tokens.first.get_attribute("title") or ""), "the alternatives are in the tooltip"
-            probs.screenshot(path=tmp_path / "probabilities.png")
-            expect(grid.locator("table tbody tr")).to_have_count(4, timeout=120_000)
-            header = grid.locator("table thead").inner_text()
-            assert "temperature" in header and "seed" in header
-            grid.screenshot(path=tmp_path / "grid.png")
-            if os.environ.get("UPDATE_SCREENSHOT") == "1":
-                for name in ("probabilities", "grid"):
-                    shutil.copyfile(tmp_path / f"{name}.png", ROOT / "docs" / f"{name}.png")
-        except Exception:
-            page.screenshot(path=tmp_path / "failure.png", full_page=True)
-            raise
-        finally:
-            browser.close()
+    with _notebook_page(base, token, tmp_path, 'lab.ipynb', 4, (1024, 1000)) as page:
+        _run_all(page)
+        probs, grid = page.locator(".jp-Notebook .jp-Cell").nth(2), page.locator(".jp-Notebook .jp-Cell").nth(3)
+        expect(probs.locator(".jo-status")).to_contain_text("finish:", timeout=120_000)
+        tokens = probs.locator(".jo-probs .jo-tok")
+        expect(tokens.first).to_be_visible()
+        assert tokens.count() >= 3
+        assert "%" in (tokens.first.get_attribute("title") or ""), "the alternatives are in the tooltip"
+        probs.screenshot(path=tmp_path / "probabilities.png")
+        expect(grid.locator("table tbody tr")).to_have_count(4, timeout=120_000)
+        header = grid.locator("table thead").inner_text()
+        assert "temperature" in header and "seed" in header
+        grid.screenshot(path=tmp_path / "grid.png")
+        if os.environ.get("UPDATE_SCREENSHOT") == "1":
+            for name in ("probabilities", "grid"):
+                shutil.copyfile(tmp_path / f"{name}.png", ROOT / "docs" / f"{name}.png")
 
 
 def _output_length(page: Page) -> int:
@@ -399,78 +388,65 @@ def test_form_in_jupyterlab(fake: FakeOpenAIServer, lab: tuple[str, str, Path], 
     trace = tmp_path / "updates.jsonl"
     _write_notebook(root / "form.ipynb", fake.url, trace)
     started = time.monotonic()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1200})
-            page.goto(f"{base}/lab/tree/form.ipynb?token={token}")
-            page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-Cell').length >= 3 && "
-                                   "(document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",
-                                   timeout=60_000)
-            page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
-            page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
-            form = page.locator(".jupyter-openai-form")
-            expect(form).to_be_visible(timeout=60_000)
-            expect(form.locator(".jo-model select")).to_have_value("fake-chat")
-            page.screenshot(path=tmp_path / "1-opened.png", full_page=True)
+    with _notebook_page(base, token, tmp_path, 'form.ipynb', 3, (1280, 1200)) as page:
+        _run_all(page)
+        form = page.locator(".jupyter-openai-form")
+        expect(form).to_be_visible(timeout=60_000)
+        expect(form.locator(".jo-model select")).to_have_value("fake-chat")
+        page.screenshot(path=tmp_path / "1-opened.png", full_page=True)
 
-            # Type a prompt; set the temperature through the slider's readout.
-            form.locator(".jo-prompt textarea").fill(PROMPT)
-            readout = form.locator(".jo-temperature .widget-readout")
-            readout.click()
-            page.keyboard.press("Control+A")
-            page.keyboard.type("0.3")
-            page.keyboard.press("Enter")
-            expect(readout).to_have_text("0.30")
-            # -m fake-chat is the default: the model trait is untouched and the server lists fake-chat first
-            expect(form.locator(".jo-preview input")).to_have_value("%%complete -t 0.3")
+        # Type a prompt; set the temperature through the slider's readout.
+        form.locator(".jo-prompt textarea").fill(PROMPT)
+        readout = form.locator(".jo-temperature .widget-readout")
+        readout.click()
+        page.keyboard.press("Control+A")
+        page.keyboard.type("0.3")
+        page.keyboard.press("Enter")
+        expect(readout).to_have_text("0.30")
+        # -m fake-chat is the default: the model trait is untouched and the server lists fake-chat first
+        expect(form.locator(".jo-preview input")).to_have_value("%%complete -t 0.3")
 
-            # Submit a slow stream and watch it grow, in the page and by sampling.
-            fake.add_fault(path="/chat", chunk_delay=0.15)
-            page.eval_on_selector(".jupyter-openai-form .jo-output", """el => {
-                window.__seen = [];
-                const note = () => window.__seen.push([Date.now(), el.textContent.length]);
-                new MutationObserver(note).observe(el, {subtree: true, childList: true, characterData: true});
-            }""")
-            form.locator("button.jo-submit").click()
-            expect(form.locator("button.jo-submit")).to_be_disabled()
-            samples: list[int] = []
-            deadline = time.monotonic() + 20
-            while "finish:" not in form.locator(".jo-status").inner_text() and time.monotonic() < deadline:
-                samples.append(_output_length(page))
-                time.sleep(0.05)
-            expect(form.locator(".jo-status")).to_contain_text("finish: stop")
-            expect(form.locator(".jo-output")).to_have_text(ANSWER)
-            intermediate = sorted({n for n in samples if 0 < n < len(ANSWER)})
-            assert len(intermediate) >= 3, f"the text did not grow in pieces: sampled lengths {sorted(set(samples))}"
-            assert fake.requests[-1].body["temperature"] == 0.3
-            expect(form.locator("button.jo-submit")).to_be_enabled()
-            form.screenshot(path=tmp_path / "2-finished-form.png")
-            page.screenshot(path=tmp_path / "2-finished-page.png", full_page=True)
-            _report_latency(trace, page.evaluate("window.__seen"))
+        # Submit a slow stream and watch it grow, in the page and by sampling.
+        fake.add_fault(path="/chat", chunk_delay=0.15)
+        page.eval_on_selector(".jupyter-openai-form .jo-output", """el => {
+            window.__seen = [];
+            const note = () => window.__seen.push([Date.now(), el.textContent.length]);
+            new MutationObserver(note).observe(el, {subtree: true, childList: true, characterData: true});
+        }""")
+        form.locator("button.jo-submit").click()
+        expect(form.locator("button.jo-submit")).to_be_disabled()
+        samples: list[int] = []
+        deadline = time.monotonic() + 20
+        while "finish:" not in form.locator(".jo-status").inner_text() and time.monotonic() < deadline:
+            samples.append(_output_length(page))
+            time.sleep(0.05)
+        expect(form.locator(".jo-status")).to_contain_text("finish: stop")
+        expect(form.locator(".jo-output")).to_have_text(ANSWER)
+        intermediate = sorted({n for n in samples if 0 < n < len(ANSWER)})
+        assert len(intermediate) >= 3, f"the text did not grow in pieces: sampled lengths {sorted(set(samples))}"
+        assert fake.requests[-1].body["temperature"] == 0.3
+        expect(form.locator("button.jo-submit")).to_be_enabled()
+        form.screenshot(path=tmp_path / "2-finished-form.png")
+        page.screenshot(path=tmp_path / "2-finished-page.png", full_page=True)
+        _report_latency(trace, page.evaluate("window.__seen"))
 
-            # Stop a slow stream: the partial text stays, the status says interrupted.
-            fake.add_fault(path="/chat", chunks=3000, chunk_delay=0.02)
-            form.locator("button.jo-submit").click()
-            page.wait_for_function(
-                "() => { const text = document.querySelector('.jupyter-openai-form .jo-output').textContent;"
-                " return text.startsWith('w0') && text.length > 40; }",
-                timeout=10_000,
-            )
-            form.locator("button.jo-stop").click()
-            expect(form.locator(".jo-status")).to_contain_text("interrupted", timeout=5_000)
-            kept = _output_length(page)
-            time.sleep(0.5)
-            assert kept > 40 and _output_length(page) == kept, "the partial text must stay, and stop growing"
-            assert form.locator(".jo-output").inner_text().startswith("w0 w1 w2")
-            expect(form.locator("button.jo-submit")).to_be_enabled()
-            expect(form.locator("button.jo-stop")).to_be_disabled()
-            form.screenshot(path=tmp_path / "3-stopped-form.png")
-        except Exception:
-            page.screenshot(path=tmp_path / "failure.png", full_page=True)
-            raise
-        finally:
-            browser.close()
+        # Stop a slow stream: the partial text stays, the status says interrupted.
+        fake.add_fault(path="/chat", chunks=3000, chunk_delay=0.02)
+        form.locator("button.jo-submit").click()
+        page.wait_for_function(
+            "() => { const text = document.querySelector('.jupyter-openai-form .jo-output').textContent;"
+            " return text.startsWith('w0') && text.length > 40; }",
+            timeout=10_000,
+        )
+        form.locator("button.jo-stop").click()
+        expect(form.locator(".jo-status")).to_contain_text("interrupted", timeout=5_000)
+        kept = _output_length(page)
+        time.sleep(0.5)
+        assert kept > 40 and _output_length(page) == kept, "the partial text must stay, and stop growing"
+        assert form.locator(".jo-output").inner_text().startswith("w0 w1 w2")
+        expect(form.locator("button.jo-submit")).to_be_enabled()
+        expect(form.locator("button.jo-stop")).to_be_disabled()
+        form.screenshot(path=tmp_path / "3-stopped-form.png")
     print(f"browser test: {time.monotonic() - started:.1f} s from page load; screenshots in {tmp_path}")
 
 
