@@ -91,8 +91,6 @@ def register(ipython: Any) -> None:
 
 def unregister(ipython: Any) -> None:
     """Remove ``%%complete_batch`` (called by the extension's unload)."""
-    manager = ipython.magics_manager
-    manager.registry.pop(BatchMagics.__name__, None)
-    for kind, names in BatchMagics.magics.items():
-        for name in names:
-            manager.magics[kind].pop(name, None)
+    from .magic_config import remove_magics
+
+    remove_magics(ipython, BatchMagics)

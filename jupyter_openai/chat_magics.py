@@ -232,11 +232,9 @@ def load(ipython: Any) -> None:
 
 def unload(ipython: Any) -> None:
     """Undo :func:`load`."""
-    manager = ipython.magics_manager
-    instance = manager.registry.pop(ChatMagics.__name__, None)
-    for kind, names in ChatMagics.magics.items():
-        for name in names:
-            manager.magics[kind].pop(name, None)
+    from .magic_config import remove_magics
+
+    instance = remove_magics(ipython, ChatMagics)
     if instance is not None:
         for event, callback in (("pre_run_cell", instance.pre_run_cell), ("post_run_cell", instance.post_run_cell)):
             try:

@@ -253,11 +253,9 @@ def unload(ipython: Any) -> None:
     """Undo :func:`load`; recording or replay stops, the prices and budget are forgotten."""
     import sys
 
-    manager = ipython.magics_manager
-    manager.registry.pop(LabMagics.__name__, None)
-    for kind, names in LabMagics.magics.items():
-        for name in names:
-            manager.magics[kind].pop(name, None)
+    from .magic_config import remove_magics
+
+    remove_magics(ipython, LabMagics)
     replay = sys.modules.get(f"{__package__}.replay")
     if replay is not None and replay.active is not None:
         replay.active.close()

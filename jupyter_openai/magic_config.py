@@ -289,3 +289,14 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
 
             replay.attach(self._client._session)  # a recording or a replay in force (none: nothing)
         return self._client
+
+
+def remove_magics(ipython: Any, magics_class: type) -> Any:
+    """Unregister every magic of ``magics_class`` (the other half of ``register_magics``); return the
+    instance that served them, if any."""
+    manager = ipython.magics_manager
+    instance = manager.registry.pop(magics_class.__name__, None)
+    for kind, names in magics_class.magics.items():
+        for name in names:
+            manager.magics[kind].pop(name, None)
+    return instance

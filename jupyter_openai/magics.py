@@ -19,7 +19,7 @@ from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from . import batch_magics
-from .magic_config import ConfiguredMagics, param_options, usage_errors
+from .magic_config import ConfiguredMagics, param_options, remove_magics, usage_errors
 from .magic_options import call_options
 from .magicline import check_out_name, interpolate, option_value, schema_option, split_options, unescape, unfilled_names
 from .params import ENDPOINTS, OPTION_PARAMS, PARAMS
@@ -359,11 +359,7 @@ def unload(ipython: Any) -> None:
     while keep_question_prompts in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.remove(keep_question_prompts)
     batch_magics.unregister(ipython)
-    manager = ipython.magics_manager
-    instance = manager.registry.pop(CompleteMagics.__name__, None)
-    for kind, names in CompleteMagics.magics.items():
-        for name in names:
-            manager.magics[kind].pop(name, None)
+    instance = remove_magics(ipython, CompleteMagics)
     if instance is not None:
         if instance in ipython.configurables:
             ipython.configurables.remove(instance)
