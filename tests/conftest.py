@@ -3,6 +3,7 @@ two real model servers (llama-cpp-python's and llama.cpp's own ``llama-server``)
 
 from __future__ import annotations
 
+import atexit
 import socket
 import sys
 import time
@@ -228,6 +229,9 @@ def close_shell(ip: object) -> None:
     session_log.path = None
     RaisingShell.get().clear_instance()
     InteractiveShell.clear_instance()
+    # Each shell registers an exit handler that resets it (a full gc.collect() each): with hundreds
+    # of shells made and dropped, the run went on for minutes after its last test. This one is done.
+    atexit.unregister(ip.atexit_operations)  # type: ignore[attr-defined]
 
 
 @pytest.fixture
