@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -118,6 +119,14 @@ def body_server(_session_body_server: BodyServer) -> BodyServer:
     _session_body_server.hits = 0
     return _session_body_server
 
+
+
+def cancel_after(token: Any, seconds: float) -> threading.Timer:
+    """Cancel ``token`` (a :class:`~jupyter_openai.cancel.CancelToken`) from another thread after
+    ``seconds``, as the form's Stop button does; ``cancel()`` the returned timer when done."""
+    timer = threading.Timer(seconds, token.cancel)
+    timer.start()
+    return timer
 
 @pytest.fixture
 def make_server() -> Iterator[Any]:

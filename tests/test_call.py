@@ -18,6 +18,7 @@ from jupyter_openai.errors import AuthenticationError, ConfigurationError
 from jupyter_openai.log import SessionLog, session_log
 from jupyter_openai.request import CallRequest, choose_endpoint
 
+from conftest import cancel_after
 from fakeserver import FakeOpenAIServer
 
 PROMPT = "one two three four five six"
@@ -188,8 +189,7 @@ def test_run_call_cancel_token_stops_the_stream(client, server: FakeOpenAIServer
     with server._lock:
         before = set(server._connections)
     cancel = CancelToken()
-    timer = threading.Timer(0.3, cancel.cancel)
-    timer.start()
+    timer = cancel_after(cancel, 0.3)
     started = time.monotonic()
     try:
         outcome = run_call(client, CallRequest("x", "fake-chat"), log=private_log, cancel=cancel)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -11,15 +10,10 @@ from jupyter_openai.cancel import CancelToken
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import Cancelled
 
+from conftest import cancel_after
 from fakeserver import FakeOpenAIServer
 
 CHAT = [{"role": "user", "content": "one two three four five six seven eight"}]
-
-
-def cancel_after(token: CancelToken, seconds: float) -> threading.Timer:
-    timer = threading.Timer(seconds, token.cancel)
-    timer.start()
-    return timer
 
 
 def test_a_cancelled_token_sends_nothing(client: OpenAIClient, server: FakeOpenAIServer) -> None:

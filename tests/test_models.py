@@ -8,7 +8,7 @@ server (``strict_models``, the ``llama.cpp`` and ``llama-cpp-python`` profiles) 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -45,20 +45,6 @@ def calls(server: FakeOpenAIServer) -> list[tuple[str, str]]:
     return [(r.method, r.path) for r in server.requests]
 
 
-@pytest.fixture
-def own_server() -> Iterator[Callable[..., FakeOpenAIServer]]:
-    """Start a FakeOpenAIServer with the given arguments (stopped after the test)."""
-    started: list[FakeOpenAIServer] = []
-
-    def start(**kwargs: Any) -> FakeOpenAIServer:
-        started.append(FakeOpenAIServer(**kwargs).start())
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.stop()
-
-
 # -- pure ------------------------------------------------------------------------------------
 def test_closest_puts_the_near_names_first_and_caps_the_count() -> None:
     listed = ["fake-chat", "gpt-5.4", "gpt-5.4-mini", "gpt-5.4-nano", "gpt-5.5", "gpt-4o-mini", "davinci-002"]
@@ -80,8 +66,8 @@ def test_ids_of_odd_listings(listing: Any, expected: list[str]) -> None:
 
 # -- the default model -------------------------------------------------------------------------
 def test_no_model_configured_sends_the_servers_first_model(make_shell: Callable[..., Any],
-                                                           own_server: Callable[..., FakeOpenAIServer]) -> None:
-    server = own_server(models=("zeta-chat", "alpha-chat"))
+                                                           make_server: Callable[..., FakeOpenAIServer]) -> None:
+    server = make_server(models=("zeta-chat", "alpha-chat"))
     shell = make_shell(Config(), env(server.url))
     first = run(shell, f"%%complete\n{PROMPT}")
     run(shell, f"%complete {PROMPT}")
@@ -105,8 +91,8 @@ def test_a_configured_model_is_used_even_when_it_is_the_default(make_shell: Call
 
 
 def test_a_server_that_lists_nothing_gets_the_default_model(make_shell: Callable[..., Any],
-                                                            own_server: Callable[..., FakeOpenAIServer]) -> None:
-    server = own_server(models=(), strict_models=False)
+                                                            make_server: Callable[..., FakeOpenAIServer]) -> None:
+    server = make_server(models=(), strict_models=False)
     shell = make_shell(Config(), env(server.url))
     run(shell, f"%%complete\n{PROMPT}")
     run(shell, f"%%complete\n{PROMPT}")
@@ -180,8 +166,8 @@ def test_unknown_model_through_the_magic_is_one_line(shell: Any, server: FakeOpe
     assert [m for m, _ in calls(server)] == ["POST", "GET"]
 
 
-def test_a_short_list_names_every_model(own_server: Callable[..., FakeOpenAIServer]) -> None:
-    server = own_server(models=("alpha", "beta"), strict_models=True)
+def test_a_short_list_names_every_model(make_server: Callable[..., FakeOpenAIServer]) -> None:
+    server = make_server(models=("alpha", "beta"), strict_models=True)
     with OpenAIClient(api_key=TEST_KEY, base_url=server.url) as short:
         with pytest.raises(NotFoundError, match=r"Available models closest to 'alpah': alpha, beta \(code="):
             short.chat("alpah", MESSAGES)
@@ -189,8 +175,8 @@ def test_a_short_list_names_every_model(own_server: Callable[..., FakeOpenAIServ
 
 # -- one model's description without GET /models/{id} ------------------------------------------
 @pytest.mark.parametrize("profile", ["llama.cpp", "llama-cpp-python"])
-def test_retrieve_model_falls_back_to_the_list(own_server: Callable[..., FakeOpenAIServer], profile: str) -> None:
-    server = own_server(profile=profile)
+def test_retrieve_model_falls_back_to_the_list(make_server: Callable[..., FakeOpenAIServer], profile: str) -> None:
+    server = make_server(profile=profile)
     with OpenAIClient(api_key=TEST_KEY, base_url=server.url, max_retries=0) as local:
         entry = local.retrieve_model(LLAMA_MODEL)
         assert entry == local.list_models()[0] and entry["id"] == LLAMA_MODEL
@@ -204,8 +190,8 @@ def test_retrieve_model_falls_back_to_the_list(own_server: Callable[..., FakeOpe
 
 
 def test_complete_models_id_on_llama_server(make_shell: Callable[..., Any],
-                                            own_server: Callable[..., FakeOpenAIServer]) -> None:
-    server = own_server(profile="llama.cpp")
+                                            make_server: Callable[..., FakeOpenAIServer]) -> None:
+    server = make_server(profile="llama.cpp")
     shell = make_shell(Config(), env(server.url))
     with capture_output():
         table = shell.run_cell(f"%complete_models {LLAMA_MODEL}").result

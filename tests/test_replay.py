@@ -17,6 +17,7 @@ from jupyter_openai.client import OpenAIClient
 from jupyter_openai.log import session_log
 from jupyter_openai.replay import Recorder, Replayer, ReplayMiss, canonical, request_key
 
+from conftest import cancel_after
 from fakeserver import TEST_KEY, FakeOpenAIServer
 
 PROMPT = "one two three"
@@ -206,7 +207,6 @@ def test_a_recording_of_the_offline_model_replays_without_starting_it(make_shell
 
 
 def test_cancel_ends_a_stalled_recorded_stream_at_once(tmp_path: Path) -> None:
-    import threading
     import time
 
     from jupyter_openai.cancel import CancelToken
@@ -217,8 +217,7 @@ def test_cancel_ends_a_stalled_recorded_stream_at_once(tmp_path: Path) -> None:
         with _client(srv.url, Recorder(path, base_url=srv.url)) as client:
             token = CancelToken()
             stream = client.chat("fake-chat", [{"role": "user", "content": PROMPT}], stream=True, cancel=token)
-            timer = threading.Timer(0.3, token.cancel)
-            timer.start()
+            timer = cancel_after(token, 0.3)
             started = time.monotonic()
             try:
                 deltas = list(stream)
