@@ -26,7 +26,8 @@ def use_display_handles(shell: Any) -> bool:
     return not type(shell).__module__.startswith("IPython.terminal")
 
 
-def _block(texts: Sequence[str], index: int, many: bool, markdown: bool = False) -> str:
+def answer_block(texts: Sequence[str], index: int, many: bool, markdown: bool = False) -> str:
+    """Choice ``index``'s text, under a ``choice N`` heading when there are several (bold in Markdown)."""
     text = texts[index] if index < len(texts) else ""
     if not many:
         return text
@@ -50,19 +51,23 @@ def answer_bundle(text: str, markdown: bool) -> dict[str, str]:
     return {"text/plain": text, "text/html": f'<div class="jo-answer" style="{TEXT_STYLE}">{html.escape(text)}</div>'}
 
 
-def status_bundle(line: str) -> dict[str, str]:
-    """The status line's display data: small and muted HTML, the same line as plain text."""
-    return {"text/plain": line, "text/html": f'<div class="jo-status" style="{STATUS_STYLE}">{html.escape(line)}</div>'}
+def status_bundle(line: str, kind: str = "status") -> dict[str, str]:
+    """A muted line's display data (the status line, or ``kind="note"``): small HTML in the theme's
+    secondary colour, the same line as plain text."""
+    return {"text/plain": line, "text/html": f'<div class="jo-{kind}" style="{STATUS_STYLE}">{html.escape(line)}</div>'}
+
+
+def _show_line(handles: bool, line: str, kind: str = "status") -> None:
+    if handles:
+        display(status_bundle(line, kind), raw=True)
+    else:
+        print(line, flush=True)
 
 
 def show_note(shell: Any, line: str) -> None:
     """A note before an answer (which server answers, say): muted HTML that wraps at words in
     Jupyter, a printed line in a terminal."""
-    if use_display_handles(shell):
-        note = f'<div class="jo-note" style="{STATUS_STYLE}">{html.escape(line)}</div>'
-        display({"text/plain": line, "text/html": note}, raw=True)
-    else:
-        print(line, flush=True)
+    _show_line(use_display_handles(shell), line, "note")
 
 
 class WordWrap:
@@ -152,7 +157,7 @@ class CellView:
             return
         many = self._n > 1
         for index in range(self._n):
-            block = _block(texts, index, many, self._markdown)
+            block = answer_block(texts, index, many, self._markdown)
             data = answer_bundle(block, self._markdown)
             if index < len(self._shown):
                 if block != self._blocks[index]:
@@ -193,10 +198,7 @@ class CellView:
 
     def status(self, line: str) -> None:
         """Show the status line under the answer: a muted display of its own, or a printed line."""
-        if self._handles:
-            display(status_bundle(line), raw=True)
-        else:
-            print(line, flush=True)
+        _show_line(self._handles, line)
 
     def _print_progress(self, progress: Progress) -> None:
         wrap = self._wrap

@@ -32,7 +32,7 @@ import ipywidgets as W
 from .call import CallOutcome, Origin, Progress, run_call
 from .cancel import CancelToken
 from .client import OpenAIClient
-from .display import answer_bundle, reasoning_bundle
+from .display import answer_block, answer_bundle, reasoning_bundle
 from .errors import ConfigurationError, one_line
 from .form_parts import FORM_STYLE, ModelField
 from .form_parts import control as _control
@@ -366,10 +366,7 @@ class CompletionForm(W.VBox):
     def _render(self, texts: Sequence[str], reasoning: str = "") -> None:
         self._texts, self._reasoning = list(texts), reasoning
         if self._blocks > 1:
-            blocks = [
-                f"**choice {i}**\n\n{texts[i] if i < len(texts) else ''}\n"
-                for i in range(max(self._blocks, len(texts)))
-            ]
+            blocks = [answer_block(texts, i, True, self._markdown) + "\n" for i in range(max(self._blocks, len(texts)))]
         else:
             blocks = [texts[0]] if texts and texts[0] else []
         shown = [(reasoning_bundle(reasoning, done=any(texts)), "reasoning")] if reasoning and self._show_reasoning \
