@@ -66,14 +66,16 @@ def run_magic(shell: Any, expected: str = common.EXPECTED_TEXT) -> tuple[float, 
         elapsed = time.perf_counter() - started
     if not result.success:
         raise RuntimeError(f"%%complete failed: {result.error_in_exec or result.error_before_exec}")
-    outputs = captured.outputs
+    status = [o for o in captured.outputs if 'class="jo-status"' in o.data.get("text/html", "")]
+    outputs = [o for o in captured.outputs if 'class="jo-status"' not in o.data.get("text/html", "")]  # the answer
     if not outputs or outputs[-1].data.get("text/plain") != expected:
-        raise RuntimeError("%%complete: the last display is not exactly the streamed text")
+        raise RuntimeError("%%complete: the answer's last display is not exactly the streamed text: "
+                           f"{[len(o.data.get('text/plain') or '') for o in captured.outputs[-3:]]} vs {len(expected)}")
     record = session_log[-1]
     if record["status"] != "ok" or record["completion"] != expected:
         raise RuntimeError(f"%%complete: the log recorded status {record['status']!r}")
-    if "davinci-002" not in captured.stdout:
-        raise RuntimeError("%%complete: no status line")
+    if len(status) != 1 or "davinci-002" not in status[0].data["text/plain"]:
+        raise RuntimeError("%%complete: no status line (a display of its own after the answer)")
     return elapsed, len(outputs)
 
 
