@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from .version import __version__
+
 __all__ = ["OpenAIClient", "CompletionForm", "session_log", "conversations", "settings_report",
            "load_ipython_extension", "unload_ipython_extension"]
 

@@ -96,7 +96,7 @@ def default_client() -> tuple[Any, str | None]:
     from .config import ENV_API_KEY, ENV_BASE_URL
 
     if not os.environ.get(ENV_API_KEY, "").strip() and not os.environ.get(ENV_BASE_URL, "").strip():
-        from . import local
+        from . import local_server as local
 
         if local.is_available():
             server = local.shared_server()

@@ -7,7 +7,7 @@ own); each actor calls its rows from a few threads with :func:`~jupyter_openai.c
 client's retries apply). Results come back to the driver, which keeps them by row index (so in the input's
 order), caches and logs them as the local engine does.
 
-The API key is never pickled (a :class:`~jupyter_openai.secrets.Secret` refuses to be): workers read it
+The API key is never pickled (a :class:`~jupyter_openai.secret.Secret` refuses to be): workers read it
 from ``OPENAI_API_KEY`` in their environment, which a local ``ray.init()`` passes on from the driver's.
 Ray is started here when it is not running yet (``ray.init()``; start it yourself for a cluster).
 """

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from . import __version__, answers, models, responses
+from . import answers, models, responses
+from .version import __version__
 from .adapt import FieldRules, takes_max_completion_tokens
 from .cancel import CancelToken
 from .config import Settings, is_openai_host

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
-from .secrets import Secret, mask_key, reveal, wire_value
+from .secret import Secret, mask_key, reveal, wire_value
 
 __all__ = ["Settings", "Secret", "SecretStr", "mask_key", "reveal", "is_openai_host", "MISSING_KEY_HELP",
            "DEFAULT_BASE_URL", "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_READ_TIMEOUT", "DEFAULT_MAX_RETRIES",
@@ -38,7 +38,7 @@ MISSING_KEY_HELP = (
 )
 
 
-#: The old name of :class:`~jupyter_openai.secrets.Secret` (it was a ``str`` subclass; it no longer is).
+#: The old name of :class:`~jupyter_openai.secret.Secret` (it was a ``str`` subclass; it no longer is).
 SecretStr = Secret
 
 
@@ -90,7 +90,7 @@ def is_openai_host(base_url: str) -> bool:
 class Settings:
     """Everything a client needs to reach a server; immutable. The key never shows in its repr.
 
-    ``api_key`` is kept as a :class:`~jupyter_openai.secrets.Secret` without surrounding whitespace;
+    ``api_key`` is kept as a :class:`~jupyter_openai.secret.Secret` without surrounding whitespace;
     a key that cannot be sent (inner whitespace, control or non-ASCII characters, not a string) is a
     :class:`ConfigurationError` here, before any request, and the message never quotes it.
     ``direct=True`` connects straight to ``base_url``, never through a proxy from the environment

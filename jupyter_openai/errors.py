@@ -29,7 +29,7 @@ import json
 import re
 from typing import Any
 
-from .secrets import redact
+from .secret import redact
 
 __all__ = [
     "OpenAIError",

@@ -226,7 +226,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         return not has_key and not self.base_url and not os.environ.get(ENV_BASE_URL, "").strip()
 
     def _offline_settings(self, settings: Settings) -> Settings:
-        from . import local
+        from . import local_server as local
 
         if not local.is_available():
             raise UsageError(f"{MISSING_KEY_HELP} Or, to work with no key and no internet, {local.INSTALL_HINT}.")
@@ -244,7 +244,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         """The model trait. When it is untouched: the offline model's name when calls go offline,
         and the server's first listed model when the base URL points at another server than OpenAI
         (one ``/models`` request per client; ``ask_server=False``: only if already known)."""
-        from .local import MODEL_ALIAS
+        from .local_server import MODEL_ALIAS
 
         if not self._model_untouched():
             return self.model

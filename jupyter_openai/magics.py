@@ -311,7 +311,7 @@ class CompleteMagics(ConfiguredMagics):
     @line_magic
     def complete_local(self, line: str) -> None:
         """Start, stop or show the bundled offline model server: ``%complete_local start|stop|status``."""
-        from . import local
+        from . import local_server as local
 
         args = parse_argstring(self.complete_local, line)
         if args.action == "stop":

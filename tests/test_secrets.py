@@ -1,4 +1,4 @@
-"""Tests of ``jupyter_openai.secrets``: the :class:`Secret` type is not a string and shows only its
+"""Tests of ``jupyter_openai.secret``: the :class:`Secret` type is not a string and shows only its
 mask (repr, str, format, JSON, pickling, copies, string operations), :func:`wire_value` is what the
 HTTP layer sends, and :func:`redact` masks keys in any JSON value.
 
@@ -14,7 +14,7 @@ import pickle
 import pytest
 
 from jupyter_openai import config, errors
-from jupyter_openai.secrets import REDACTED, Secret, mask_key, redact, reveal, wire_value
+from jupyter_openai.secret import REDACTED, Secret, mask_key, redact, reveal, wire_value
 
 from conftest import CANARY_KEY
 

