@@ -1,6 +1,6 @@
 """Reading 200 answers, including those that are not what was asked for.
 
-A non-streamed answer is JSON (:func:`json_of`): a :class:`~jupyter_openai.results.Completion`
+A non-streamed answer is JSON (:func:`json_of`): a :class:`~jupyter_openai.api.completion.Completion`
 (:func:`completion`; one of a shape no API sends keeps its readable parts and gets an ``error``),
 a model list (:func:`model_list`) or a model (:func:`model_entry`); what cannot be read is one
 :class:`APIConnectionError`, quoting the answer redacted before it is cut short.
@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from . import models
+from .api import model_list as models
 from .errors import APIConnectionError, one_line, parse_error_body, redact
-from .results import Completion, shape_problem
+from .api.completion import Completion, shape_problem
 
 if TYPE_CHECKING:
     from .cancel import CancelToken

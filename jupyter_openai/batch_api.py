@@ -20,7 +20,7 @@ from typing import Any
 
 from .batch_run import BatchRun, progress_bar, wire_body
 from .errors import ConfigurationError, OpenAIError, one_line, redact
-from .results import Completion
+from .api.completion import Completion
 
 MAX_LINES = 50_000
 MAX_BYTES = 200 * 1024 * 1024

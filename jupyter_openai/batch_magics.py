@@ -15,7 +15,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from .magic_config import param_options, usage_errors
 from .magicline import check_out_name, option_value, schema_option, split_options, unescape
-from .params import ENDPOINT_CHOICES, OPTION_PARAMS
+from .api.params import ENDPOINT_CHOICES, OPTION_PARAMS
 
 
 @magics_class

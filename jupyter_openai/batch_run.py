@@ -17,12 +17,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import batch_cache, responses
-from .adapt import takes_max_completion_tokens
+from . import batch_cache
+from .api import responses
+from .api.field_rules import takes_max_completion_tokens
 from .config import is_openai_host
 from .errors import ConfigurationError, redact
 from .log import SessionLog
-from .params import CHAT, ENDPOINT_PATHS, RESPONSES
+from .api.params import CHAT, ENDPOINT_PATHS, RESPONSES
 from .request import CallRequest
 
 ENGINES = ("local", "openai-batch", "ray", "jsonl")

@@ -20,10 +20,10 @@ from .cancel import CancelToken
 from .client import OpenAIClient
 from .errors import Cancelled, ConfigurationError, OpenAIError, redact
 from .log import SessionLog, session_log
-from .logprobs import TokenProb
-from .params import CHAT, COMPLETIONS, RESPONSES
+from .api.logprobs import TokenProb
+from .api.params import CHAT, COMPLETIONS, RESPONSES
 from .request import CallRequest
-from .results import Completion, token_count
+from .api.completion import Completion, token_count
 from .stream import Stream
 
 UPDATES_PER_SECOND = 25

@@ -20,7 +20,7 @@ from .conversation import DEFAULT_NAME, Conversation, Turn, conversations
 from .magic_config import usage_errors
 from .magic_options import call_options
 from .magicline import check_out_name, option_value, split_options, unescape
-from .params import CHAT, OPTION_PARAMS, RESPONSES
+from .api.params import CHAT, OPTION_PARAMS, RESPONSES
 
 #: What the offline model's turns may send at most, in estimated tokens (its context is 2048 tokens).
 OFFLINE_TOKEN_BUDGET = 1536
@@ -156,7 +156,7 @@ class ChatMagics(Magics):
     def _turn(self, conversation: Conversation, args: Any, prompt: str) -> None:
         from .call import Origin
         from .display import error_line
-        from .params import COMPLETIONS
+        from .api.params import COMPLETIONS
 
         settings, key = self.settings, self.turn_key()
         max_turns, max_tokens = self.caps(conversation)

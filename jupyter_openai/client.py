@@ -16,9 +16,11 @@ from urllib.parse import urlsplit
 
 import requests
 
-from . import answers, models, responses
+from . import answers
+from .api import model_list as models
+from .api import responses
 from .version import __version__
-from .adapt import FieldRules, takes_max_completion_tokens
+from .api.field_rules import FieldRules, takes_max_completion_tokens
 from .cancel import CancelToken
 from .config import Settings, is_openai_host
 from .errors import (
@@ -32,8 +34,8 @@ from .errors import (
     RateLimitError,
     status_error,
 )
-from .params import CHAT, COMPLETIONS, PARAMS, RESPONSES, check_params
-from .results import CHAT_KIND, COMPLETIONS_KIND, RESPONSES_KIND, Completion
+from .api.params import CHAT, COMPLETIONS, PARAMS, RESPONSES, check_params
+from .api.completion import CHAT_KIND, COMPLETIONS_KIND, RESPONSES_KIND, Completion
 from .retries import (
     MAX_RETRY_AFTER,
     RETRYABLE_STATUSES,

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
-from .results import token_count
+from .api.completion import token_count
 
 PER = 1_000_000  #: a price table's prices are US dollars per this many tokens
 #: What the database calls the providers whose API hosts are known here.

@@ -2,7 +2,7 @@
 
 They reuse :class:`~jupyter_openai.magics.CompleteMagics`' settings, client and log (the instance
 registered in the shell's magics manager) and delegate to the core: :mod:`~jupyter_openai.replay`,
-:mod:`~jupyter_openai.compare`, :mod:`~jupyter_openai.logprobs` and :mod:`~jupyter_openai.cost`.
+:mod:`~jupyter_openai.compare`, :mod:`~jupyter_openai.api.logprobs` and :mod:`~jupyter_openai.cost`.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def show_probs(magics: Any, outcome: Any, origin: Any) -> None:
 def probs_view(magics: Any, outcome: Any, origin: Any) -> Any:
     """The interactive view of ``outcome``'s tokens; on the completions endpoint a click on an
     alternative sends the prompt, the text so far and that token, as a new (logged) call."""
-    from .params import COMPLETIONS
+    from .api.params import COMPLETIONS
     from .probs_view import ProbsView
 
     request = outcome.request

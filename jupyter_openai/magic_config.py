@@ -31,7 +31,7 @@ from .config import (
 )
 from .errors import ConfigurationError
 from .log import session_log
-from .params import ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES, Param
+from .api.params import ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES, Param
 from .request import DEFAULTS
 from .traits import MaskedConfigMixin, SecretTrait
 
@@ -53,7 +53,7 @@ def usage_errors(*also: type[Exception]) -> Iterator[None]:
 
 
 def param_options(params: tuple[Param, ...], prefix: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Add one magic option per parameter (flags, help and type from :mod:`~jupyter_openai.params`)."""
+    """Add one magic option per parameter (flags, help and type from :mod:`~jupyter_openai.api.params`)."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         for param in reversed(params):  # magic_arguments adds decorators in reverse order

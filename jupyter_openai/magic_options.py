@@ -10,7 +10,7 @@ from typing import Any
 from IPython.core.magic_arguments import argument
 
 from .magic_config import FORMAT_HELP, FORMATS, param_options
-from .params import ENDPOINT_CHOICES, OPTION_PARAMS, Param
+from .api.params import ENDPOINT_CHOICES, OPTION_PARAMS, Param
 
 
 def call_options(system_help: str,

@@ -22,7 +22,7 @@ from . import batch_magics
 from .magic_config import ConfiguredMagics, param_options, remove_magics, usage_errors
 from .magic_options import call_options
 from .magicline import check_out_name, interpolate, option_value, schema_option, split_options, unescape, unfilled_names
-from .params import ENDPOINTS, OPTION_PARAMS, PARAMS
+from .api.params import ENDPOINTS, OPTION_PARAMS, PARAMS
 from .questions import keep_question_prompts
 
 #: The one line when Ctrl-C stops the final render or the status line (the call itself is over).
@@ -226,7 +226,7 @@ class CompleteMagics(ConfiguredMagics):
         """List the server's models, or describe one: ``%complete_models [ID]``."""
         from .display import Table, error_line
         from .errors import OpenAIError
-        from .models import created_day
+        from .api.model_list import created_day
 
         args = parse_argstring(self.complete_models, line)
         client = self.client()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .cost import money
 from .errors import one_line
-from .results import token_count
+from .api.completion import token_count
 
 if TYPE_CHECKING:
     from .call import CallOutcome

@@ -2,7 +2,7 @@
 
 The single place where a call is decided, for the magic and the form alike: which model,
 which endpoint (``auto`` resolved once, by :func:`choose_endpoint`), which system message,
-and which sampling parameters (checked once, against :mod:`jupyter_openai.params`). Front
+and which sampling parameters (checked once, against :mod:`jupyter_openai.api.params`). Front
 ends hand :func:`build_request` what the user set (``None`` = not set) and their defaults
 (the magic's traits); mistakes raise :class:`~jupyter_openai.errors.ConfigurationError`
 before anything is sent. No IPython here.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigurationError
-from .params import AUTO, CHAT, COMPLETIONS, ENDPOINT_CHOICES, PARAMS, check_params
+from .api.params import AUTO, CHAT, COMPLETIONS, ENDPOINT_CHOICES, PARAMS, check_params
 
 #: The small GPT-5.4 model: what OpenAI serves today (GUIDE 10).
 DEFAULT_MODEL = "gpt-5.4-mini"

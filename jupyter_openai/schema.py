@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ConfigurationError, OpenAIError
-from .params import CHAT, RESPONSES
+from .api.params import CHAT, RESPONSES
 
 DEFAULT_NAME = "answer"
 INSTALL_HINT = 'pip install "jupyter-openai[batch]"'

@@ -1,4 +1,4 @@
-"""A streamed answer being read: server-sent events in, :class:`~jupyter_openai.results.Delta` out.
+"""A streamed answer being read: server-sent events in, :class:`~jupyter_openai.api.completion.Delta` out.
 
 :class:`Stream` reads an answer of any endpoint incrementally and keeps everything received
 so far (text and reasoning per choice, refusal, usage, finish reasons, timings), so partial
@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 import requests
 import urllib3
 
-from . import connection, logprobs, responses
+from . import connection
+from .api import logprobs
+from .api import responses
 from .chunked import ChunkedReader
 from .errors import APIConnectionError, StreamError, redact
-from .logprobs import TokenProb
-from .results import CHAT_KIND, REASONING_FIELDS, RESPONSES_KIND, Delta, normal_usage
+from .api.logprobs import TokenProb
+from .api.completion import CHAT_KIND, REASONING_FIELDS, RESPONSES_KIND, Delta, normal_usage
 from .sse import SSEDecoder
 
 if TYPE_CHECKING:
@@ -58,7 +60,7 @@ class _Shape(Exception):
 
 
 class Stream:
-    """A streamed answer being read. Iterate it for :class:`~jupyter_openai.results.Delta` items.
+    """A streamed answer being read. Iterate it for :class:`~jupyter_openai.api.completion.Delta` items.
 
     ``status`` is ``"streaming"`` while open, then ``"ok"`` (``[DONE]`` seen, or EOF after a
     Responses stream's final event), ``"truncated"`` (the server closed early), ``"error"`` or

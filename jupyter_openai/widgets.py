@@ -3,7 +3,7 @@
 :class:`CompletionForm` is one composite widget (a ``VBox``) that knows nothing of its host:
 it is given a client (or a function that makes one for each call), the defaults that apply
 to options left untouched, and the log to write to. Its controls come from the parameter
-table (:data:`~jupyter_openai.params.FORM_PARAMS`); its values become a request through the
+table (:data:`~jupyter_openai.api.params.FORM_PARAMS`); its values become a request through the
 same :func:`~jupyter_openai.request.build_request` as ``%%complete``'s options, and its notes
 and status line come from :func:`~jupyter_openai.outcome.summarize`.
 
@@ -40,7 +40,7 @@ from .form_parts import tag as _tag
 from .log import SessionLog, session_log
 from .magicline import escape, format_options, unescape
 from .outcome import DETACHED, summarize, unexpected
-from .params import CHAT, COMPLETIONS, ENDPOINT_PATHS, ENDPOINTS, FORM_PARAMS, SLIDER, Param
+from .api.params import CHAT, COMPLETIONS, ENDPOINT_PATHS, ENDPOINTS, FORM_PARAMS, SLIDER, Param
 from .request import AUTO, DEFAULTS, CallRequest, build_request, choose_endpoint
 
 __all__ = ["CompletionForm"]

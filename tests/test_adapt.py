@@ -1,4 +1,4 @@
-"""Tests of ``jupyter_openai.adapt``: a 400 naming a field the model does not take is retried once
+"""Tests of ``jupyter_openai.api.field_rules``: a 400 naming a field the model does not take is retried once
 without it (``max_tokens`` renamed ``max_completion_tokens``), the rule is remembered per model, and
 the user gets one note line; a 400 naming no field stays an error.
 
@@ -20,7 +20,7 @@ from scripted_server import chat_answer
 from shown import answer_outputs, status
 
 import jupyter_openai.client
-from jupyter_openai.adapt import FieldRules, refused_field, takes_max_completion_tokens
+from jupyter_openai.api.field_rules import FieldRules, refused_field, takes_max_completion_tokens
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import APIStatusError, BadRequestError, one_line
 from jupyter_openai.log import session_log

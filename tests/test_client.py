@@ -47,7 +47,7 @@ from jupyter_openai.errors import (
     RateLimitError,
     StreamError,
 )
-from jupyter_openai.results import Completion
+from jupyter_openai.api.completion import Completion
 from jupyter_openai.retries import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY, backoff_delay
 from jupyter_openai.stream import Stream
 

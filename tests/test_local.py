@@ -39,7 +39,7 @@ from jupyter_openai.errors import APIStatusError, NotFoundError
 from jupyter_openai.local_server import MODEL_ALIAS, LocalServer, LocalServerError
 from jupyter_openai.log import SessionLog, session_log
 from jupyter_openai.request import CallRequest
-from jupyter_openai.results import Completion
+from jupyter_openai.api.completion import Completion
 
 from conftest import close_shell, new_shell
 

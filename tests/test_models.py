@@ -1,7 +1,7 @@
 """Tests of models as users meet them: the default model, a model that is not found, one model's
 description on servers without ``GET /models/{id}``, and the model named in the status line and log.
 
-``jupyter_openai.models`` is tested as pure functions; the rest over real sockets against the test
+``jupyter_openai.api.model_list`` is tested as pure functions; the rest over real sockets against the test
 server (``strict_models``, the ``llama.cpp`` and ``llama-cpp-python`` profiles) and a
 ``ScriptedServer`` that answers under another model name, through the client and the magics.
 """
@@ -17,7 +17,7 @@ from scripted_server import chat_answer, sse
 from shown import answer_outputs, status
 from traitlets.config import Config
 
-from jupyter_openai import models
+from jupyter_openai.api import model_list as models
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import NotFoundError
 from jupyter_openai.log import session_log

@@ -1,4 +1,4 @@
-"""Parameter checks (``jupyter_openai.params``) through the real client and the test server.
+"""Parameter checks (``jupyter_openai.api.params``) through the real client and the test server.
 
 Every range edge is tried at the bound (accepted: the request reaches the server, which checks the
 same ranges, with the value as given) and just past it (``math.nextafter`` for decimals, ±1 for
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from jupyter_openai.errors import ConfigurationError
-from jupyter_openai.params import CHAT, COMPLETIONS, PARAMS, RESPONSES, check_params
+from jupyter_openai.api.params import CHAT, COMPLETIONS, PARAMS, RESPONSES, check_params
 
 MESSAGES = [{"role": "user", "content": "one two three"}]
 SPEC = Path("/work/shared/reference/openai-openapi-subset.json")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 
-from jupyter_openai.logprobs import TokenProb
+from jupyter_openai.api.logprobs import TokenProb
 from jupyter_openai.probs_view import ProbsView, alternatives, alternatives_html, colour, probs_html
 
 TOKENS = [

@@ -27,7 +27,7 @@ from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import AuthenticationError, NotFoundError
 from jupyter_openai.log import SessionLog
 from jupyter_openai.request import CallRequest
-from jupyter_openai.results import Completion
+from jupyter_openai.api.completion import Completion
 from jupyter_openai.stream import Stream
 
 #: An unfinished sentence makes completions go on (a finished one often gets an end-of-text at once).

@@ -1,6 +1,6 @@
 """Tests of the Responses API (``POST /responses``, GUIDE 11): request bodies, answers, typed streams.
 
-``jupyter_openai.responses`` is tested as pure functions; ``client.responses`` streamed and not over
+``jupyter_openai.api.responses`` is tested as pure functions; ``client.responses`` streamed and not over
 real sockets against the test server (its recorded request bodies validated against the reference
 schema ``CreateResponse``), with its faults (``response.failed``, an ``error`` event, a dropped
 stream); and ``%%complete`` with ``-e responses`` and with the ``endpoint`` trait.
@@ -18,11 +18,11 @@ from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 from shown import answer_outputs, status
 
-from jupyter_openai import responses
+from jupyter_openai.api import responses
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import APIConnectionError, ConfigurationError, StreamError
 from jupyter_openai.log import session_log
-from jupyter_openai.results import RESPONSES_KIND, Completion
+from jupyter_openai.api.completion import RESPONSES_KIND, Completion
 from jupyter_openai.stream import Stream
 
 from fakeserver import FakeOpenAIServer

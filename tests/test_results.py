@@ -1,4 +1,4 @@
-"""Result objects (``jupyter_openai.results``): :class:`Completion` over plain dicts, and :class:`Stream`
+"""Result objects (``jupyter_openai.api.completion``): :class:`Completion` over plain dicts, and :class:`Stream`
 read from the real test server — deltas, per-choice texts, usage, metadata, timings, status, every
 stream shape the server can produce (CRLF, lone CR, byte-by-byte, BOM, comments, Azure's
 ``choices: []`` first chunk), and the lifetime rules (``with``, ``break``, ``close()``).
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from jupyter_openai.client import OpenAIClient
-from jupyter_openai.results import CHAT_KIND, COMPLETIONS_KIND, Completion, Delta
+from jupyter_openai.api.completion import CHAT_KIND, COMPLETIONS_KIND, Completion, Delta
 from jupyter_openai.stream import Stream
 
 from fakeserver import TEST_KEY, FakeOpenAIServer

@@ -1,5 +1,5 @@
 """Tests of reasoning text and refusals in chat answers, streamed (``jupyter_openai.stream``) and not
-(``jupyter_openai.results``), and of the chunk shapes a stream refuses.
+(``jupyter_openai.api.completion``), and of the chunk shapes a stream refuses.
 
 Over real sockets: the test server's ``fake-reasoner`` (``reasoning_content``, as llama.cpp, vLLM and
 DeepSeek send it), ``fake-reasoner-ollama`` (``reasoning``) and ``fake-refuser`` (``refusal``), GUIDE 10;
@@ -16,7 +16,7 @@ from scripted_server import sse
 
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import StreamError
-from jupyter_openai.results import CHAT_KIND, Completion
+from jupyter_openai.api.completion import CHAT_KIND, Completion
 from jupyter_openai.stream import Stream
 
 from fakeserver import FakeOpenAIServer

@@ -15,7 +15,7 @@ from IPython.utils.capture import capture_output
 
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.log import SessionLog
-from jupyter_openai.params import REASONING_EFFORTS, VERBOSITIES
+from jupyter_openai.api.params import REASONING_EFFORTS, VERBOSITIES
 from jupyter_openai.widgets import CompletionForm
 
 from fakeserver import FakeOpenAIServer

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 AUTO = "auto"
 COMPLETIONS = "completions"

@@ -17,7 +17,7 @@ import re
 import threading
 from typing import Any
 
-from .errors import APIStatusError
+from ..errors import APIStatusError
 
 #: Fields a call may do without (or send under another name): never the model, prompt or messages.
 ADAPTABLE = frozenset({"max_tokens", "max_completion_tokens", "temperature", "top_p", "presence_penalty",

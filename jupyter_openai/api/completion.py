@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from . import logprobs, responses
+from . import logprobs
+from . import responses
 from .logprobs import TokenProb
 
 CHAT_KIND = "chat"
