@@ -22,9 +22,9 @@ from typing import Any
 
 from .batch_run import BatchRun, progress_bar
 from .call import CallOutcome, Origin, run_call
-from .cancel import CancelToken
+from .transport.cancel import CancelToken
 from .errors import ConfigurationError, RateLimitError
-from .retries import retry_after
+from .transport.retries import retry_after
 
 REQUEUES = 8  #: how often a row that ends in a 429 is sent again (after the server's wait)
 TICK = 0.1  #: longest wait of the main loop, so Ctrl-C is seen at once

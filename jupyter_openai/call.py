@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from . import cost
-from .cancel import CancelToken
+from .transport.cancel import CancelToken
 from .client import OpenAIClient
 from .errors import Cancelled, ConfigurationError, OpenAIError, redact
 from .log import SessionLog, session_log
@@ -24,7 +24,7 @@ from .api.logprobs import TokenProb
 from .api.params import CHAT, COMPLETIONS, RESPONSES
 from .request import CallRequest
 from .api.completion import Completion, token_count
-from .stream import Stream
+from .transport.stream import Stream
 
 UPDATES_PER_SECOND = 25
 

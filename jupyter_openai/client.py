@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 
 import requests
 
-from . import answers
+from .transport import bodies as answers
 from .api import model_list as models
 from .api import responses
 from .version import __version__
 from .api.field_rules import FieldRules, takes_max_completion_tokens
-from .cancel import CancelToken
+from .transport.cancel import CancelToken
 from .config import Settings, is_openai_host
 from .errors import (
     APIConnectionError,
@@ -36,7 +36,7 @@ from .errors import (
 )
 from .api.params import CHAT, COMPLETIONS, PARAMS, RESPONSES, check_params
 from .api.completion import CHAT_KIND, COMPLETIONS_KIND, RESPONSES_KIND, Completion
-from .retries import (
+from .transport.retries import (
     MAX_RETRY_AFTER,
     RETRYABLE_STATUSES,
     backoff_delay,
@@ -44,7 +44,7 @@ from .retries import (
     stale_connection,
     transport_reason,
 )
-from .stream import Stream
+from .transport.stream import Stream
 
 USER_AGENT = f"jupyter-openai/{__version__} python-requests/{requests.__version__}"
 ERROR_BODY_LIMIT = answers.ERROR_BODY_LIMIT
@@ -128,7 +128,7 @@ class OpenAIClient:
                    extra_body: Mapping[str, Any] | None = None, cancel: CancelToken | None = None,
                    **params: Any) -> Completion | Stream:
         """``POST /completions``; a :class:`Stream` when ``stream=True``. ``cancel`` lets another
-        thread stop the call (:mod:`jupyter_openai.cancel`)."""
+        thread stop the call (:mod:`jupyter_openai.transport.cancel`)."""
         if prompt is None or prompt == "" or prompt == []:
             raise ConfigurationError("prompt must not be empty")
         body = {"model": self._model(model), "prompt": prompt, **check_params(COMPLETIONS, params)}

@@ -185,7 +185,7 @@ class StreamError(OpenAIError):
 
 
 class Cancelled(OpenAIError):
-    """The caller stopped the call from another thread (see :mod:`jupyter_openai.cancel`)."""
+    """The caller stopped the call from another thread (see :mod:`jupyter_openai.transport.cancel`)."""
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

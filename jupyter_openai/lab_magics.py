@@ -1,7 +1,7 @@
 """The teaching lab's magic side: ``%complete_replay``, ``%%complete --compare`` and ``--show-probs``.
 
 They reuse :class:`~jupyter_openai.magics.CompleteMagics`' settings, client and log (the instance
-registered in the shell's magics manager) and delegate to the core: :mod:`~jupyter_openai.replay`,
+registered in the shell's magics manager) and delegate to the core: :mod:`~jupyter_openai.transport.replay`,
 :mod:`~jupyter_openai.compare`, :mod:`~jupyter_openai.api.logprobs` and :mod:`~jupyter_openai.cost`.
 """
 
@@ -200,7 +200,7 @@ class LabMagics(Magics):
     def complete_replay(self, line: str) -> None:
         """Record every request and answer to a file (never the key), or answer identical requests
         from it with no network (streams as recorded): ``%complete_replay record|replay FILE``, ``off``."""
-        from . import replay
+        from .transport import replay
 
         args = parse_argstring(self.complete_replay, line)
         magics = complete_magics(self.shell)
@@ -236,7 +236,7 @@ class LabMagics(Magics):
 
     @staticmethod
     def _stop(magics: Any) -> None:
-        from . import replay
+        from .transport import replay
 
         if replay.active is not None:
             replay.active.close()

@@ -186,7 +186,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         """Settings from traits over the environment (traits win); the offline model when neither
         a key nor a base URL is configured anywhere; while a recording is replayed, the recorded
         server's URL and a placeholder key (nothing goes to the network)."""
-        from . import replay
+        from .transport import replay
 
         if isinstance(replay.active, replay.Replayer):
             return self._replay_settings(replay.active)
@@ -213,7 +213,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
     def offline(self, settings: Settings | None = None) -> bool:
         """True when no key and no base URL are set: calls go to the bundled offline model (while a
         recording is replayed: when it was recorded from the offline model)."""
-        from . import replay
+        from .transport import replay
 
         if isinstance(replay.active, replay.Replayer):
             return replay.active.offline
@@ -285,7 +285,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
             if self._client is not None:
                 self._client.close()
             self._client, self._client_settings = OpenAIClient(settings), settings
-            from . import replay
+            from .transport import replay
 
             replay.attach(self._client._session)  # a recording or a replay in force (none: nothing)
         return self._client

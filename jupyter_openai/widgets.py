@@ -10,7 +10,7 @@ and status line come from :func:`~jupyter_openai.outcome.summarize`.
 :meth:`~CompletionForm.submit` runs the call in a daemon thread; the answer goes into an
 ``Output`` only through its ``outputs`` trait (never ``with out:``, which needs a kernel and
 breaks nbval), coalesced to ~25 updates a second. :meth:`~CompletionForm.stop` cancels the
-call's :class:`~jupyter_openai.cancel.CancelToken`: a stalled read ends at once, the partial
+call's :class:`~jupyter_openai.transport.cancel.CancelToken`: a stalled read ends at once, the partial
 text stays, and the call is logged ``interrupted``. Before the server has answered there is
 no socket to shut: the form is freed at once and the request ends in the background.
 
@@ -30,7 +30,7 @@ from typing import Any
 import ipywidgets as W
 
 from .call import CallOutcome, Origin, Progress, run_call
-from .cancel import CancelToken
+from .transport.cancel import CancelToken
 from .client import OpenAIClient
 from .display import answer_block, answer_bundle, reasoning_bundle
 from .errors import ConfigurationError, one_line

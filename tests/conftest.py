@@ -122,7 +122,7 @@ def body_server(_session_body_server: BodyServer) -> BodyServer:
 
 
 def cancel_after(token: Any, seconds: float) -> threading.Timer:
-    """Cancel ``token`` (a :class:`~jupyter_openai.cancel.CancelToken`) from another thread after
+    """Cancel ``token`` (a :class:`~jupyter_openai.transport.cancel.CancelToken`) from another thread after
     ``seconds``, as the form's Stop button does; ``cancel()`` the returned timer when done."""
     timer = threading.Timer(seconds, token.cancel)
     timer.start()

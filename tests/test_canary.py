@@ -31,7 +31,7 @@ import pytest
 from jupyter_openai.client import USER_AGENT, OpenAIClient
 from jupyter_openai.errors import APIStatusError, AuthenticationError, OpenAIError
 from jupyter_openai.api.completion import Completion
-from jupyter_openai.stream import Stream
+from jupyter_openai.transport.stream import Stream
 
 from conftest import CANARY_KEY, Recorder
 from fakeserver import TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address

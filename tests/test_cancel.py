@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from jupyter_openai.cancel import CancelToken
+from jupyter_openai.transport.cancel import CancelToken
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import Cancelled
 

@@ -1,4 +1,4 @@
-"""jupyter_openai.chunked: a chunked HTTP body read from the socket file, exactly as urllib3 would read it.
+"""jupyter_openai.transport.chunked: a chunked HTTP body read from the socket file, exactly as urllib3 would read it.
 
 Unit tests drive :class:`ChunkedReader` with scripted reads (any chunking of any body, any split of the
 wire bytes, every error); the rest go through ``OpenAIClient`` over real sockets: chunk extensions and
@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from urllib3.exceptions import InvalidChunkLength, ProtocolError, ReadTimeoutError
 
-from jupyter_openai.chunked import MAX_LINE, ChunkedReader
+from jupyter_openai.transport.chunked import MAX_LINE, ChunkedReader
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import APIConnectionError, APITimeoutError
 

@@ -48,8 +48,8 @@ from jupyter_openai.errors import (
     StreamError,
 )
 from jupyter_openai.api.completion import Completion
-from jupyter_openai.retries import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY, backoff_delay
-from jupyter_openai.stream import Stream
+from jupyter_openai.transport.retries import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY, backoff_delay
+from jupyter_openai.transport.stream import Stream
 
 from conftest import Recorder
 from fakeserver import TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address

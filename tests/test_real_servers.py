@@ -28,7 +28,7 @@ from jupyter_openai.errors import AuthenticationError, NotFoundError
 from jupyter_openai.log import SessionLog
 from jupyter_openai.request import CallRequest
 from jupyter_openai.api.completion import Completion
-from jupyter_openai.stream import Stream
+from jupyter_openai.transport.stream import Stream
 
 #: An unfinished sentence makes completions go on (a finished one often gets an end-of-text at once).
 STORY_START = "Once upon a time, in a quiet village by the sea, there lived an old fisherman who"

@@ -12,10 +12,10 @@ from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
-from jupyter_openai import replay
+from jupyter_openai.transport import replay
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.log import session_log
-from jupyter_openai.replay import Recorder, Replayer, ReplayMiss, canonical, request_key
+from jupyter_openai.transport.replay import Recorder, Replayer, ReplayMiss, canonical, request_key
 
 from conftest import cancel_after
 from fakeserver import TEST_KEY, FakeOpenAIServer
@@ -209,7 +209,7 @@ def test_a_recording_of_the_offline_model_replays_without_starting_it(make_shell
 def test_cancel_ends_a_stalled_recorded_stream_at_once(tmp_path: Path) -> None:
     import time
 
-    from jupyter_openai.cancel import CancelToken
+    from jupyter_openai.transport.cancel import CancelToken
 
     path = tmp_path / "stalled.jsonl"
     with FakeOpenAIServer() as srv:

@@ -23,7 +23,7 @@ from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import APIConnectionError, ConfigurationError, StreamError
 from jupyter_openai.log import session_log
 from jupyter_openai.api.completion import RESPONSES_KIND, Completion
-from jupyter_openai.stream import Stream
+from jupyter_openai.transport.stream import Stream
 
 from fakeserver import FakeOpenAIServer
 

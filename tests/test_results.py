@@ -14,7 +14,7 @@ import pytest
 
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.api.completion import CHAT_KIND, COMPLETIONS_KIND, Completion, Delta
-from jupyter_openai.stream import Stream
+from jupyter_openai.transport.stream import Stream
 
 from fakeserver import TEST_KEY, FakeOpenAIServer
 

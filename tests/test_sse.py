@@ -1,4 +1,4 @@
-"""Tests for jupyter_openai.sse: one test per event-stream rule, plus property tests."""
+"""Tests for jupyter_openai.transport.sse: one test per event-stream rule, plus property tests."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jupyter_openai.sse import ServerSentEvent, SSEDecoder, iter_events
+from jupyter_openai.transport.sse import ServerSentEvent, SSEDecoder, iter_events
 
 BOM = b"\xef\xbb\xbf"
 

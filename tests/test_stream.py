@@ -1,4 +1,4 @@
-"""Tests of reasoning text and refusals in chat answers, streamed (``jupyter_openai.stream``) and not
+"""Tests of reasoning text and refusals in chat answers, streamed (``jupyter_openai.transport.stream``) and not
 (``jupyter_openai.api.completion``), and of the chunk shapes a stream refuses.
 
 Over real sockets: the test server's ``fake-reasoner`` (``reasoning_content``, as llama.cpp, vLLM and
@@ -17,7 +17,7 @@ from scripted_server import sse
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import StreamError
 from jupyter_openai.api.completion import CHAT_KIND, Completion
-from jupyter_openai.stream import Stream
+from jupyter_openai.transport.stream import Stream
 
 from fakeserver import FakeOpenAIServer
 

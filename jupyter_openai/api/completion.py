@@ -4,7 +4,7 @@
 responses) and reads it the same way: ``text`` (the answer), ``reasoning`` (reasoning text an
 open server or the Responses API sent apart), ``refusal``, ``usage`` in chat's names (with
 ``reasoning_tokens`` when reported) and ``finish_reason``. :class:`Delta` is what iterating a
-:class:`~jupyter_openai.stream.Stream` yields. No pydantic: plain attributes and dicts.
+:class:`~jupyter_openai.transport.stream.Stream` yields. No pydantic: plain attributes and dicts.
 
 Servers send well-formed JSON of shapes no API has (``choices`` an object, ``index`` a string,
 ``usage`` a string, token counts that are text): :func:`shape_problem` names the first such field

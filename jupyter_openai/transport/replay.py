@@ -25,7 +25,7 @@ import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from .errors import APIConnectionError, redact
+from ..errors import APIConnectionError, redact
 
 VERSION = 1
 #: The answer headers a recording keeps (none can carry a secret).

@@ -20,12 +20,12 @@ import requests
 import urllib3
 
 from . import connection
-from .api import logprobs
-from .api import responses
+from ..api import logprobs
+from ..api import responses
 from .chunked import ChunkedReader
-from .errors import APIConnectionError, StreamError, redact
-from .api.logprobs import TokenProb
-from .api.completion import CHAT_KIND, REASONING_FIELDS, RESPONSES_KIND, Delta, normal_usage
+from ..errors import APIConnectionError, StreamError, redact
+from ..api.logprobs import TokenProb
+from ..api.completion import CHAT_KIND, REASONING_FIELDS, RESPONSES_KIND, Delta, normal_usage
 from .sse import SSEDecoder
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .errors import Cancelled
+from ..errors import Cancelled
 
 
 class CancelToken:

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from .api import model_list as models
-from .errors import APIConnectionError, one_line, parse_error_body, redact
-from .api.completion import Completion, shape_problem
+from ..api import model_list as models
+from ..errors import APIConnectionError, one_line, parse_error_body, redact
+from ..api.completion import Completion, shape_problem
 
 if TYPE_CHECKING:
     from .cancel import CancelToken

@@ -18,7 +18,7 @@ DRAIN_BYTES = 64 * 1024
 def reuse(response: Any, reader: Any = None) -> bool:
     """Read what is left of a finished body and release its connection to the pool; True when
     it was released. Anything unexpected (more data, a slow or broken end) leaves the connection
-    to be closed with the response. ``reader``: the :class:`~jupyter_openai.chunked.ChunkedReader`
+    to be closed with the response. ``reader``: the :class:`~jupyter_openai.transport.chunked.ChunkedReader`
     the body was read with, if any (it holds bytes the response object has not seen)."""
     raw = response.raw
     sock = getattr(getattr(raw, "connection", None), "sock", None)
