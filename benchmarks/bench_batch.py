@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from jupyter_openai.batch import run_batch  # noqa: E402
 from jupyter_openai.client import OpenAIClient  # noqa: E402
-from jupyter_openai.log import SessionLog  # noqa: E402
+from jupyter_openai.session.log import SessionLog  # noqa: E402
 
 MODEL = "fake-chat"
 
@@ -117,7 +117,7 @@ sys.path.insert(0, {root!r})
 import pandas as pd
 from jupyter_openai.batch import run_batch
 from jupyter_openai.client import OpenAIClient
-from jupyter_openai.log import SessionLog
+from jupyter_openai.session.log import SessionLog
 import tqdm, sqlite3, jsonschema  # imported before the baseline too
 frame = pd.DataFrame({{"text": [f"row {{i}} of the benchmark" for i in range({n})]}})
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_log.py [--records 100000] [--runs 5]
 
-The records are realistic: every column of :data:`jupyter_openai.log.COLUMNS` filled the way the
+The records are realistic: every column of :data:`jupyter_openai.session.log.COLUMNS` filled the way the
 magic fills it (a prompt of a few lines, a completion of ~600 characters, the parameters as JSON,
 token counts, timings). They are added through ``SessionLog.append`` (timed too, for information),
 then each conversion is timed ``--runs`` times, interleaved; medians reported. Target: < 1 s each.
@@ -56,7 +56,7 @@ def make_records(count: int) -> list[dict[str, Any]]:
 def measure(count: int, runs: int) -> dict[str, Any]:
     import pandas as pd
 
-    from jupyter_openai.log import COLUMNS, SessionLog
+    from jupyter_openai.session.log import COLUMNS, SessionLog
 
     records = make_records(count)
     log = SessionLog()  # memory only (no JSONL file)

@@ -57,7 +57,7 @@ def run_magic(shell: Any, expected: str = common.EXPECTED_TEXT) -> tuple[float, 
     """One ``%%complete`` cell; returns (seconds, display messages sent). Checks the result."""
     from IPython.utils.capture import capture_output
 
-    from jupyter_openai.log import session_log
+    from jupyter_openai.session.log import session_log
 
     gc.collect()
     with capture_output() as captured:

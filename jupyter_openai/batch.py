@@ -19,7 +19,7 @@ from typing import Any
 from . import batch_cache
 from .batch_run import DEFAULT_CACHE, ENGINES, NOT_RUN, RESULT_COLUMNS, BatchRun, Rows, render, wire_body
 from .errors import ConfigurationError
-from .log import SessionLog, session_log
+from .session.log import SessionLog, session_log
 from .request import CallRequest, build_request
 
 __all__ = ["DEFAULT_CACHE", "ENGINES", "NOT_RUN", "RESULT_COLUMNS", "BatchRun", "Rows", "render", "run_batch",

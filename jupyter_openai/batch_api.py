@@ -191,7 +191,7 @@ def _batch_problem(batch: Mapping[str, Any]) -> str:
 
 def _batch_cost(run: BatchRun, record: Mapping[str, Any]) -> float | None:
     """A row's cost on the Batch API: half the price of the same call made directly (GUIDE 13)."""
-    from .cost import pricing
+    from .session.cost import pricing
 
     usage = {k: record.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
     full = pricing.cost(run.base.model, usage, run.client.settings.base_url)

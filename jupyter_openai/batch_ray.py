@@ -51,7 +51,7 @@ class _Caller:
     def _one(self, i: int, text: str) -> tuple[str, str]:
         from .batch_local import outcome_record
         from .call import run_call
-        from .log import SessionLog
+        from .session.log import SessionLog
         from .request import CallRequest
 
         fields = json.loads(text)

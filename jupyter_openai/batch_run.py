@@ -22,7 +22,7 @@ from .api import responses
 from .api.field_rules import takes_max_completion_tokens
 from .config import is_openai_host
 from .errors import ConfigurationError, redact
-from .log import SessionLog
+from .session.log import SessionLog
 from .api.params import CHAT, ENDPOINT_PATHS, RESPONSES
 from .request import CallRequest
 

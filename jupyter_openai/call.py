@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from . import cost
+from .session import cost
 from .transport.cancel import CancelToken
 from .client import OpenAIClient
 from .errors import Cancelled, ConfigurationError, OpenAIError, redact
-from .log import SessionLog, session_log
+from .session.log import SessionLog, session_log
 from .api.logprobs import TokenProb
 from .api.params import CHAT, COMPLETIONS, RESPONSES
 from .request import CallRequest
@@ -171,7 +171,7 @@ def run_call(client: OpenAIClient, request: CallRequest, *, on_update: Callable[
     ``on_update`` receives the :class:`Progress` so far (texts of all choices, reasoning), coalesced to
     :data:`UPDATES_PER_SECOND`, and a last time with the final state. ``cancel.cancel()`` from
     another thread stops the call at once (status ``interrupted``, partial text kept). ``pricing``
-    (default :data:`~jupyter_openai.cost.pricing`) prices the call for its log record; once the
+    (default :data:`~jupyter_openai.session.cost.pricing`) prices the call for its log record; once the
     session's calls in ``log`` have spent its budget, the call is refused before anything is sent
     (:class:`~jupyter_openai.errors.ConfigurationError`).
     """

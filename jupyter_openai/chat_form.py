@@ -2,7 +2,7 @@
 
 :class:`ChatForm` is the :class:`~jupyter_openai.widgets.CompletionForm` (same fields, same
 request path, same Stop) whose calls are turns of a named conversation from
-:data:`~jupyter_openai.conversation.conversations`, the registry ``%%chat`` uses, so a form and
+:data:`~jupyter_openai.session.conversation.conversations`, the registry ``%%chat`` uses, so a form and
 cells share a conversation by name. Send sends the prompt with the system message and the earlier
 turns, then adds the turn (a failed call adds nothing; a stopped one is kept with its partial text)
 and clears the prompt; Reset starts the conversation over. The system field is the conversation's
@@ -17,7 +17,7 @@ from typing import Any
 import ipywidgets as W
 
 from .call import CallOutcome, Origin
-from .conversation import DEFAULT_NAME, Conversation, Conversations, Plan, Turn, conversations
+from .session.conversation import DEFAULT_NAME, Conversation, Conversations, Plan, Turn, conversations
 from .errors import ConfigurationError
 from .form_parts import tag
 from .request import CallRequest, build_request

@@ -1,7 +1,7 @@
 """The conversation magics: ``%%chat`` (one cell, one turn) and ``%chat_history``.
 
 ``%%chat`` sends the cell as the next user turn of a named conversation
-(:mod:`~jupyter_openai.conversation`) with the system message and the earlier turns, through
+(:mod:`~jupyter_openai.session.conversation`) with the system message and the earlier turns, through
 the very path ``%%complete`` takes (:meth:`CompleteMagics.build` and :meth:`CompleteMagics.show_call`:
 same options, same display, same settings and client, same log). The turn is keyed by the id of
 the cell being run, which front ends send with each execution and IPython hands to the
@@ -16,7 +16,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .conversation import DEFAULT_NAME, Conversation, Turn, conversations
+from .session.conversation import DEFAULT_NAME, Conversation, Turn, conversations
 from .magic_config import usage_errors
 from .magic_options import call_options
 from .magicline import check_out_name, option_value, split_options, unescape
@@ -190,7 +190,7 @@ class ChatMagics(Magics):
     def chat_history(self, line: str) -> Any:
         """Show a conversation's transcript (Markdown in Jupyter), clear it, save or load it.
 
-        Its value is the :class:`~jupyter_openai.conversation.Conversation`:
+        Its value is the :class:`~jupyter_openai.session.conversation.Conversation`:
         ``.to_messages()`` is the list of messages to pass to a client, ``.turns`` can be edited,
         and ``jupyter_openai.conversations[name]`` is the same object from Python.
         """

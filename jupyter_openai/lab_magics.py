@@ -2,7 +2,7 @@
 
 They reuse :class:`~jupyter_openai.magics.CompleteMagics`' settings, client and log (the instance
 registered in the shell's magics manager) and delegate to the core: :mod:`~jupyter_openai.transport.replay`,
-:mod:`~jupyter_openai.compare`, :mod:`~jupyter_openai.api.logprobs` and :mod:`~jupyter_openai.cost`.
+:mod:`~jupyter_openai.compare`, :mod:`~jupyter_openai.api.logprobs` and :mod:`~jupyter_openai.session.cost`.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Grid:
         self.compared = list(compared)
 
     def _summary(self) -> str:
-        from .cost import money
+        from .session.cost import money
 
         costs = [r["cost_usd"] for r in self.rows if r["cost_usd"] is not None]
         total = money(sum(costs)) if costs else "cost unknown"
@@ -96,7 +96,7 @@ class Grid:
                f"{row['completion_tokens'] if row['completion_tokens'] is not None else '?'}"
 
     def _cells(self, row: dict[str, Any]) -> list[str]:
-        from .cost import money
+        from .session.cost import money
 
         latency = f"{row['latency']:.2f} s" if isinstance(row["latency"], (int, float)) else "?"
         status = row["status"] if not row["error"] else f"{row['status']}: {row['error']}"
@@ -137,7 +137,7 @@ def run_compare(magics: Any, argv: list[str], prompt: str, origin: Any) -> None:
 
     from . import compare
     from .call import run_call
-    from .cost import pricing
+    from .session.cost import pricing
     from .errors import ConfigurationError
     from .magicline import check_out_name
     from .request import build_request

@@ -30,7 +30,7 @@ from .config import (
     Settings,
 )
 from .errors import ConfigurationError
-from .log import session_log
+from .session.log import session_log
 from .api.params import ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES, Param
 from .request import DEFAULTS
 from .traits import MaskedConfigMixin, SecretTrait
@@ -160,7 +160,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
 
     @validate("prices")
     def _check_prices(self, proposal: dict[str, Any]) -> dict[str, Any]:
-        from .cost import check_table
+        from .session.cost import check_table
 
         try:
             check_table(proposal["value"])
@@ -170,7 +170,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
 
     @observe("prices", "max_cost_usd")
     def _on_prices(self, change: dict[str, Any] | None = None) -> None:
-        from .cost import pricing
+        from .session.cost import pricing
 
         pricing.set_table(self.prices)
         pricing.max_cost_usd = self.max_cost_usd

@@ -210,7 +210,7 @@ class CompleteMagics(ConfiguredMagics):
                 raise UsageError(f"--save: cannot write {args.save}: {exc.strerror or exc}") from None
             print(f"Saved {len(log)} call(s) to {args.save}")
             return None
-        from .cost import money, session_total, unpriced
+        from .session.cost import money, session_total, unpriced
 
         if len(log):
             unknown = unpriced(log)
@@ -296,7 +296,7 @@ class CompleteMagics(ConfiguredMagics):
     def _chat_form(self, name: str, listed: bool, presets: dict[str, Any]) -> Any:
         """The form in conversation mode, with the caps ``%%chat`` applies to ``name``."""
         from .chat_form import ChatForm
-        from .conversation import conversations
+        from .session.conversation import conversations
 
         with usage_errors():
             conversation = conversations.get(name)

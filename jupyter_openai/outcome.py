@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .cost import money
+from .session.cost import money
 from .errors import one_line
 from .api.completion import token_count
 

@@ -37,7 +37,7 @@ from .errors import ConfigurationError, one_line
 from .form_parts import FORM_STYLE, ModelField
 from .form_parts import control as _control
 from .form_parts import tag as _tag
-from .log import SessionLog, session_log
+from .session.log import SessionLog, session_log
 from .magicline import escape, format_options, unescape
 from .outcome import DETACHED, summarize, unexpected
 from .api.params import CHAT, COMPLETIONS, ENDPOINT_PATHS, ENDPOINTS, FORM_PARAMS, SLIDER, Param

@@ -208,8 +208,8 @@ def new_shell(config: object, ipython_dir: Path) -> object:
     from IPython.core.history import HistoryAccessor
     from IPython.core.interactiveshell import InteractiveShell
 
-    from jupyter_openai.conversation import conversations
-    from jupyter_openai.log import session_log
+    from jupyter_openai.session.conversation import conversations
+    from jupyter_openai.session.log import session_log
 
     os.environ["IPYTHONDIR"] = str(ipython_dir)
     shell_class = RaisingShell.get()
@@ -229,8 +229,8 @@ def close_shell(ip: object) -> None:
     """Unload the extension and forget the shell singleton, the session log and the conversations."""
     from IPython.core.interactiveshell import InteractiveShell
 
-    from jupyter_openai.conversation import conversations
-    from jupyter_openai.log import session_log
+    from jupyter_openai.session.conversation import conversations
+    from jupyter_openai.session.log import session_log
 
     ip.run_line_magic("unload_ext", "jupyter_openai")  # type: ignore[attr-defined]
     session_log.clear()

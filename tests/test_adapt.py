@@ -23,7 +23,7 @@ import jupyter_openai.client
 from jupyter_openai.api.field_rules import FieldRules, refused_field, takes_max_completion_tokens
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import APIStatusError, BadRequestError, one_line
-from jupyter_openai.log import session_log
+from jupyter_openai.session.log import session_log
 
 from fakeserver import TEST_KEY, FakeOpenAIServer
 

@@ -21,7 +21,7 @@ from jupyter_openai.batch_cache import BatchCache
 from jupyter_openai.batch_local import RateGate, parse_reset
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import ConfigurationError
-from jupyter_openai.log import SessionLog
+from jupyter_openai.session.log import SessionLog
 
 from fakeserver import TEST_KEY, FakeOpenAIServer
 
@@ -325,7 +325,7 @@ def test_a_schema_on_the_real_servers(real_server: Any) -> None:
 def test_each_row_costs_what_its_call_was_priced(server: FakeOpenAIServer, frame: pd.DataFrame,
                                                  tmp_path: Path) -> None:
     """With a price table (US dollars per million input and output tokens) every row has its cost."""
-    from jupyter_openai import cost
+    from jupyter_openai.session import cost
 
     cost.pricing.set_table({"fake-chat": (1.0, 2.0)})
     try:

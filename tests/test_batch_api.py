@@ -19,7 +19,7 @@ from jupyter_openai.batch_api import cancel_batch, split, start
 from jupyter_openai.batch_cache import BatchCache
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import NotFoundError
-from jupyter_openai.log import SessionLog
+from jupyter_openai.session.log import SessionLog
 
 from fakeserver import TEST_KEY, FakeOpenAIServer
 
@@ -141,7 +141,7 @@ def test_jsonl_writes_the_request_file_for_vllm_run_batch(server: FakeOpenAIServ
 
 def test_rows_cost_half_the_direct_price(server: FakeOpenAIServer, client: OpenAIClient, frame: pd.DataFrame) -> None:
     """GUIDE 13: the Batch API is half the price of the same calls made directly."""
-    from jupyter_openai import cost
+    from jupyter_openai.session import cost
 
     cost.pricing.set_table({"fake-chat": (1.0, 2.0)})
     try:

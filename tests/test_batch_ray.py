@@ -15,7 +15,7 @@ pytest.importorskip("ray.data", reason="Ray Data cannot be imported")
 
 from jupyter_openai.batch import run_batch  # noqa: E402
 from jupyter_openai.client import OpenAIClient  # noqa: E402
-from jupyter_openai.log import SessionLog  # noqa: E402
+from jupyter_openai.session.log import SessionLog  # noqa: E402
 
 from fakeserver import TEST_KEY, FakeOpenAIServer  # noqa: E402
 

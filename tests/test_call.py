@@ -15,7 +15,7 @@ from jupyter_openai import call
 from jupyter_openai.call import Coalescer, Origin, Progress, run_call
 from jupyter_openai.transport.cancel import CancelToken
 from jupyter_openai.errors import AuthenticationError, ConfigurationError
-from jupyter_openai.log import SessionLog, session_log
+from jupyter_openai.session.log import SessionLog, session_log
 from jupyter_openai.request import CallRequest, choose_endpoint
 
 from conftest import cancel_after

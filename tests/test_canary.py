@@ -410,7 +410,7 @@ def test_key_is_still_sent_correctly(server: FakeOpenAIServer) -> None:
 @pytest.mark.parametrize("stream", [True, False])
 def test_session_log_never_holds_the_key(echo_server: str, delays: Recorder, mode: str, stream: bool) -> None:
     from jupyter_openai.call import run_call
-    from jupyter_openai.log import SessionLog
+    from jupyter_openai.session.log import SessionLog
     from jupyter_openai.request import CallRequest
 
     log = SessionLog()

@@ -24,7 +24,7 @@ from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 from test_canary import fragments, json_texts
 
-from jupyter_openai.log import session_log
+from jupyter_openai.session.log import session_log
 
 from conftest import CANARY_KEY
 from fakeserver import TEST_KEY, FakeOpenAIServer

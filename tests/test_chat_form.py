@@ -13,8 +13,8 @@ from test_widgets import DEFAULTS
 
 from jupyter_openai.chat_form import ChatForm, transcript_html
 from jupyter_openai.client import OpenAIClient
-from jupyter_openai.conversation import Conversation, Conversations, conversations
-from jupyter_openai.log import SessionLog
+from jupyter_openai.session.conversation import Conversation, Conversations, conversations
+from jupyter_openai.session.log import SessionLog
 
 from fakeserver import FakeOpenAIServer
 

@@ -25,8 +25,8 @@ from shown import status
 from test_magics import SLOW_WORDS, _interrupt_later, final_texts, run, value
 
 from jupyter_openai.chat_magics import ChatMagics
-from jupyter_openai.conversation import Conversation, conversations
-from jupyter_openai.log import session_log
+from jupyter_openai.session.conversation import Conversation, conversations
+from jupyter_openai.session.log import session_log
 
 from fakeserver import TEST_KEY, FakeOpenAIServer
 

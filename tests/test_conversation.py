@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_openai.conversation import Conversation, Conversations, Turn, estimate_tokens
+from jupyter_openai.session.conversation import Conversation, Conversations, Turn, estimate_tokens
 from jupyter_openai.errors import ConfigurationError
 from jupyter_openai.request import build_request
 

@@ -9,11 +9,11 @@ from IPython.utils.capture import capture_output
 from traitlets import TraitError
 from traitlets.config import Config
 
-from jupyter_openai import cost
-from jupyter_openai.cost import Pricing, check_table, money, session_total
+from jupyter_openai.session import cost
+from jupyter_openai.session.cost import Pricing, check_table, money, session_total
 from jupyter_openai.errors import ConfigurationError
 from jupyter_openai.local_server import MODEL_ALIAS
-from jupyter_openai.log import COLUMNS
+from jupyter_openai.session.log import COLUMNS
 
 OPENAI = "https://api.openai.com/v1"
 USAGE = {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100}
@@ -89,7 +89,7 @@ def _shell(make_shell: object, **traits: object) -> object:
 
 def test_priced_calls_show_cost_in_the_status_line_log_and_total(make_shell: object) -> None:
     ip = _shell(make_shell, prices={"fake-chat": (1.0, 2.0)})
-    from jupyter_openai.log import session_log
+    from jupyter_openai.session.log import session_log
 
     with capture_output() as cap:
         ip.run_cell("%complete one two three")

@@ -9,7 +9,7 @@ from IPython.utils.capture import capture_output
 
 from jupyter_openai.call import Origin, run_call
 from jupyter_openai.lab_magics import NO_PROBS, complete_magics, probs_view
-from jupyter_openai.log import session_log
+from jupyter_openai.session.log import session_log
 from jupyter_openai.request import build_request
 
 from fakeserver import TEST_KEY

@@ -37,7 +37,7 @@ from jupyter_openai.call import Origin, run_call
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import APIStatusError, NotFoundError
 from jupyter_openai.local_server import MODEL_ALIAS, LocalServer, LocalServerError
-from jupyter_openai.log import SessionLog, session_log
+from jupyter_openai.session.log import SessionLog, session_log
 from jupyter_openai.request import CallRequest
 from jupyter_openai.api.completion import Completion
 

@@ -19,7 +19,7 @@ from IPython.utils.capture import capture_output
 
 from jupyter_openai import local_server as local
 from jupyter_openai.local_server import LocalServer
-from jupyter_openai.log import session_log
+from jupyter_openai.session.log import session_log
 
 from conftest import CANARY_KEY, Listener
 

@@ -21,7 +21,7 @@ from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 from shown import status
 
-from jupyter_openai.log import COLUMNS, STATUSES, SessionLog, session_log
+from jupyter_openai.session.log import COLUMNS, STATUSES, SessionLog, session_log
 from jupyter_openai.magics import LOG_COLUMNS
 
 from fakeserver import FakeOpenAIServer
@@ -332,7 +332,7 @@ def test_a_lone_surrogate_is_written_escaped(tmp_path: Path) -> None:
 
 
 def test_an_unwritable_log_file_warns_once_in_one_line_and_keeps_the_records(tmp_path: Path) -> None:
-    from jupyter_openai.log import LogFileWarning
+    from jupyter_openai.session.log import LogFileWarning
 
     path = tmp_path / "missing" / "calls.jsonl"
     log = SessionLog(path)
@@ -367,7 +367,7 @@ def test_log_files_are_created_private(tmp_path: Path) -> None:
 
 def test_the_magic_keeps_the_outcome_when_the_log_file_cannot_be_written(shell, server: FakeOpenAIServer,
                                                                          tmp_path: Path) -> None:
-    from jupyter_openai.log import LogFileWarning
+    from jupyter_openai.session.log import LogFileWarning
 
     path = tmp_path / "missing" / "calls.jsonl"
     shell.run_line_magic("config", f"CompleteMagics.log_file = {str(path)!r}")

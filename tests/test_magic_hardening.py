@@ -14,7 +14,7 @@ from IPython.utils.capture import capture_output
 from shown import status
 
 from jupyter_openai.display import CellView
-from jupyter_openai.log import session_log
+from jupyter_openai.session.log import session_log
 
 from fakeserver import FakeOpenAIServer
 

@@ -29,7 +29,7 @@ from traitlets.config import Config
 
 from jupyter_openai.call import UPDATES_PER_SECOND
 from jupyter_openai.config import DEFAULT_BASE_URL
-from jupyter_openai.log import session_log
+from jupyter_openai.session.log import session_log
 from jupyter_openai.magics import CompleteMagics
 from jupyter_openai.request import choose_endpoint
 

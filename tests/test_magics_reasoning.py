@@ -17,7 +17,7 @@ from fakeserver_models import REFUSAL_TEXT, reasoning_text
 from IPython.utils.capture import capture_output
 from shown import answer_outputs, status
 
-from jupyter_openai.log import session_log
+from jupyter_openai.session.log import session_log
 
 from fakeserver import FakeOpenAIServer
 

@@ -22,7 +22,7 @@ from traitlets.config import Config
 from jupyter_openai.call import run_call
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import APIConnectionError
-from jupyter_openai.log import SessionLog, session_log
+from jupyter_openai.session.log import SessionLog, session_log
 from jupyter_openai.outcome import summarize
 from jupyter_openai.request import CallRequest
 

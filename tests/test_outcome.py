@@ -15,7 +15,7 @@ from fakeserver_models import REFUSAL_TEXT
 from jupyter_openai.call import CallOutcome, run_call
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import StreamError
-from jupyter_openai.log import SessionLog
+from jupyter_openai.session.log import SessionLog
 from jupyter_openai.outcome import TRUNCATED, model_label, status_line, summarize
 from jupyter_openai.request import CallRequest
 

@@ -25,7 +25,7 @@ import pytest
 from jupyter_openai.call import Origin, Progress, run_call
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import AuthenticationError, NotFoundError
-from jupyter_openai.log import SessionLog
+from jupyter_openai.session.log import SessionLog
 from jupyter_openai.request import CallRequest
 from jupyter_openai.api.completion import Completion
 from jupyter_openai.transport.stream import Stream

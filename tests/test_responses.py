@@ -21,7 +21,7 @@ from shown import answer_outputs, status
 from jupyter_openai.api import responses
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import APIConnectionError, ConfigurationError, StreamError
-from jupyter_openai.log import session_log
+from jupyter_openai.session.log import session_log
 from jupyter_openai.api.completion import RESPONSES_KIND, Completion
 from jupyter_openai.transport.stream import Stream
 

@@ -14,7 +14,7 @@ import pytest
 
 import jupyter_openai
 from jupyter_openai.client import OpenAIClient
-from jupyter_openai.log import SessionLog, session_log
+from jupyter_openai.session.log import SessionLog, session_log
 from jupyter_openai.widgets import CompletionForm
 
 from conftest import CANARY_KEY

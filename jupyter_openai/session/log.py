@@ -138,7 +138,7 @@ class SessionLog(Sequence):
             if self._warned != (path, reason):
                 self._warned = (path, reason)
                 self.on_write_error(f"could not write the session log file {path} ({reason}); "
-                                    "calls are still kept in memory (jupyter_openai.log.session_log)")
+                                    "calls are still kept in memory (jupyter_openai.session.log.session_log)")
         else:
             self._warned = None
 
