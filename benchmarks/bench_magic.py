@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402
 
 CELL = "%%complete -m davinci-002\nx"
-RATE_LIMIT = 25  # jupyter_openai.call.UPDATES_PER_SECOND
+RATE_LIMIT = 25  # jupyter_openai.calls.run.UPDATES_PER_SECOND
 TARGET_RATIO = 0.5
 SLOW_CHUNKS = 1500
 SLOW_DELAY = 0.001

@@ -20,7 +20,7 @@ from . import batch_cache
 from .batch_run import DEFAULT_CACHE, ENGINES, NOT_RUN, RESULT_COLUMNS, BatchRun, Rows, render, wire_body
 from .errors import ConfigurationError
 from .session.log import SessionLog, session_log
-from .request import CallRequest, build_request
+from .calls.request import CallRequest, build_request
 
 __all__ = ["DEFAULT_CACHE", "ENGINES", "NOT_RUN", "RESULT_COLUMNS", "BatchRun", "Rows", "render", "run_batch",
            "wire_body"]

@@ -165,7 +165,7 @@ def _merge(run: BatchRun, rows: Sequence[int], batch: Mapping[str, Any]) -> None
         if record["status"] == "ok":
             record["cost_usd"] = _batch_cost(run, record)
         if record["status"] == "ok" and run.base.schema is not None:
-            from .schema import SchemaError, check_answer
+            from .calls.schema import SchemaError, check_answer
 
             try:
                 check_answer(record["answer"], run.base.schema)

@@ -1,7 +1,7 @@
 """The local batch engine: rows sent from a thread pool over the project's client, as fast as the
 server's rate limits allow.
 
-Each row is one :func:`~jupyter_openai.call.run_call` (so the client's retries with their budget, its
+Each row is one :func:`~jupyter_openai.calls.run.run_call` (so the client's retries with their budget, its
 ``Retry-After`` handling and its logging apply as for ``%%complete``). A :class:`RateGate` decides
 when the next row may start: at most ``concurrency`` in flight, fewer after a 429 (halved, then grown
 back one by one on successes), none until a ``Retry-After`` or an exhausted
@@ -21,7 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from .batch_run import BatchRun, progress_bar
-from .call import CallOutcome, Origin, run_call
+from .calls.run import CallOutcome, Origin, run_call
 from .transport.cancel import CancelToken
 from .errors import ConfigurationError, RateLimitError
 from .transport.retries import retry_after

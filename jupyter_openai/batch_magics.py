@@ -14,7 +14,7 @@ from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from .magic_config import param_options, usage_errors
-from .magicline import check_out_name, option_value, schema_option, split_options, unescape
+from .calls.line import check_out_name, option_value, schema_option, split_options, unescape
 from .api.params import ENDPOINT_CHOICES, OPTION_PARAMS
 
 

@@ -3,7 +3,7 @@
 The pending rows become a ``ray.data`` dataset of ``(row, request)`` items; ``map_batches`` hands them
 to a pool of actors, each with an :class:`~jupyter_openai.client.OpenAIClient` per OpenAI-compatible URL
 (``urls=``: a fleet of vLLM or llama.cpp servers, row ``i`` to ``urls[i % n]``; default the client's
-own); each actor calls its rows from a few threads with :func:`~jupyter_openai.call.run_call` (the
+own); each actor calls its rows from a few threads with :func:`~jupyter_openai.calls.run.run_call` (the
 client's retries apply). Results come back to the driver, which keeps them by row index (so in the input's
 order), caches and logs them as the local engine does.
 
@@ -50,9 +50,9 @@ class _Caller:
 
     def _one(self, i: int, text: str) -> tuple[str, str]:
         from .batch_local import outcome_record
-        from .call import run_call
+        from .calls.run import run_call
         from .session.log import SessionLog
-        from .request import CallRequest
+        from .calls.request import CallRequest
 
         fields = json.loads(text)
         request = CallRequest(fields["prompt"], fields["model"], fields["endpoint"], fields["system"], False,

@@ -24,7 +24,7 @@ from .config import is_openai_host
 from .errors import ConfigurationError, redact
 from .session.log import SessionLog
 from .api.params import CHAT, ENDPOINT_PATHS, RESPONSES
-from .request import CallRequest
+from .calls.request import CallRequest
 
 ENGINES = ("local", "openai-batch", "ray", "jsonl")
 #: The result columns every row gets, after the input's own columns (a schema adds its fields).
@@ -187,7 +187,7 @@ class BatchRun:
             return {}
         import json
 
-        from .schema import columns
+        from .calls.schema import columns
 
         try:
             return columns(json.loads(record.get("answer") or ""))

@@ -16,11 +16,11 @@ from typing import Any
 
 import ipywidgets as W
 
-from .call import CallOutcome, Origin
+from .calls.run import CallOutcome, Origin
 from .session.conversation import DEFAULT_NAME, Conversation, Conversations, Plan, Turn, conversations
 from .errors import ConfigurationError
 from .form_parts import tag
-from .request import CallRequest, build_request
+from .calls.request import CallRequest, build_request
 from .widgets import CompletionForm
 
 __all__ = ["ChatForm", "transcript_html"]

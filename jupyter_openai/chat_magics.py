@@ -19,7 +19,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from .session.conversation import DEFAULT_NAME, Conversation, Turn, conversations
 from .magic_config import usage_errors
 from .magic_options import call_options
-from .magicline import check_out_name, option_value, split_options, unescape
+from .calls.line import check_out_name, option_value, split_options, unescape
 from .api.params import CHAT, OPTION_PARAMS, RESPONSES
 
 #: What the offline model's turns may send at most, in estimated tokens (its context is 2048 tokens).
@@ -154,7 +154,7 @@ class ChatMagics(Magics):
         return turns, tokens
 
     def _turn(self, conversation: Conversation, args: Any, prompt: str) -> None:
-        from .call import Origin
+        from .calls.run import Origin
         from .display import error_line
         from .api.params import COMPLETIONS
 

@@ -2,7 +2,7 @@
 
 They reuse :class:`~jupyter_openai.magics.CompleteMagics`' settings, client and log (the instance
 registered in the shell's magics manager) and delegate to the core: :mod:`~jupyter_openai.transport.replay`,
-:mod:`~jupyter_openai.compare`, :mod:`~jupyter_openai.api.logprobs` and :mod:`~jupyter_openai.session.cost`.
+:mod:`~jupyter_openai.calls.compare`, :mod:`~jupyter_openai.api.logprobs` and :mod:`~jupyter_openai.session.cost`.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def probs_view(magics: Any, outcome: Any, origin: Any) -> Any:
     on_continue = None
     if request is not None and request.endpoint == COMPLETIONS:
         def on_continue(text: str) -> Sequence[Any]:
-            from .call import run_call
+            from .calls.run import run_call
 
             more = dataclasses.replace(request, prompt=request.prompt + text)
             with usage_errors():
@@ -135,12 +135,12 @@ def run_compare(magics: Any, argv: list[str], prompt: str, origin: Any) -> None:
     a few at once, each logged; show the grid (``-o``: store it as a DataFrame)."""
     from IPython.display import display
 
-    from . import compare
-    from .call import run_call
+    from .calls import compare
+    from .calls.run import run_call
     from .session.cost import pricing
     from .errors import ConfigurationError
-    from .magicline import check_out_name
-    from .request import build_request
+    from .calls.line import check_out_name
+    from .calls.request import build_request
 
     parser = magics.complete.parser
     with usage_errors():

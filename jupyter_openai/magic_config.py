@@ -32,7 +32,7 @@ from .config import (
 from .errors import ConfigurationError
 from .session.log import session_log
 from .api.params import ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES, Param
-from .request import DEFAULTS
+from .calls.request import DEFAULTS
 from .traits import MaskedConfigMixin, SecretTrait
 
 FORMATS = ("auto", "text", "markdown")

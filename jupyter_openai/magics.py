@@ -2,8 +2,8 @@
 ``%complete_form`` and ``%complete_local``, and the extension's load and unload (which also
 load and unload :mod:`~jupyter_openai.chat_magics`' ``%%chat`` and ``%chat_history``).
 
-They parse options, delegate to the core (:func:`~jupyter_openai.request.build_request`,
-:func:`~jupyter_openai.call.run_call`, :func:`~jupyter_openai.outcome.summarize`) and display.
+They parse options, delegate to the core (:func:`~jupyter_openai.calls.request.build_request`,
+:func:`~jupyter_openai.calls.run.run_call`, :func:`~jupyter_openai.calls.summary.summarize`) and display.
 Settings are traits of :class:`CompleteMagics` (``%config CompleteMagics``,
 ``ipython_config.py``; declared in :mod:`~jupyter_openai.magic_config`), re-read on every
 call. The HTTP stack is imported on first use, not at load time.
@@ -21,7 +21,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from . import batch_magics
 from .magic_config import ConfiguredMagics, param_options, remove_magics, usage_errors
 from .magic_options import call_options
-from .magicline import check_out_name, interpolate, option_value, schema_option, split_options, unescape, unfilled_names
+from .calls.line import check_out_name, interpolate, option_value, schema_option, split_options, unescape, unfilled_names
 from .api.params import ENDPOINTS, OPTION_PARAMS, PARAMS
 from .questions import keep_question_prompts
 
@@ -80,7 +80,7 @@ class CompleteMagics(ConfiguredMagics):
         else:
             prompt = cell[:-1] if cell.endswith("\n") else cell  # the newline IPython appends to every cell
         if "--compare" in argv:  # comma-separated values: read per combination (lab_magics)
-            from .call import Origin
+            from .calls.run import Origin
             from .lab_magics import run_compare
 
             return run_compare(self, argv, prompt, Origin("magic", self._cell_number()))
@@ -101,7 +101,7 @@ class CompleteMagics(ConfiguredMagics):
         return getattr(self.shell, "execution_count", None)
 
     def _options(self, args: Any, prompt: str) -> dict[str, Any]:
-        """The user's options for :func:`~jupyter_openai.request.build_request` (None: not given)."""
+        """The user's options for :func:`~jupyter_openai.calls.request.build_request` (None: not given)."""
         if not prompt.strip():
             raise UsageError("the prompt is empty: write it in the cell below %%complete")
         if args.interpolate or (args.interpolate is None and self.interpolate):
@@ -128,25 +128,25 @@ class CompleteMagics(ConfiguredMagics):
         }
 
     def _run(self, args: Any, prompt: str) -> None:
-        from .call import Origin
+        from .calls.run import Origin
 
         self.show_call(args, self.build(args, prompt), Origin("magic", self._cell_number()))
 
     def build(self, args: Any, prompt: str, **extra: Any) -> Any:
         """The request for parsed options ``args`` and ``prompt`` (``extra``: more request fields,
         such as a conversation's ``history``); mistakes are one-line usage errors."""
-        from .request import build_request
+        from .calls.request import build_request
 
         with usage_errors():
             return build_request({**self._options(args, prompt), **extra}, self.defaults())
 
     def show_call(self, args: Any, request: Any, origin: Any, on_outcome: Callable[[Any], None] | None = None) -> Any:
         """Run ``request`` and show it as ``%%complete`` does (streamed into the cell, ``--out``,
-        notes, the status line); return the :class:`~jupyter_openai.call.CallOutcome`.
+        notes, the status line); return the :class:`~jupyter_openai.calls.run.CallOutcome`.
         ``on_outcome`` gets it as soon as the call is over, before anything is shown."""
-        from .call import run_call
+        from .calls.run import run_call
         from .display import CellView, error_line, use_display_handles
-        from .outcome import summarize
+        from .calls.summary import summarize
 
         client = self.client()
         shown_as = (args.format or self.output_format).lower()

@@ -4,8 +4,8 @@
 it is given a client (or a function that makes one for each call), the defaults that apply
 to options left untouched, and the log to write to. Its controls come from the parameter
 table (:data:`~jupyter_openai.api.params.FORM_PARAMS`); its values become a request through the
-same :func:`~jupyter_openai.request.build_request` as ``%%complete``'s options, and its notes
-and status line come from :func:`~jupyter_openai.outcome.summarize`.
+same :func:`~jupyter_openai.calls.request.build_request` as ``%%complete``'s options, and its notes
+and status line come from :func:`~jupyter_openai.calls.summary.summarize`.
 
 :meth:`~CompletionForm.submit` runs the call in a daemon thread; the answer goes into an
 ``Output`` only through its ``outputs`` trait (never ``with out:``, which needs a kernel and
@@ -29,7 +29,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from .call import CallOutcome, Origin, Progress, run_call
+from .calls.run import CallOutcome, Origin, Progress, run_call
 from .transport.cancel import CancelToken
 from .client import OpenAIClient
 from .display import answer_block, answer_bundle, reasoning_bundle
@@ -38,10 +38,10 @@ from .form_parts import FORM_STYLE, ModelField
 from .form_parts import control as _control
 from .form_parts import tag as _tag
 from .session.log import SessionLog, session_log
-from .magicline import escape, format_options, unescape
-from .outcome import DETACHED, summarize, unexpected
+from .calls.line import escape, format_options, unescape
+from .calls.summary import DETACHED, summarize, unexpected
 from .api.params import CHAT, COMPLETIONS, ENDPOINT_PATHS, ENDPOINTS, FORM_PARAMS, SLIDER, Param
-from .request import AUTO, DEFAULTS, CallRequest, build_request, choose_endpoint
+from .calls.request import AUTO, DEFAULTS, CallRequest, build_request, choose_endpoint
 
 __all__ = ["CompletionForm"]
 

@@ -274,7 +274,7 @@ def test_a_pydantic_model_is_a_schema_on_the_responses_endpoint(server: FakeOpen
 
 def test_schema_fields_become_columns_from_the_cache(server: FakeOpenAIServer, tmp_path: Path) -> None:
     from jupyter_openai.batch import BatchRun, Rows
-    from jupyter_openai.request import build_request
+    from jupyter_openai.calls.request import build_request
 
     base = build_request({"prompt": "-", "model": "fake-chat", "schema": SCHEMA, "stream": False})
     with _client(server) as client:

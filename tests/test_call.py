@@ -1,4 +1,4 @@
-"""Tests of ``jupyter_openai.call``: the endpoint rule, update coalescing, and one call from request to log.
+"""Tests of ``jupyter_openai.calls.run``: the endpoint rule, update coalescing, and one call from request to log.
 
 ``run_call`` runs against the project's test server over real HTTP, with a private
 :class:`SessionLog` so the kernel-wide log is left alone.
@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from jupyter_openai import call
-from jupyter_openai.call import Coalescer, Origin, Progress, run_call
+from jupyter_openai.calls import run as call
+from jupyter_openai.calls.run import Coalescer, Origin, Progress, run_call
 from jupyter_openai.transport.cancel import CancelToken
 from jupyter_openai.errors import AuthenticationError, ConfigurationError
 from jupyter_openai.session.log import SessionLog, session_log
-from jupyter_openai.request import CallRequest, choose_endpoint
+from jupyter_openai.calls.request import CallRequest, choose_endpoint
 
 from conftest import cancel_after
 from fakeserver import FakeOpenAIServer

@@ -409,9 +409,9 @@ def test_key_is_still_sent_correctly(server: FakeOpenAIServer) -> None:
                                   "error-chunk-any", "not-json", "odd-shape", *NOT_EVENT_STREAMS])
 @pytest.mark.parametrize("stream", [True, False])
 def test_session_log_never_holds_the_key(echo_server: str, delays: Recorder, mode: str, stream: bool) -> None:
-    from jupyter_openai.call import run_call
+    from jupyter_openai.calls.run import run_call
     from jupyter_openai.session.log import SessionLog
-    from jupyter_openai.request import CallRequest
+    from jupyter_openai.calls.request import CallRequest
 
     log = SessionLog()
     for key in (CANARY_KEY, PLAIN_CANARY):

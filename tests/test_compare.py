@@ -11,7 +11,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
-from jupyter_openai import compare
+from jupyter_openai.calls import compare
 from jupyter_openai.errors import ConfigurationError
 from jupyter_openai.session.log import session_log
 from jupyter_openai.magics import CompleteMagics

@@ -18,7 +18,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.terminal.interactiveshell import TerminalInteractiveShell
 from IPython.utils.capture import capture_output
 
-from jupyter_openai.call import Progress
+from jupyter_openai.calls.run import Progress
 from jupyter_openai.display import (
     CellView,
     Table,
@@ -29,7 +29,7 @@ from jupyter_openai.display import (
     status_bundle,
     use_display_handles,
 )
-from jupyter_openai.outcome import status_line
+from jupyter_openai.calls.summary import status_line
 
 from fakeserver import TEST_KEY, FakeOpenAIServer
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jupyter_openai.errors import ConfigurationError
-from jupyter_openai.magicline import escape, interpolate, quote, split_options, unescape
+from jupyter_openai.calls.line import escape, interpolate, quote, split_options, unescape
 from jupyter_openai.magics import CompleteMagics
 
 ACTIONS = CompleteMagics.complete.parser._option_string_actions
@@ -71,7 +71,7 @@ def test_an_unknown_option_close_to_a_known_one_is_named() -> None:
 
 
 def test_unfilled_names_are_the_fields_naming_variables() -> None:
-    from jupyter_openai.magicline import unfilled_names
+    from jupyter_openai.calls.line import unfilled_names
 
     namespace = {"topic": "owls", "n": 3}
     assert unfilled_names("Tell me about {topic} in {n} lines, {unknown}, {{topic}}, {0}", namespace) == ["n", "topic"]

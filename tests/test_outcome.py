@@ -1,4 +1,4 @@
-"""Tests of ``jupyter_openai.outcome``: the note lines and the status line a finished call shows
+"""Tests of ``jupyter_openai.calls.summary``: the note lines and the status line a finished call shows
 (client notes, refusals, errors with the partial text kept, the model label, reasoning tokens).
 
 Pure text over hand-made :class:`CallOutcome` values, plus one real call per kind of note through
@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from fakeserver_models import REFUSAL_TEXT
 
-from jupyter_openai.call import CallOutcome, run_call
+from jupyter_openai.calls.run import CallOutcome, run_call
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import StreamError
 from jupyter_openai.session.log import SessionLog
-from jupyter_openai.outcome import TRUNCATED, model_label, status_line, summarize
-from jupyter_openai.request import CallRequest
+from jupyter_openai.calls.summary import TRUNCATED, model_label, status_line, summarize
+from jupyter_openai.calls.request import CallRequest
 
 from fakeserver import FakeOpenAIServer
 

@@ -1,4 +1,4 @@
-"""Tests of ``jupyter_openai.request``: the auto endpoint rule and how options over defaults become one
+"""Tests of ``jupyter_openai.calls.request``: the auto endpoint rule and how options over defaults become one
 validated :class:`CallRequest` (reasoning effort, verbosity, the Responses endpoint, the default model).
 
 Pure: no server, no IPython. What reaches the wire is tested in test_responses.py and test_adapt.py.
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from jupyter_openai.errors import ConfigurationError
-from jupyter_openai.request import DEFAULT_MODEL, DEFAULTS, CallRequest, build_request, choose_endpoint
+from jupyter_openai.calls.request import DEFAULT_MODEL, DEFAULTS, CallRequest, build_request, choose_endpoint
 
 PROMPT = "one two three"
 

@@ -1,8 +1,8 @@
 """One call from request to log record: send, stream, coalesce updates, log.
 
 Shared by the magic and the form, which build the request with
-:func:`~jupyter_openai.request.build_request`, and show what this module hands back
-(:func:`~jupyter_openai.outcome.summarize` words it). Nothing here imports IPython.
+:func:`~jupyter_openai.calls.request.build_request`, and show what this module hands back
+(:func:`~jupyter_openai.calls.summary.summarize` words it). Nothing here imports IPython.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from .session import cost
-from .transport.cancel import CancelToken
-from .client import OpenAIClient
-from .errors import Cancelled, ConfigurationError, OpenAIError, redact
-from .session.log import SessionLog, session_log
-from .api.logprobs import TokenProb
-from .api.params import CHAT, COMPLETIONS, RESPONSES
+from ..session import cost
+from ..transport.cancel import CancelToken
+from ..client import OpenAIClient
+from ..errors import Cancelled, ConfigurationError, OpenAIError, redact
+from ..session.log import SessionLog, session_log
+from ..api.logprobs import TokenProb
+from ..api.params import CHAT, COMPLETIONS, RESPONSES
 from .request import CallRequest
-from .api.completion import Completion, token_count
-from .transport.stream import Stream
+from ..api.completion import Completion, token_count
+from ..transport.stream import Stream
 
 UPDATES_PER_SECOND = 25
 

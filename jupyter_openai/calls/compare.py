@@ -3,7 +3,7 @@
 ``%%complete --compare -m a,b -t 0,1 --seed 1,2`` asks every combination (here 8). :func:`expand`
 rewrites the magic's option words into one list of words per combination (each read as an
 ordinary ``%%complete`` line, so every check applies), and :func:`run_all` runs calls on a few
-threads at once through :func:`~jupyter_openai.call.run_call` (so each is logged and priced) and
+threads at once through :func:`~jupyter_openai.calls.run.run_call` (so each is logged and priced) and
 gives the outcomes back in the order of the combinations. No IPython here.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 #: The options whose values may be lists: their long names and every spelling of each.
 COMPARED = {"model": ("-m", "--model"), "temperature": ("-t", "--temperature"), "seed": ("--seed",)}

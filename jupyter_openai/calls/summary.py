@@ -1,6 +1,6 @@
 """What a finished call says to its user: the notes after the answer and the status line.
 
-One function, :func:`summarize`, turns a :class:`~jupyter_openai.call.CallOutcome` into the
+One function, :func:`summarize`, turns a :class:`~jupyter_openai.calls.run.CallOutcome` into the
 lines both front ends show (the magic prints them, the form puts them in its labels), so
 every string exists once. Pure text: no IPython, no widgets.
 """
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .session.cost import money
-from .errors import one_line
-from .api.completion import token_count
+from ..session.cost import money
+from ..errors import one_line
+from ..api.completion import token_count
 
 if TYPE_CHECKING:
-    from .call import CallOutcome
+    from .run import CallOutcome
 
 SNIPPET_CHARS = 300
 TRUNCATED = "Warning: the server closed the stream without [DONE]; the answer may be incomplete"
