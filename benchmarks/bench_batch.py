@@ -7,7 +7,7 @@ The project's test server runs in a child process and waits ``--latency`` second
 (``--latency``), as a remote model would. Three ways to send the same ``--rows`` chat requests
 (``max_tokens`` 16, non-streamed), each checked to get every answer right:
 
-* ``engine``: ``jupyter_openai.batch.run_batch(rows, "{text}", concurrency=16, cache=None)``;
+* ``engine``: ``jupyter_openai.batch.run.run_batch(rows, "{text}", concurrency=16, cache=None)``;
 * ``sdk``: the script people write by hand: ``openai.AsyncOpenAI`` with ``asyncio.Semaphore(16)`` and
   ``asyncio.gather`` over every row;
 * ``loop``: one ``OpenAIClient.chat`` call after the other (over ``--loop-rows`` rows: it is slow).
@@ -38,7 +38,7 @@ import _common as common  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from jupyter_openai.batch import run_batch  # noqa: E402
+from jupyter_openai.batch.run import run_batch  # noqa: E402
 from jupyter_openai.client import OpenAIClient  # noqa: E402
 from jupyter_openai.session.log import SessionLog  # noqa: E402
 
@@ -115,7 +115,7 @@ MEMORY_SCRIPT = r"""
 import json, resource, sys, tempfile
 sys.path.insert(0, {root!r})
 import pandas as pd
-from jupyter_openai.batch import run_batch
+from jupyter_openai.batch.run import run_batch
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.session.log import SessionLog
 import tqdm, sqlite3, jsonschema  # imported before the baseline too

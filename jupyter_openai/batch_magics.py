@@ -1,6 +1,6 @@
 """``%%complete_batch DF [-o NAME] [options]``: the cell is a template sent once per row of ``DF``.
 
-A thin adapter over :func:`~jupyter_openai.batch.run_batch`: it reads ``%%complete``'s options (and
+A thin adapter over :func:`~jupyter_openai.batch.run.run_batch`: it reads ``%%complete``'s options (and
 a few of its own), takes the settings, client and session log of the shell's ``CompleteMagics``,
 and shows the result. Registered by :func:`~jupyter_openai.magics.load` with :func:`register`.
 """
@@ -47,7 +47,7 @@ class BatchMagics(Magics):
             %%complete_batch reviews -o labels --schema label_schema --max-tokens 20
             Classify the sentiment of this review: {text}
         """
-        from .batch import run_batch
+        from .batch.run import run_batch
 
         magics = self.shell.magics_manager.registry.get("CompleteMagics")
         if magics is None:

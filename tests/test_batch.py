@@ -1,4 +1,4 @@
-"""Tests of :func:`jupyter_openai.batch.run_batch` with the local engine, over real HTTP to the test server:
+"""Tests of :func:`jupyter_openai.batch.run.run_batch` with the local engine, over real HTTP to the test server:
 the template, the result's shape and order, failed rows, the cache (resume sends only what is missing),
 Ctrl-C, rate limits (429, Retry-After, x-ratelimit-*), the connection pool, structured output, the log."""
 
@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from fakeserver_batches import RateLimit
 
-from jupyter_openai.batch import RESULT_COLUMNS, render, run_batch
-from jupyter_openai.batch_cache import BatchCache
-from jupyter_openai.batch_local import RateGate, parse_reset
+from jupyter_openai.batch.run import RESULT_COLUMNS, render, run_batch
+from jupyter_openai.batch.run.cache import BatchCache
+from jupyter_openai.batch.run.threads import RateGate, parse_reset
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import ConfigurationError
 from jupyter_openai.session.log import SessionLog
@@ -273,7 +273,7 @@ def test_a_pydantic_model_is_a_schema_on_the_responses_endpoint(server: FakeOpen
 
 
 def test_schema_fields_become_columns_from_the_cache(server: FakeOpenAIServer, tmp_path: Path) -> None:
-    from jupyter_openai.batch import BatchRun, Rows
+    from jupyter_openai.batch.run import BatchRun, Rows
     from jupyter_openai.calls.request import build_request
 
     base = build_request({"prompt": "-", "model": "fake-chat", "schema": SCHEMA, "stream": False})
@@ -288,7 +288,7 @@ def test_schema_fields_become_columns_from_the_cache(server: FakeOpenAIServer, t
 
 
 def test_the_dataframe_accessor_runs_the_batch(server: FakeOpenAIServer, frame: pd.DataFrame) -> None:
-    import jupyter_openai.batch  # noqa: F401 - importing it registers the accessor
+    import jupyter_openai.batch.run  # noqa: F401 - importing it registers the accessor
 
     with _client(server) as client:
         out = frame.openai.batch("{text}", model="fake-chat", client=client, cache=None, progress=False,

@@ -13,7 +13,7 @@ import pytest
 ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "jupyter-openai[ray]")')
 pytest.importorskip("ray.data", reason="Ray Data cannot be imported")
 
-from jupyter_openai.batch import run_batch  # noqa: E402
+from jupyter_openai.batch.run import run_batch  # noqa: E402
 from jupyter_openai.client import OpenAIClient  # noqa: E402
 from jupyter_openai.session.log import SessionLog  # noqa: E402
 

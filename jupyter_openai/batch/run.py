@@ -2,9 +2,9 @@
 
 ``run_batch(df, "Label this review: {text}")`` renders the template for every row (``{column}``
 fields, ``{{ }}`` for braces), looks each request up in the on-disk cache
-(:mod:`~jupyter_openai.batch_cache`), sends only the missing ones through an engine (``via``):
-``"local"`` (:mod:`~jupyter_openai.batch_local`, the default), ``"openai-batch"`` (OpenAI's Batch API,
-:mod:`~jupyter_openai.batch_api`), ``"ray"`` (:mod:`~jupyter_openai.batch_ray`) or ``"jsonl"`` (only
+(:mod:`~jupyter_openai.batch.run.cache`), sends only the missing ones through an engine (``via``):
+``"local"`` (:mod:`~jupyter_openai.batch.run.threads`, the default), ``"openai-batch"`` (OpenAI's Batch API,
+:mod:`~jupyter_openai.batch.run.openai_batch`), ``"ray"`` (:mod:`~jupyter_openai.batch.run.ray_engine`) or ``"jsonl"`` (only
 write the request file ``vllm run-batch`` and the Batch API read), and returns one result row per input
 row, in the input's order: a DataFrame for a DataFrame (pandas stays optional), else a list of dicts.
 Every call is logged (source ``batch``, the batch id, the row key), then one ``batch-summary`` record.
@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from . import batch_cache
-from .batch_run import DEFAULT_CACHE, ENGINES, NOT_RUN, RESULT_COLUMNS, BatchRun, Rows, render, wire_body
-from .errors import ConfigurationError
-from .session.log import SessionLog, session_log
-from .calls.request import CallRequest, build_request
+from . import cache as batch_cache
+from .job import DEFAULT_CACHE, ENGINES, NOT_RUN, RESULT_COLUMNS, BatchRun, Rows, render, wire_body
+from ..errors import ConfigurationError
+from ..session.log import SessionLog, session_log
+from ..calls.request import CallRequest, build_request
 
 __all__ = ["DEFAULT_CACHE", "ENGINES", "NOT_RUN", "RESULT_COLUMNS", "BatchRun", "Rows", "render", "run_batch",
            "wire_body"]
@@ -42,7 +42,7 @@ def run_batch(rows: Any, template: str, *, model: str | None = None, endpoint: s
     ``latency``, ``cost`` (None until prices are known), ``finish_reason``, ``cached`` and the schema's
     fields, in the input's order. A failed row keeps its error; Ctrl-C stops and returns what finished.
 
-    ``cache``: a path, a :class:`~jupyter_openai.batch_cache.BatchCache`, the default file, or None (off).
+    ``cache``: a path, a :class:`~jupyter_openai.batch.run.cache.BatchCache`, the default file, or None (off).
     ``client``: an :class:`~jupyter_openai.client.OpenAIClient` (default: one from the environment).
     ``via="openai-batch"``: polled every ``poll_interval`` s; ``via="ray"``: ``urls`` spreads the rows over
     these OpenAI-compatible servers (default: the client's); ``via="jsonl"``: writes ``jsonl_path``, returns it.
@@ -67,7 +67,7 @@ def run_batch(rows: Any, template: str, *, model: str | None = None, endpoint: s
                    concurrency=concurrency, execution_count=execution_count, progress=progress)
     try:
         if via == "jsonl":
-            from .batch_api import write_requests
+            from .openai_batch import write_requests
 
             return write_requests(run, jsonl_path)
         pending = run.prepare()
@@ -92,11 +92,11 @@ def default_client() -> tuple[Any, str | None]:
     name (else None)."""
     import os
 
-    from .client import OpenAIClient
-    from .config import ENV_API_KEY, ENV_BASE_URL
+    from ..client import OpenAIClient
+    from ..config import ENV_API_KEY, ENV_BASE_URL
 
     if not os.environ.get(ENV_API_KEY, "").strip() and not os.environ.get(ENV_BASE_URL, "").strip():
-        from . import local_server as local
+        from .. import local_server as local
 
         if local.is_available():
             server = local.shared_server()
@@ -129,14 +129,14 @@ def register_accessor(name: str = "openai") -> None:
 
 def _engine(via: str) -> Callable[..., None]:
     if via == "local":
-        from .batch_local import run_local
+        from .threads import run_local
 
         return run_local
     if via == "openai-batch":
-        from .batch_api import run_openai_batch
+        from .openai_batch import run_openai_batch
 
         return run_openai_batch
-    from .batch_ray import run_ray
+    from .ray_engine import run_ray
 
     return run_ray
 

@@ -18,9 +18,9 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .batch_run import BatchRun, progress_bar, wire_body
-from .errors import ConfigurationError, OpenAIError, one_line, redact
-from .api.completion import Completion
+from .job import BatchRun, progress_bar, wire_body
+from ..errors import ConfigurationError, OpenAIError, one_line, redact
+from ..api.completion import Completion
 
 MAX_LINES = 50_000
 MAX_BYTES = 200 * 1024 * 1024
@@ -165,7 +165,7 @@ def _merge(run: BatchRun, rows: Sequence[int], batch: Mapping[str, Any]) -> None
         if record["status"] == "ok":
             record["cost_usd"] = _batch_cost(run, record)
         if record["status"] == "ok" and run.base.schema is not None:
-            from .calls.schema import SchemaError, check_answer
+            from ..calls.schema import SchemaError, check_answer
 
             try:
                 check_answer(record["answer"], run.base.schema)
@@ -191,7 +191,7 @@ def _batch_problem(batch: Mapping[str, Any]) -> str:
 
 def _batch_cost(run: BatchRun, record: Mapping[str, Any]) -> float | None:
     """A row's cost on the Batch API: half the price of the same call made directly (GUIDE 13)."""
-    from .session.cost import pricing
+    from ..session.cost import pricing
 
     usage = {k: record.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
     full = pricing.cost(run.base.model, usage, run.client.settings.base_url)

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .batch_run import BatchRun, progress_bar
-from .errors import ConfigurationError
+from .job import BatchRun, progress_bar
+from ..errors import ConfigurationError
 
 INSTALL_HINT = 'pip install "jupyter-openai[ray]"'
 AGENT_TIMEOUT = "RAY_agent_register_timeout_ms"  #: Ray's wait for its agents (a busy machine needs more)
@@ -33,7 +33,7 @@ class _Caller:
     ``urls[i % len(urls)]``)."""
 
     def __init__(self, urls: Sequence[str], threads: int, timeouts: tuple[float, float, int]) -> None:
-        from .client import OpenAIClient
+        from ..client import OpenAIClient
 
         connect, read, retries = timeouts
         self.clients = [OpenAIClient(base_url=url, connect_timeout=connect, read_timeout=read, max_retries=retries)
@@ -49,10 +49,10 @@ class _Caller:
         return {"i": rows, "result": [r[0] for r in results], "record": [r[1] for r in results]}
 
     def _one(self, i: int, text: str) -> tuple[str, str]:
-        from .batch_local import outcome_record
-        from .calls.run import run_call
-        from .session.log import SessionLog
-        from .calls.request import CallRequest
+        from .threads import outcome_record
+        from ..calls.run import run_call
+        from ..session.log import SessionLog
+        from ..calls.request import CallRequest
 
         fields = json.loads(text)
         request = CallRequest(fields["prompt"], fields["model"], fields["endpoint"], fields["system"], False,
