@@ -155,7 +155,7 @@ class ChatMagics(Magics):
 
     def _turn(self, conversation: Conversation, args: Any, prompt: str) -> None:
         from .calls.run import Origin
-        from .display import error_line
+        from .display.cell import error_line
         from .api.params import COMPLETIONS
 
         settings, key = self.settings, self.turn_key()

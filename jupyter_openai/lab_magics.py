@@ -36,7 +36,7 @@ def show_probs(magics: Any, outcome: Any, origin: Any) -> None:
     alternative)."""
     from IPython.display import HTML, display
 
-    from .display import error_line
+    from .display.cell import error_line
     from .probs_view import probs_html
 
     if not outcome.logprobs:
@@ -174,7 +174,7 @@ def run_compare(magics: Any, argv: list[str], prompt: str, origin: Any) -> None:
     if not quiet:
         display(Grid(rows, compared))
     if refused:
-        from .display import error_line
+        from .display.cell import error_line
 
         error_line(f"{len(refused)} call(s) not sent: {refused[0]}")
 

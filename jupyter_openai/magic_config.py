@@ -234,7 +234,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         with usage_errors(local.LocalServerError):
             server = local.shared_server()
         if first_use:
-            from .display import show_note
+            from .display.cell import show_note
 
             show_note(self.shell, f"Using the offline model {local.MODEL_LABEL}: no API key or base URL is set. "
                                   "For OpenAI, set OPENAI_API_KEY in the environment or ipython_config.py.")

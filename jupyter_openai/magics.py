@@ -108,7 +108,7 @@ class CompleteMagics(ConfiguredMagics):
             with usage_errors():
                 prompt = interpolate(prompt, self.shell.user_ns)
         elif names := unfilled_names(prompt, self.shell.user_ns):
-            from .display import error_line
+            from .display.cell import error_line
 
             fields = ", ".join("{" + name + "}" for name in names)
             error_line(f"Note: {fields} sent as written; add -i to fill it from your variables")
@@ -145,7 +145,7 @@ class CompleteMagics(ConfiguredMagics):
         notes, the status line); return the :class:`~jupyter_openai.calls.run.CallOutcome`.
         ``on_outcome`` gets it as soon as the call is over, before anything is shown."""
         from .calls.run import run_call
-        from .display import CellView, error_line, use_display_handles
+        from .display.cell import CellView, error_line, use_display_handles
         from .calls.summary import summarize
 
         client = self.client()
@@ -191,7 +191,7 @@ class CompleteMagics(ConfiguredMagics):
     def complete_log(self, line: str) -> Any:
         """Show the latest calls of the session log as a table: empty columns hidden, text cut to
         fit (``--full`` for all of it; ``jupyter_openai.session_log`` for every field)."""
-        from .display import log_table
+        from .display.cell import log_table
 
         args = parse_argstring(self.complete_log, line)
         log = self.log
@@ -224,7 +224,7 @@ class CompleteMagics(ConfiguredMagics):
     @line_magic
     def complete_models(self, line: str) -> Any:
         """List the server's models, or describe one: ``%complete_models [ID]``."""
-        from .display import Table, error_line
+        from .display.cell import Table, error_line
         from .errors import OpenAIError
         from .api.model_list import created_day
 
@@ -249,7 +249,7 @@ class CompleteMagics(ConfiguredMagics):
     def complete_config(self, line: str) -> Any:
         """Show each setting (key masked) with where it comes from: ``%config``, the config file,
         the environment, the offline model, the server, or the default."""
-        from .display import Table
+        from .display.cell import Table
         from .sources import report
 
         if line.strip():

@@ -32,7 +32,7 @@ import ipywidgets as W
 from .calls.run import CallOutcome, Origin, Progress, run_call
 from .transport.cancel import CancelToken
 from .client import OpenAIClient
-from .display import answer_block, answer_bundle, reasoning_bundle
+from .display.cell import answer_block, answer_bundle, reasoning_bundle
 from .errors import ConfigurationError, one_line
 from .form_parts import FORM_STYLE, ModelField
 from .form_parts import control as _control

@@ -1,4 +1,4 @@
-"""Tests of ``jupyter_openai.display``: the status line, tables, error lines, the cell view and its reasoning.
+"""Tests of ``jupyter_openai.display.cell``: the status line, tables, error lines, the cell view and its reasoning.
 
 The cell view is tested both ways it shows an answer: display handles updated in place
 (inside a real InteractiveShell, captured with ``capture_output``) and plain progressive
@@ -19,7 +19,7 @@ from IPython.terminal.interactiveshell import TerminalInteractiveShell
 from IPython.utils.capture import capture_output
 
 from jupyter_openai.calls.run import Progress
-from jupyter_openai.display import (
+from jupyter_openai.display.cell import (
     CellView,
     Table,
     WordWrap,

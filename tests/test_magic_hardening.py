@@ -13,7 +13,7 @@ from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 from shown import status
 
-from jupyter_openai.display import CellView
+from jupyter_openai.display.cell import CellView
 from jupyter_openai.session.log import session_log
 
 from fakeserver import FakeOpenAIServer

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.display import DisplayHandle, display
 
 if TYPE_CHECKING:
-    from .calls.run import Progress
+    from ..calls.run import Progress
 
 
 def use_display_handles(shell: Any) -> bool:
