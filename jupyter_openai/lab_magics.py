@@ -37,7 +37,7 @@ def show_probs(magics: Any, outcome: Any, origin: Any) -> None:
     from IPython.display import HTML, display
 
     from .display.cell import error_line
-    from .probs_view import probs_html
+    from .widgets.probs import probs_html
 
     if not outcome.logprobs:
         if outcome.status == "ok":
@@ -58,7 +58,7 @@ def probs_view(magics: Any, outcome: Any, origin: Any) -> Any:
     """The interactive view of ``outcome``'s tokens; on the completions endpoint a click on an
     alternative sends the prompt, the text so far and that token, as a new (logged) call."""
     from .api.params import COMPLETIONS
-    from .probs_view import ProbsView
+    from .widgets.probs import ProbsView
 
     request = outcome.request
     on_continue = None

@@ -269,7 +269,7 @@ class CompleteMagics(ConfiguredMagics):
     @line_magic
     def complete_form(self, line: str) -> Any:
         """Open the form: tune parameters with sliders, stream the answer, stop it."""
-        from .widgets import CompletionForm
+        from .widgets.form import CompletionForm
 
         with usage_errors():  # read as %%complete's line is: quotes removed, the prompt as written
             argv, prompt = split_options(line, self.complete_form.parser._option_string_actions)
@@ -295,7 +295,7 @@ class CompleteMagics(ConfiguredMagics):
 
     def _chat_form(self, name: str, listed: bool, presets: dict[str, Any]) -> Any:
         """The form in conversation mode, with the caps ``%%chat`` applies to ``name``."""
-        from .chat_form import ChatForm
+        from .widgets.chat import ChatForm
         from .session.conversation import conversations
 
         with usage_errors():

@@ -202,7 +202,7 @@ def test_stream_through_the_magic(local_shell: Any, local_server: LocalServer, m
 
 
 def test_stream_through_the_form(local_shell: Any, local_server: LocalServer) -> None:
-    pytest.importorskip("jupyter_openai.widgets", reason="the form (jupyter_openai/widgets.py) is not there yet")
+    pytest.importorskip("jupyter_openai.widgets.form", reason="the form (jupyter_openai/widgets/form.py) is not there yet")
     form = local_shell.run_line_magic("complete_form", f"-m {MODEL_ALIAS} --max-tokens 12 -t 0 Tell me about the sea.")
     try:
         form.submit()

@@ -167,7 +167,7 @@ def test_loading_imports_nothing_heavy(tmp_path: Path) -> None:
         "ip = InteractiveShell.instance()\n"
         "ip.run_line_magic('load_ext', 'jupyter_openai')\n"
         "assert ip.find_cell_magic('complete') is not None\n"
-        "heavy = ('requests', 'urllib3', 'ipywidgets', 'pandas', 'jupyter_openai.client', 'jupyter_openai.widgets')\n"
+        "heavy = ('requests', 'urllib3', 'ipywidgets', 'pandas', 'jupyter_openai.client', 'jupyter_openai.widgets.form')\n"
         "print(json.dumps([name for name in heavy if name in sys.modules]))\n"
     )
     env = {**os.environ, "IPYTHONDIR": str(tmp_path / "ipython")}

@@ -15,7 +15,7 @@ import pytest
 import jupyter_openai
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.session.log import SessionLog, session_log
-from jupyter_openai.widgets import CompletionForm
+from jupyter_openai.widgets.form import CompletionForm
 
 from conftest import CANARY_KEY
 from fakeserver import DEFAULT_MODELS, TEST_KEY, closed_port
@@ -239,7 +239,7 @@ def test_a_typed_model_the_server_does_not_list_stays(make_form, server):
 
 
 def test_a_stalled_model_list_times_out_with_a_note_and_no_retry(make_form, server, monkeypatch):
-    import jupyter_openai.widgets as widgets
+    import jupyter_openai.widgets.form as widgets
 
     monkeypatch.setattr(widgets, "MODELS_TIMEOUTS", (1.0, 0.3))  # the form's own short timeouts
     server.add_fault(path="/models", delay=2, times=None)

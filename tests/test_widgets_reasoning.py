@@ -16,7 +16,7 @@ from IPython.utils.capture import capture_output
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.session.log import SessionLog
 from jupyter_openai.api.params import REASONING_EFFORTS, VERBOSITIES
-from jupyter_openai.widgets import CompletionForm
+from jupyter_openai.widgets.form import CompletionForm
 
 from fakeserver import FakeOpenAIServer
 

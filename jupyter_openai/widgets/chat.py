@@ -1,6 +1,6 @@
 """The form's conversation mode: the form with a transcript above the prompt, Send and Reset.
 
-:class:`ChatForm` is the :class:`~jupyter_openai.widgets.CompletionForm` (same fields, same
+:class:`ChatForm` is the :class:`~jupyter_openai.widgets.form.CompletionForm` (same fields, same
 request path, same Stop) whose calls are turns of a named conversation from
 :data:`~jupyter_openai.session.conversation.conversations`, the registry ``%%chat`` uses, so a form and
 cells share a conversation by name. Send sends the prompt with the system message and the earlier
@@ -16,12 +16,12 @@ from typing import Any
 
 import ipywidgets as W
 
-from .calls.run import CallOutcome, Origin
-from .session.conversation import DEFAULT_NAME, Conversation, Conversations, Plan, Turn, conversations
-from .errors import ConfigurationError
-from .form_parts import tag
-from .calls.request import CallRequest, build_request
-from .widgets import CompletionForm
+from ..calls.run import CallOutcome, Origin
+from ..session.conversation import DEFAULT_NAME, Conversation, Conversations, Plan, Turn, conversations
+from ..errors import ConfigurationError
+from .controls import tag
+from ..calls.request import CallRequest, build_request
+from .form import CompletionForm
 
 __all__ = ["ChatForm", "transcript_html"]
 

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .api.logprobs import TokenProb, nucleus, reweight
+from ..api.logprobs import TokenProb, nucleus, reweight
 
 MAX_BUTTONS = 200  #: tokens shown as buttons in the interactive view (the static view shows all)
 SCALE = (0.0, 0.25, 0.5, 0.75, 1.0)
