@@ -14,9 +14,9 @@ from .version import __version__
 __all__ = ["OpenAIClient", "CompletionForm", "session_log", "conversations", "settings_report",
            "load_ipython_extension", "unload_ipython_extension"]
 
-_LAZY = {"OpenAIClient": ("client", "OpenAIClient"), "CompletionForm": ("widgets", "CompletionForm"),
-         "session_log": ("log", "session_log"), "conversations": ("conversation", "conversations"),
-         "settings_report": ("sources", "settings_report")}
+_LAZY = {"OpenAIClient": ("client", "OpenAIClient"), "CompletionForm": ("widgets.form", "CompletionForm"),
+         "session_log": ("session.log", "session_log"), "conversations": ("session.conversation", "conversations"),
+         "settings_report": ("magics.sources", "settings_report")}
 
 
 def __getattr__(name: str) -> Any:
@@ -30,13 +30,13 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics (``%load_ext jupyter_openai``)."""
-    from .magics import load
+    from .magics.complete import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the magics, their configurable and connections (``%unload_ext jupyter_openai``)."""
-    from .magics import unload
+    from .magics.complete import unload
 
     unload(ipython)

@@ -8,7 +8,7 @@ from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
 from jupyter_openai.calls.run import Origin, run_call
-from jupyter_openai.lab_magics import NO_PROBS, complete_magics, probs_view
+from jupyter_openai.magics.complete.lab import NO_PROBS, complete_magics, probs_view
 from jupyter_openai.session.log import session_log
 from jupyter_openai.calls.request import build_request
 

@@ -22,7 +22,7 @@ from IPython.utils.capture import capture_output
 from shown import status
 
 from jupyter_openai.session.log import COLUMNS, STATUSES, SessionLog, session_log
-from jupyter_openai.magics import LOG_COLUMNS
+from jupyter_openai.magics.complete import LOG_COLUMNS
 
 from fakeserver import FakeOpenAIServer
 

@@ -30,7 +30,7 @@ from traitlets.config import Config
 from jupyter_openai.calls.run import UPDATES_PER_SECOND
 from jupyter_openai.config import DEFAULT_BASE_URL
 from jupyter_openai.session.log import session_log
-from jupyter_openai.magics import CompleteMagics
+from jupyter_openai.magics.complete import CompleteMagics
 from jupyter_openai.calls.request import choose_endpoint
 
 from conftest import CANARY_KEY

@@ -16,11 +16,11 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .session.conversation import DEFAULT_NAME, Conversation, Turn, conversations
-from .magic_config import usage_errors
-from .magic_options import call_options
-from .calls.line import check_out_name, option_value, split_options, unescape
-from .api.params import CHAT, OPTION_PARAMS, RESPONSES
+from ..session.conversation import DEFAULT_NAME, Conversation, Turn, conversations
+from .configurable import usage_errors
+from .options import call_options
+from ..calls.line import check_out_name, option_value, split_options, unescape
+from ..api.params import CHAT, OPTION_PARAMS, RESPONSES
 
 #: What the offline model's turns may send at most, in estimated tokens (its context is 2048 tokens).
 OFFLINE_TOKEN_BUDGET = 1536
@@ -67,7 +67,7 @@ class ChatMagics(Magics):
 
     @property
     def settings(self) -> Any:
-        """The loaded :class:`~jupyter_openai.magics.CompleteMagics` (traits, client, log)."""
+        """The loaded :class:`~jupyter_openai.magics.complete.CompleteMagics` (traits, client, log)."""
         found = self.shell.magics_manager.registry.get("CompleteMagics")
         if found is None:
             raise UsageError("jupyter_openai is not loaded: %load_ext jupyter_openai")
@@ -154,9 +154,9 @@ class ChatMagics(Magics):
         return turns, tokens
 
     def _turn(self, conversation: Conversation, args: Any, prompt: str) -> None:
-        from .calls.run import Origin
-        from .display.cell import error_line
-        from .api.params import COMPLETIONS
+        from ..calls.run import Origin
+        from ..display.cell import error_line
+        from ..api.params import COMPLETIONS
 
         settings, key = self.settings, self.turn_key()
         max_turns, max_tokens = self.caps(conversation)
@@ -223,7 +223,7 @@ class ChatMagics(Magics):
 
 
 def load(ipython: Any) -> None:
-    """Register the conversation magics and the cell-id events (from :func:`jupyter_openai.magics.load`)."""
+    """Register the conversation magics and the cell-id events (from :func:`jupyter_openai.magics.complete.load`)."""
     chat = ChatMagics(ipython)
     ipython.register_magics(chat)
     ipython.events.register("pre_run_cell", chat.pre_run_cell)
@@ -232,7 +232,7 @@ def load(ipython: Any) -> None:
 
 def unload(ipython: Any) -> None:
     """Undo :func:`load`."""
-    from .magic_config import remove_magics
+    from .configurable import remove_magics
 
     instance = remove_magics(ipython, ChatMagics)
     if instance is not None:

@@ -1,6 +1,6 @@
 """The magics' configuration: the traits ``%config CompleteMagics`` shows, and what they imply.
 
-:class:`ConfiguredMagics` is the base of :class:`~jupyter_openai.magics.CompleteMagics`: its
+:class:`ConfiguredMagics` is the base of :class:`~jupyter_openai.magics.complete.CompleteMagics`: its
 traits (``.tag(config=True)``, set by ``%config`` or ``ipython_config.py``) are re-read on
 every call and become the connection :class:`~jupyter_openai.config.Settings` (over the
 environment, or the bundled offline model when no key and no base URL are set anywhere),
@@ -20,7 +20,7 @@ from IPython.core.magic import Magics
 from IPython.core.magic_arguments import argument
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, TraitError, Unicode, observe, validate
 
-from .config import (
+from ..config import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_READ_TIMEOUT,
@@ -29,10 +29,10 @@ from .config import (
     MISSING_KEY_HELP,
     Settings,
 )
-from .errors import ConfigurationError
-from .session.log import session_log
-from .api.params import ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES, Param
-from .calls.request import DEFAULTS
+from ..errors import ConfigurationError
+from ..session.log import session_log
+from ..api.params import ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES, Param
+from ..calls.request import DEFAULTS
 from .traits import MaskedConfigMixin, SecretTrait
 
 FORMATS = ("auto", "text", "markdown")
@@ -160,7 +160,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
 
     @validate("prices")
     def _check_prices(self, proposal: dict[str, Any]) -> dict[str, Any]:
-        from .session.cost import check_table
+        from ..session.cost import check_table
 
         try:
             check_table(proposal["value"])
@@ -170,7 +170,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
 
     @observe("prices", "max_cost_usd")
     def _on_prices(self, change: dict[str, Any] | None = None) -> None:
-        from .session.cost import pricing
+        from ..session.cost import pricing
 
         pricing.set_table(self.prices)
         pricing.max_cost_usd = self.max_cost_usd
@@ -186,7 +186,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         """Settings from traits over the environment (traits win); the offline model when neither
         a key nor a base URL is configured anywhere; while a recording is replayed, the recorded
         server's URL and a placeholder key (nothing goes to the network)."""
-        from .transport import replay
+        from ..transport import replay
 
         if isinstance(replay.active, replay.Replayer):
             return self._replay_settings(replay.active)
@@ -213,7 +213,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
     def offline(self, settings: Settings | None = None) -> bool:
         """True when no key and no base URL are set: calls go to the bundled offline model (while a
         recording is replayed: when it was recorded from the offline model)."""
-        from .transport import replay
+        from ..transport import replay
 
         if isinstance(replay.active, replay.Replayer):
             return replay.active.offline
@@ -226,7 +226,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         return not has_key and not self.base_url and not os.environ.get(ENV_BASE_URL, "").strip()
 
     def _offline_settings(self, settings: Settings) -> Settings:
-        from . import local_server as local
+        from .. import local_server as local
 
         if not local.is_available():
             raise UsageError(f"{MISSING_KEY_HELP} Or, to work with no key and no internet, {local.INSTALL_HINT}.")
@@ -234,7 +234,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         with usage_errors(local.LocalServerError):
             server = local.shared_server()
         if first_use:
-            from .display.cell import show_note
+            from ..display.cell import show_note
 
             show_note(self.shell, f"Using the offline model {local.MODEL_LABEL}: no API key or base URL is set. "
                                   "For OpenAI, set OPENAI_API_KEY in the environment or ipython_config.py.")
@@ -244,7 +244,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         """The model trait. When it is untouched: the offline model's name when calls go offline,
         and the server's first listed model when the base URL points at another server than OpenAI
         (one ``/models`` request per client; ``ask_server=False``: only if already known)."""
-        from .local_server import MODEL_ALIAS
+        from ..local_server import MODEL_ALIAS
 
         if not self._model_untouched():
             return self.model
@@ -260,7 +260,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
     def server_picks_model(self) -> bool:
         """True when the default model is the server's first listed one (the model trait untouched,
         calls going to another server than OpenAI and not offline)."""
-        from .config import is_openai_host
+        from ..config import is_openai_host
 
         return self._model_untouched() and not self.offline() and not is_openai_host(self.settings().base_url)
 
@@ -278,14 +278,14 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
 
     def client(self) -> Any:
         """The client for the current settings (kept while they do not change)."""
-        from .client import OpenAIClient
+        from ..client import OpenAIClient
 
         settings = self.settings()
         if self._client is None or self._client_settings != settings:
             if self._client is not None:
                 self._client.close()
             self._client, self._client_settings = OpenAIClient(settings), settings
-            from .transport import replay
+            from ..transport import replay
 
             replay.attach(self._client._session)  # a recording or a replay in force (none: nothing)
         return self._client

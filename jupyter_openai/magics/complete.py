@@ -1,11 +1,11 @@
 """The IPython magics: ``%%complete``, ``%complete``, ``%complete_log``, ``%complete_models``,
 ``%complete_form`` and ``%complete_local``, and the extension's load and unload (which also
-load and unload :mod:`~jupyter_openai.chat_magics`' ``%%chat`` and ``%chat_history``).
+load and unload :mod:`~jupyter_openai.magics.complete.chat`' ``%%chat`` and ``%chat_history``).
 
 They parse options, delegate to the core (:func:`~jupyter_openai.calls.request.build_request`,
 :func:`~jupyter_openai.calls.run.run_call`, :func:`~jupyter_openai.calls.summary.summarize`) and display.
 Settings are traits of :class:`CompleteMagics` (``%config CompleteMagics``,
-``ipython_config.py``; declared in :mod:`~jupyter_openai.magic_config`), re-read on every
+``ipython_config.py``; declared in :mod:`~jupyter_openai.magics.complete.configurable`), re-read on every
 call. The HTTP stack is imported on first use, not at load time.
 """
 
@@ -18,11 +18,11 @@ from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from . import batch_magics
-from .magic_config import ConfiguredMagics, param_options, remove_magics, usage_errors
-from .magic_options import call_options
-from .calls.line import check_out_name, interpolate, option_value, schema_option, split_options, unescape, unfilled_names
-from .api.params import ENDPOINTS, OPTION_PARAMS, PARAMS
+from . import batch as batch_magics
+from .configurable import ConfiguredMagics, param_options, remove_magics, usage_errors
+from .options import call_options
+from ..calls.line import check_out_name, interpolate, option_value, schema_option, split_options, unescape, unfilled_names
+from ..api.params import ENDPOINTS, OPTION_PARAMS, PARAMS
 from .questions import keep_question_prompts
 
 #: The one line when Ctrl-C stops the final render or the status line (the call itself is over).
@@ -80,8 +80,8 @@ class CompleteMagics(ConfiguredMagics):
         else:
             prompt = cell[:-1] if cell.endswith("\n") else cell  # the newline IPython appends to every cell
         if "--compare" in argv:  # comma-separated values: read per combination (lab_magics)
-            from .calls.run import Origin
-            from .lab_magics import run_compare
+            from ..calls.run import Origin
+            from .lab import run_compare
 
             return run_compare(self, argv, prompt, Origin("magic", self._cell_number()))
         args = self.complete.parser.parse_args(argv)
@@ -108,7 +108,7 @@ class CompleteMagics(ConfiguredMagics):
             with usage_errors():
                 prompt = interpolate(prompt, self.shell.user_ns)
         elif names := unfilled_names(prompt, self.shell.user_ns):
-            from .display.cell import error_line
+            from ..display.cell import error_line
 
             fields = ", ".join("{" + name + "}" for name in names)
             error_line(f"Note: {fields} sent as written; add -i to fill it from your variables")
@@ -128,14 +128,14 @@ class CompleteMagics(ConfiguredMagics):
         }
 
     def _run(self, args: Any, prompt: str) -> None:
-        from .calls.run import Origin
+        from ..calls.run import Origin
 
         self.show_call(args, self.build(args, prompt), Origin("magic", self._cell_number()))
 
     def build(self, args: Any, prompt: str, **extra: Any) -> Any:
         """The request for parsed options ``args`` and ``prompt`` (``extra``: more request fields,
         such as a conversation's ``history``); mistakes are one-line usage errors."""
-        from .calls.request import build_request
+        from ..calls.request import build_request
 
         with usage_errors():
             return build_request({**self._options(args, prompt), **extra}, self.defaults())
@@ -144,9 +144,9 @@ class CompleteMagics(ConfiguredMagics):
         """Run ``request`` and show it as ``%%complete`` does (streamed into the cell, ``--out``,
         notes, the status line); return the :class:`~jupyter_openai.calls.run.CallOutcome`.
         ``on_outcome`` gets it as soon as the call is over, before anything is shown."""
-        from .calls.run import run_call
-        from .display.cell import CellView, error_line, use_display_handles
-        from .calls.summary import summarize
+        from ..calls.run import run_call
+        from ..display.cell import CellView, error_line, use_display_handles
+        from ..calls.summary import summarize
 
         client = self.client()
         shown_as = (args.format or self.output_format).lower()
@@ -169,7 +169,7 @@ class CompleteMagics(ConfiguredMagics):
             if not args.quiet:
                 view.finish(outcome.progress)
             if getattr(args, "show_probs", False) and not args.quiet:
-                from .lab_magics import show_probs
+                from .lab import show_probs
 
                 show_probs(self, outcome, origin)
             summary = summarize(outcome, offline=self.offline())
@@ -191,7 +191,7 @@ class CompleteMagics(ConfiguredMagics):
     def complete_log(self, line: str) -> Any:
         """Show the latest calls of the session log as a table: empty columns hidden, text cut to
         fit (``--full`` for all of it; ``jupyter_openai.session_log`` for every field)."""
-        from .display.cell import log_table
+        from ..display.cell import log_table
 
         args = parse_argstring(self.complete_log, line)
         log = self.log
@@ -210,7 +210,7 @@ class CompleteMagics(ConfiguredMagics):
                 raise UsageError(f"--save: cannot write {args.save}: {exc.strerror or exc}") from None
             print(f"Saved {len(log)} call(s) to {args.save}")
             return None
-        from .session.cost import money, session_total, unpriced
+        from ..session.cost import money, session_total, unpriced
 
         if len(log):
             unknown = unpriced(log)
@@ -224,9 +224,9 @@ class CompleteMagics(ConfiguredMagics):
     @line_magic
     def complete_models(self, line: str) -> Any:
         """List the server's models, or describe one: ``%complete_models [ID]``."""
-        from .display.cell import Table, error_line
-        from .errors import OpenAIError
-        from .api.model_list import created_day
+        from ..display.cell import Table, error_line
+        from ..errors import OpenAIError
+        from ..api.model_list import created_day
 
         args = parse_argstring(self.complete_models, line)
         client = self.client()
@@ -249,7 +249,7 @@ class CompleteMagics(ConfiguredMagics):
     def complete_config(self, line: str) -> Any:
         """Show each setting (key masked) with where it comes from: ``%config``, the config file,
         the environment, the offline model, the server, or the default."""
-        from .display.cell import Table
+        from ..display.cell import Table
         from .sources import report
 
         if line.strip():
@@ -269,7 +269,7 @@ class CompleteMagics(ConfiguredMagics):
     @line_magic
     def complete_form(self, line: str) -> Any:
         """Open the form: tune parameters with sliders, stream the answer, stop it."""
-        from .widgets.form import CompletionForm
+        from ..widgets.form import CompletionForm
 
         with usage_errors():  # read as %%complete's line is: quotes removed, the prompt as written
             argv, prompt = split_options(line, self.complete_form.parser._option_string_actions)
@@ -295,8 +295,8 @@ class CompleteMagics(ConfiguredMagics):
 
     def _chat_form(self, name: str, listed: bool, presets: dict[str, Any]) -> Any:
         """The form in conversation mode, with the caps ``%%chat`` applies to ``name``."""
-        from .widgets.chat import ChatForm
-        from .session.conversation import conversations
+        from ..widgets.chat import ChatForm
+        from ..session.conversation import conversations
 
         with usage_errors():
             conversation = conversations.get(name)
@@ -311,7 +311,7 @@ class CompleteMagics(ConfiguredMagics):
     @line_magic
     def complete_local(self, line: str) -> None:
         """Start, stop or show the bundled offline model server: ``%complete_local start|stop|status``."""
-        from . import local_server as local
+        from .. import local_server as local
 
         args = parse_argstring(self.complete_local, line)
         if args.action == "stop":
@@ -340,7 +340,8 @@ class CompleteMagics(ConfiguredMagics):
 def load(ipython: Any) -> None:
     """Register the magics (``%%chat`` and ``%chat_history`` too) and the input cleanup that keeps
     ``?`` prompts (``%load_ext``)."""
-    from . import chat_magics, lab_magics
+    from . import chat as chat_magics
+    from . import lab as lab_magics
 
     ipython.register_magics(CompleteMagics)
     chat_magics.load(ipython)
@@ -352,7 +353,8 @@ def load(ipython: Any) -> None:
 
 def unload(ipython: Any) -> None:
     """Undo :func:`load`: the magics, their configurable and connections, the input cleanup."""
-    from . import chat_magics, lab_magics
+    from . import chat as chat_magics
+    from . import lab as lab_magics
 
     lab_magics.unload(ipython)
     chat_magics.unload(ipython)

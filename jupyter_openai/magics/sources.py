@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .config import ENV_API_KEY, ENV_BASE_URL, ENV_ORGANIZATION, ENV_PROJECT, is_openai_host
-from .secret import mask_key
+from ..config import ENV_API_KEY, ENV_BASE_URL, ENV_ORGANIZATION, ENV_PROJECT, is_openai_host
+from ..secret import mask_key
 
 #: setting (trait name) -> the environment variables that can set it
 ENVIRONMENT = {"api_key": (ENV_API_KEY,), "organization": ENV_ORGANIZATION, "project": (ENV_PROJECT,),

@@ -2,7 +2,7 @@
 
 A thin adapter over :func:`~jupyter_openai.batch.run.run_batch`: it reads ``%%complete``'s options (and
 a few of its own), takes the settings, client and session log of the shell's ``CompleteMagics``,
-and shows the result. Registered by :func:`~jupyter_openai.magics.load` with :func:`register`.
+and shows the result. Registered by :func:`~jupyter_openai.magics.complete.load` with :func:`register`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from .magic_config import param_options, usage_errors
-from .calls.line import check_out_name, option_value, schema_option, split_options, unescape
-from .api.params import ENDPOINT_CHOICES, OPTION_PARAMS
+from .configurable import param_options, usage_errors
+from ..calls.line import check_out_name, option_value, schema_option, split_options, unescape
+from ..api.params import ENDPOINT_CHOICES, OPTION_PARAMS
 
 
 @magics_class
@@ -47,7 +47,7 @@ class BatchMagics(Magics):
             %%complete_batch reviews -o labels --schema label_schema --max-tokens 20
             Classify the sentiment of this review: {text}
         """
-        from .batch.run import run_batch
+        from ..batch.run import run_batch
 
         magics = self.shell.magics_manager.registry.get("CompleteMagics")
         if magics is None:
@@ -91,6 +91,6 @@ def register(ipython: Any) -> None:
 
 def unregister(ipython: Any) -> None:
     """Remove ``%%complete_batch`` (called by the extension's unload)."""
-    from .magic_config import remove_magics
+    from .configurable import remove_magics
 
     remove_magics(ipython, BatchMagics)

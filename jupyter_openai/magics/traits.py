@@ -16,7 +16,7 @@ from typing import Any
 from traitlets import TraitError, TraitType
 from traitlets.config import Application, Config, Configurable
 
-from .secret import Secret
+from ..secret import Secret
 
 
 class SecretTrait(TraitType):

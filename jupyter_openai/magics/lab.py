@@ -1,6 +1,6 @@
 """The teaching lab's magic side: ``%complete_replay``, ``%%complete --compare`` and ``--show-probs``.
 
-They reuse :class:`~jupyter_openai.magics.CompleteMagics`' settings, client and log (the instance
+They reuse :class:`~jupyter_openai.magics.complete.CompleteMagics`' settings, client and log (the instance
 registered in the shell's magics manager) and delegate to the core: :mod:`~jupyter_openai.transport.replay`,
 :mod:`~jupyter_openai.calls.compare`, :mod:`~jupyter_openai.api.logprobs` and :mod:`~jupyter_openai.session.cost`.
 """
@@ -15,14 +15,14 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .magic_config import usage_errors
+from .configurable import usage_errors
 
 NO_PROBS = ("No token probabilities came back: the {endpoint} endpoint of this server sent none "
             "(the Responses API and some servers do not send logprobs)")
 
 
 def complete_magics(shell: Any) -> Any:
-    """The shell's :class:`~jupyter_openai.magics.CompleteMagics` (loaded with the extension)."""
+    """The shell's :class:`~jupyter_openai.magics.complete.CompleteMagics` (loaded with the extension)."""
     instance = shell.magics_manager.registry.get("CompleteMagics")
     if instance is None:
         raise UsageError("jupyter_openai is not loaded: %load_ext jupyter_openai")
@@ -36,8 +36,8 @@ def show_probs(magics: Any, outcome: Any, origin: Any) -> None:
     alternative)."""
     from IPython.display import HTML, display
 
-    from .display.cell import error_line
-    from .widgets.probs import probs_html
+    from ..display.cell import error_line
+    from ..widgets.probs import probs_html
 
     if not outcome.logprobs:
         if outcome.status == "ok":
@@ -57,14 +57,14 @@ def show_probs(magics: Any, outcome: Any, origin: Any) -> None:
 def probs_view(magics: Any, outcome: Any, origin: Any) -> Any:
     """The interactive view of ``outcome``'s tokens; on the completions endpoint a click on an
     alternative sends the prompt, the text so far and that token, as a new (logged) call."""
-    from .api.params import COMPLETIONS
-    from .widgets.probs import ProbsView
+    from ..api.params import COMPLETIONS
+    from ..widgets.probs import ProbsView
 
     request = outcome.request
     on_continue = None
     if request is not None and request.endpoint == COMPLETIONS:
         def on_continue(text: str) -> Sequence[Any]:
-            from .calls.run import run_call
+            from ..calls.run import run_call
 
             more = dataclasses.replace(request, prompt=request.prompt + text)
             with usage_errors():
@@ -81,7 +81,7 @@ class Grid:
         self.compared = list(compared)
 
     def _summary(self) -> str:
-        from .session.cost import money
+        from ..session.cost import money
 
         costs = [r["cost_usd"] for r in self.rows if r["cost_usd"] is not None]
         total = money(sum(costs)) if costs else "cost unknown"
@@ -96,7 +96,7 @@ class Grid:
                f"{row['completion_tokens'] if row['completion_tokens'] is not None else '?'}"
 
     def _cells(self, row: dict[str, Any]) -> list[str]:
-        from .session.cost import money
+        from ..session.cost import money
 
         latency = f"{row['latency']:.2f} s" if isinstance(row["latency"], (int, float)) else "?"
         status = row["status"] if not row["error"] else f"{row['status']}: {row['error']}"
@@ -135,12 +135,12 @@ def run_compare(magics: Any, argv: list[str], prompt: str, origin: Any) -> None:
     a few at once, each logged; show the grid (``-o``: store it as a DataFrame)."""
     from IPython.display import display
 
-    from .calls import compare
-    from .calls.run import run_call
-    from .session.cost import pricing
-    from .errors import ConfigurationError
-    from .calls.line import check_out_name
-    from .calls.request import build_request
+    from ..calls import compare
+    from ..calls.run import run_call
+    from ..session.cost import pricing
+    from ..errors import ConfigurationError
+    from ..calls.line import check_out_name
+    from ..calls.request import build_request
 
     parser = magics.complete.parser
     with usage_errors():
@@ -174,7 +174,7 @@ def run_compare(magics: Any, argv: list[str], prompt: str, origin: Any) -> None:
     if not quiet:
         display(Grid(rows, compared))
     if refused:
-        from .display.cell import error_line
+        from ..display.cell import error_line
 
         error_line(f"{len(refused)} call(s) not sent: {refused[0]}")
 
@@ -200,7 +200,7 @@ class LabMagics(Magics):
     def complete_replay(self, line: str) -> None:
         """Record every request and answer to a file (never the key), or answer identical requests
         from it with no network (streams as recorded): ``%complete_replay record|replay FILE``, ``off``."""
-        from .transport import replay
+        from ..transport import replay
 
         args = parse_argstring(self.complete_replay, line)
         magics = complete_magics(self.shell)
@@ -236,7 +236,7 @@ class LabMagics(Magics):
 
     @staticmethod
     def _stop(magics: Any) -> None:
-        from .transport import replay
+        from ..transport import replay
 
         if replay.active is not None:
             replay.active.close()
@@ -253,7 +253,7 @@ def unload(ipython: Any) -> None:
     """Undo :func:`load`; recording or replay stops, the prices and budget are forgotten."""
     import sys
 
-    from .magic_config import remove_magics
+    from .configurable import remove_magics
 
     remove_magics(ipython, LabMagics)
     replay = sys.modules.get(f"{__package__}.replay")
