@@ -11,7 +11,7 @@ from typing import Any
 
 from .version import __version__
 
-__all__ = ["OpenAIClient", "CompletionForm", "session_log", "conversations", "settings_report",
+__all__ = ["__version__", "OpenAIClient", "CompletionForm", "session_log", "conversations", "settings_report",
            "load_ipython_extension", "unload_ipython_extension"]
 
 _LAZY = {"OpenAIClient": ("client", "OpenAIClient"), "CompletionForm": ("widgets.form", "CompletionForm"),

@@ -16,12 +16,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .transport import bodies as answers
-from .api import model_list as models
-from .api import responses
-from .version import __version__
+from .api import model_list, responses
+from .api.completion import CHAT_KIND, COMPLETIONS_KIND, RESPONSES_KIND, Completion
 from .api.field_rules import FieldRules, takes_max_completion_tokens
-from .transport.cancel import CancelToken
+from .api.params import CHAT, COMPLETIONS, PARAMS, RESPONSES, check_params
 from .config import Settings, is_openai_host
 from .errors import (
     APIConnectionError,
@@ -34,8 +32,8 @@ from .errors import (
     RateLimitError,
     status_error,
 )
-from .api.params import CHAT, COMPLETIONS, PARAMS, RESPONSES, check_params
-from .api.completion import CHAT_KIND, COMPLETIONS_KIND, RESPONSES_KIND, Completion
+from .transport import bodies
+from .transport.cancel import CancelToken
 from .transport.retries import (
     MAX_RETRY_AFTER,
     RETRYABLE_STATUSES,
@@ -45,10 +43,11 @@ from .transport.retries import (
     transport_reason,
 )
 from .transport.stream import Stream
+from .version import __version__
 
 USER_AGENT = f"jupyter-openai/{__version__} python-requests/{requests.__version__}"
-ERROR_BODY_LIMIT = answers.ERROR_BODY_LIMIT
-NOT_A_STREAM = answers.NOT_A_STREAM
+ERROR_BODY_LIMIT = bodies.ERROR_BODY_LIMIT
+NOT_A_STREAM = bodies.NOT_A_STREAM
 _NOT_PARAMETERS = frozenset({"model", "prompt", "messages", "input", "instructions"})
 MAX_ADAPTATIONS = 1  # issue 11: at most one extra request per call to get past a refused field
 
@@ -87,7 +86,7 @@ class OpenAIClient:
     def list_models(self) -> list[dict[str, Any]]:
         """The models the server offers (the entries of ``GET /models`` that have an id). A listing of
         another shape (no list of models in it) raises :class:`APIConnectionError`."""
-        return answers.model_list(self._send("GET", "/models", None, stream=False), self._secrets)
+        return bodies.model_list(self._send("GET", "/models", None, stream=False), self._secrets)
 
     def first_model(self, *, ask: bool = True) -> str | None:
         """The server's first listed model (asked once per client; None when it lists none or fails;
@@ -119,10 +118,10 @@ class OpenAIClient:
                     return entry
             if not listed or missing.code == "model_not_found":  # the server's 404 was about the model
                 raise
-            near = ", ".join(models.closest(model, [entry["id"] for entry in listed]))
+            near = ", ".join(model_list.closest(model, [entry["id"] for entry in listed]))
             raise NotFoundError(404, f"The server lists no model {model!r}. Available models closest to "
                                      f"{model!r}: {near}", request_id=missing.request_id) from None
-        return answers.model_entry(response, self._secrets)
+        return bodies.model_entry(response, self._secrets)
 
     def completion(self, model: str, prompt: str | Sequence[str], *, stream: bool = False,
                    extra_body: Mapping[str, Any] | None = None, cancel: CancelToken | None = None,
@@ -207,7 +206,7 @@ class OpenAIClient:
         started = time.monotonic()
         if not stream:
             response = self._send("POST", path, body, stream=False, cancel=cancel)
-            return answers.completion(response, kind, started, self._secrets)
+            return bodies.completion(response, kind, started, self._secrets)
         body["stream"] = True
         asked_usage = kind != RESPONSES_KIND and "stream_options" not in body and not self._skip_stream_options
         if asked_usage:
@@ -220,7 +219,7 @@ class OpenAIClient:
             self._skip_stream_options = True
             body.pop("stream_options")
             response = self._send("POST", path, body, stream=True, cancel=cancel)
-        chunks = answers.stream_chunks(response, self._secrets, self._read_error, cancel)
+        chunks = bodies.stream_chunks(response, self._secrets, self._read_error, cancel)
         return Stream(response, kind, started=started, secrets=self._secrets, on_read_error=self._read_error,
                       cancel=cancel, chunks=chunks)
 
@@ -234,7 +233,7 @@ class OpenAIClient:
         except OpenAIError:
             return error
         if available and model not in available:
-            near = ", ".join(models.closest(model, available))
+            near = ", ".join(model_list.closest(model, available))
             error.message = f"{text} Available models closest to {model!r}: {near}"
             error.args = (str(error),)
         return error

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from fakeserver_batches import RateLimit
 
+from jupyter_openai.batch.cache import BatchCache
 from jupyter_openai.batch.run import RESULT_COLUMNS, render, run_batch
-from jupyter_openai.batch.run.cache import BatchCache
-from jupyter_openai.batch.run.threads import RateGate, parse_reset
+from jupyter_openai.batch.threads import RateGate, parse_reset
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import ConfigurationError
 from jupyter_openai.session.log import SessionLog

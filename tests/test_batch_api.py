@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from jupyter_openai.batch.cache import BatchCache
+from jupyter_openai.batch.openai_batch import cancel_batch, split, start
 from jupyter_openai.batch.run import run_batch
-from jupyter_openai.batch.run.openai_batch import cancel_batch, split, start
-from jupyter_openai.batch.run.cache import BatchCache
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import NotFoundError
 from jupyter_openai.session.log import SessionLog

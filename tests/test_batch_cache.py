@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_openai.batch.run.cache import ENV_CACHE, BatchCache, default_path, request_key
+from jupyter_openai.batch.cache import ENV_CACHE, BatchCache, default_path, request_key
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hé"}], "max_tokens": 5}
 
@@ -42,7 +42,7 @@ def test_rows_and_jobs_survive_a_new_connection(tmp_path: Path) -> None:
 def test_a_row_is_on_disk_as_soon_as_it_is_put(tmp_path: Path) -> None:
     """A process killed right after put() keeps the row (each put is committed)."""
     path = tmp_path / "c.sqlite"
-    code = ("import os, sys; from jupyter_openai.batch.run.cache import BatchCache; "
+    code = ("import os, sys; from jupyter_openai.batch.cache import BatchCache; "
             f"c = BatchCache({str(path)!r}); c.put('k', {{'answer': 'x'}}); os._exit(9)")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 9

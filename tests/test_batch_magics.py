@@ -14,7 +14,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from jupyter_openai.magics.complete.batch import BatchMagics
+from jupyter_openai.magics.batch import BatchMagics
 from jupyter_openai.session.log import session_log
 
 from fakeserver import FakeOpenAIServer

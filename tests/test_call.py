@@ -12,11 +12,11 @@ import time
 import pytest
 
 from jupyter_openai.calls import run as call
+from jupyter_openai.calls.request import CallRequest, choose_endpoint
 from jupyter_openai.calls.run import Coalescer, Origin, Progress, run_call
-from jupyter_openai.transport.cancel import CancelToken
 from jupyter_openai.errors import AuthenticationError, ConfigurationError
 from jupyter_openai.session.log import SessionLog, session_log
-from jupyter_openai.calls.request import CallRequest, choose_endpoint
+from jupyter_openai.transport.cancel import CancelToken
 
 from conftest import cancel_after
 from fakeserver import FakeOpenAIServer

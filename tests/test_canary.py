@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
+from jupyter_openai.api.completion import Completion
 from jupyter_openai.client import USER_AGENT, OpenAIClient
 from jupyter_openai.errors import APIStatusError, AuthenticationError, OpenAIError
-from jupyter_openai.api.completion import Completion
 from jupyter_openai.transport.stream import Stream
 
 from conftest import CANARY_KEY, Recorder
@@ -409,9 +409,9 @@ def test_key_is_still_sent_correctly(server: FakeOpenAIServer) -> None:
                                   "error-chunk-any", "not-json", "odd-shape", *NOT_EVENT_STREAMS])
 @pytest.mark.parametrize("stream", [True, False])
 def test_session_log_never_holds_the_key(echo_server: str, delays: Recorder, mode: str, stream: bool) -> None:
+    from jupyter_openai.calls.request import CallRequest
     from jupyter_openai.calls.run import run_call
     from jupyter_openai.session.log import SessionLog
-    from jupyter_openai.calls.request import CallRequest
 
     log = SessionLog()
     for key in (CANARY_KEY, PLAIN_CANARY):

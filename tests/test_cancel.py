@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from jupyter_openai.transport.cancel import CancelToken
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import Cancelled
+from jupyter_openai.transport.cancel import CancelToken
 
 from conftest import cancel_after
 from fakeserver import FakeOpenAIServer

@@ -11,10 +11,10 @@ from IPython.core.interactiveshell import InteractiveShell
 from test_magics import SLOW_WORDS, run
 from test_widgets import DEFAULTS
 
-from jupyter_openai.widgets.form.chat import ChatForm, transcript_html
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.session.conversation import Conversation, Conversations, conversations
 from jupyter_openai.session.log import SessionLog
+from jupyter_openai.widgets.chat import ChatForm, transcript_html
 
 from fakeserver import FakeOpenAIServer
 

@@ -24,7 +24,7 @@ from IPython.utils.capture import capture_output
 from shown import status
 from test_magics import SLOW_WORDS, _interrupt_later, final_texts, run, value
 
-from jupyter_openai.magics.complete.chat import ChatMagics
+from jupyter_openai.magics.chat import ChatMagics
 from jupyter_openai.session.conversation import Conversation, conversations
 from jupyter_openai.session.log import session_log
 

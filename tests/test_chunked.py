@@ -21,9 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from urllib3.exceptions import InvalidChunkLength, ProtocolError, ReadTimeoutError
 
-from jupyter_openai.transport.chunked import MAX_LINE, ChunkedReader
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import APIConnectionError, APITimeoutError
+from jupyter_openai.transport.chunked import MAX_LINE, ChunkedReader
 
 KEY = "sk-test-chunked-not-a-key"
 

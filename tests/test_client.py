@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from jupyter_openai.api.completion import Completion
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import (
     APIConnectionError,
@@ -47,7 +48,6 @@ from jupyter_openai.errors import (
     RateLimitError,
     StreamError,
 )
-from jupyter_openai.api.completion import Completion
 from jupyter_openai.transport.retries import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY, backoff_delay
 from jupyter_openai.transport.stream import Stream
 

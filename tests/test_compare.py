@@ -13,8 +13,8 @@ from IPython.utils.capture import capture_output
 
 from jupyter_openai.calls import compare
 from jupyter_openai.errors import ConfigurationError
-from jupyter_openai.session.log import session_log
 from jupyter_openai.magics.complete import CompleteMagics
+from jupyter_openai.session.log import session_log
 
 ACTIONS = CompleteMagics.complete.parser._option_string_actions
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_openai.session.conversation import Conversation, Conversations, Turn, estimate_tokens
-from jupyter_openai.errors import ConfigurationError
 from jupyter_openai.calls.request import build_request
+from jupyter_openai.errors import ConfigurationError
+from jupyter_openai.session.conversation import Conversation, Conversations, Turn, estimate_tokens
 
 
 def turn(conversation: Conversation, user: str, key: str | None, answer: str | None = None) -> int:

@@ -9,10 +9,10 @@ from IPython.utils.capture import capture_output
 from traitlets import TraitError
 from traitlets.config import Config
 
-from jupyter_openai.session import cost
-from jupyter_openai.session.cost import Pricing, check_table, money, session_total
 from jupyter_openai.errors import ConfigurationError
 from jupyter_openai.local_server import MODEL_ALIAS
+from jupyter_openai.session import cost
+from jupyter_openai.session.cost import Pricing, check_table, money, session_total
 from jupyter_openai.session.log import COLUMNS
 
 OPENAI = "https://api.openai.com/v1"

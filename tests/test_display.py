@@ -19,6 +19,7 @@ from IPython.terminal.interactiveshell import TerminalInteractiveShell
 from IPython.utils.capture import capture_output
 
 from jupyter_openai.calls.run import Progress
+from jupyter_openai.calls.summary import status_line
 from jupyter_openai.display.cell import (
     CellView,
     Table,
@@ -29,7 +30,6 @@ from jupyter_openai.display.cell import (
     status_bundle,
     use_display_handles,
 )
-from jupyter_openai.calls.summary import status_line
 
 from fakeserver import TEST_KEY, FakeOpenAIServer
 

@@ -7,10 +7,10 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
-from jupyter_openai.calls.run import Origin, run_call
-from jupyter_openai.magics.complete.lab import NO_PROBS, complete_magics, probs_view
-from jupyter_openai.session.log import session_log
 from jupyter_openai.calls.request import build_request
+from jupyter_openai.calls.run import Origin, run_call
+from jupyter_openai.magics.lab import NO_PROBS, complete_magics, probs_view
+from jupyter_openai.session.log import session_log
 
 from fakeserver import TEST_KEY
 

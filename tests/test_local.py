@@ -33,13 +33,13 @@ import pytest
 import requests
 
 from jupyter_openai import local_server as local
+from jupyter_openai.api.completion import Completion
+from jupyter_openai.calls.request import CallRequest
 from jupyter_openai.calls.run import Origin, run_call
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import APIStatusError, NotFoundError
 from jupyter_openai.local_server import MODEL_ALIAS, LocalServer, LocalServerError
 from jupyter_openai.session.log import SessionLog, session_log
-from jupyter_openai.calls.request import CallRequest
-from jupyter_openai.api.completion import Completion
 
 from conftest import close_shell, new_shell
 

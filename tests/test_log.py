@@ -21,8 +21,8 @@ from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 from shown import status
 
-from jupyter_openai.session.log import COLUMNS, STATUSES, SessionLog, session_log
 from jupyter_openai.magics.complete import LOG_COLUMNS
+from jupyter_openai.session.log import COLUMNS, STATUSES, SessionLog, session_log
 
 from fakeserver import FakeOpenAIServer
 

@@ -8,9 +8,9 @@ import math
 
 import pytest
 
-from jupyter_openai.client import OpenAIClient
-from jupyter_openai.api.logprobs import TokenProb, nucleus, read, reweight, text_of
 from jupyter_openai.api.completion import Delta
+from jupyter_openai.api.logprobs import TokenProb, nucleus, read, reweight, text_of
+from jupyter_openai.client import OpenAIClient
 
 from fakeserver import TEST_KEY, FakeOpenAIServer
 

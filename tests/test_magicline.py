@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jupyter_openai.errors import ConfigurationError
 from jupyter_openai.calls.line import escape, interpolate, quote, split_options, unescape
+from jupyter_openai.errors import ConfigurationError
 from jupyter_openai.magics.complete import CompleteMagics
 
 ACTIONS = CompleteMagics.complete.parser._option_string_actions

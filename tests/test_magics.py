@@ -27,11 +27,11 @@ from IPython.utils.capture import capture_output
 from shown import answer_outputs, is_status, status, status_lines
 from traitlets.config import Config
 
+from jupyter_openai.calls.request import choose_endpoint
 from jupyter_openai.calls.run import UPDATES_PER_SECOND
 from jupyter_openai.config import DEFAULT_BASE_URL
-from jupyter_openai.session.log import session_log
 from jupyter_openai.magics.complete import CompleteMagics
-from jupyter_openai.calls.request import choose_endpoint
+from jupyter_openai.session.log import session_log
 
 from conftest import CANARY_KEY
 from fakeserver import DEFAULT_MODELS, TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address

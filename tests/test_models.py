@@ -18,10 +18,10 @@ from shown import answer_outputs, status
 from traitlets.config import Config
 
 from jupyter_openai.api import model_list as models
+from jupyter_openai.calls.request import DEFAULT_MODEL
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import NotFoundError
 from jupyter_openai.session.log import session_log
-from jupyter_openai.calls.request import DEFAULT_MODEL
 
 from fakeserver import LOCAL_MODELS, TEST_KEY, FakeOpenAIServer
 

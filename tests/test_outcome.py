@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from fakeserver_models import REFUSAL_TEXT
 
+from jupyter_openai.calls.request import CallRequest
 from jupyter_openai.calls.run import CallOutcome, run_call
+from jupyter_openai.calls.summary import TRUNCATED, model_label, status_line, summarize
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import StreamError
 from jupyter_openai.session.log import SessionLog
-from jupyter_openai.calls.summary import TRUNCATED, model_label, status_line, summarize
-from jupyter_openai.calls.request import CallRequest
 
 from fakeserver import FakeOpenAIServer
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from jupyter_openai.errors import ConfigurationError
 from jupyter_openai.api.params import CHAT, COMPLETIONS, PARAMS, RESPONSES, check_params
+from jupyter_openai.errors import ConfigurationError
 
 MESSAGES = [{"role": "user", "content": "one two three"}]
 SPEC = Path("/work/shared/reference/openai-openapi-subset.json")

@@ -7,7 +7,7 @@ import math
 import re
 
 from jupyter_openai.api.logprobs import TokenProb
-from jupyter_openai.widgets.form.probs import ProbsView, alternatives, alternatives_html, colour, probs_html
+from jupyter_openai.widgets.probs import ProbsView, alternatives, alternatives_html, colour, probs_html
 
 TOKENS = [
     TokenProb("The", math.log(0.9), (("The", math.log(0.9)), ("A", math.log(0.08)))),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jupyter_openai.magics.complete.questions import keep_question_prompts
+from jupyter_openai.magics.questions import keep_question_prompts
 
 CALL = "get_ipython().run_line_magic('complete', 'What is the capital of France?')\n"
 

@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
+from jupyter_openai.api.completion import Completion
+from jupyter_openai.calls.request import CallRequest
 from jupyter_openai.calls.run import Origin, Progress, run_call
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import AuthenticationError, NotFoundError
 from jupyter_openai.session.log import SessionLog
-from jupyter_openai.calls.request import CallRequest
-from jupyter_openai.api.completion import Completion
 from jupyter_openai.transport.stream import Stream
 
 #: An unfinished sentence makes completions go on (a finished one often gets an end-of-text at once).

@@ -12,9 +12,9 @@ from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
-from jupyter_openai.transport import replay
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.session.log import session_log
+from jupyter_openai.transport import replay
 from jupyter_openai.transport.replay import Recorder, Replayer, ReplayMiss, canonical, request_key
 
 from conftest import cancel_after

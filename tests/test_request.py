@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from jupyter_openai.errors import ConfigurationError
 from jupyter_openai.calls.request import DEFAULT_MODEL, DEFAULTS, CallRequest, build_request, choose_endpoint
+from jupyter_openai.errors import ConfigurationError
 
 PROMPT = "one two three"
 

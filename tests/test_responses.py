@@ -19,10 +19,10 @@ from IPython.utils.capture import capture_output
 from shown import answer_outputs, status
 
 from jupyter_openai.api import responses
+from jupyter_openai.api.completion import RESPONSES_KIND, Completion
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import APIConnectionError, ConfigurationError, StreamError
 from jupyter_openai.session.log import session_log
-from jupyter_openai.api.completion import RESPONSES_KIND, Completion
 from jupyter_openai.transport.stream import Stream
 
 from fakeserver import FakeOpenAIServer

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from jupyter_openai.client import OpenAIClient
 from jupyter_openai.api.completion import CHAT_KIND, COMPLETIONS_KIND, Completion, Delta
+from jupyter_openai.client import OpenAIClient
 from jupyter_openai.transport.stream import Stream
 
 from fakeserver import TEST_KEY, FakeOpenAIServer

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_openai.errors import ConfigurationError
 from jupyter_openai.calls.schema import SchemaError, check_answer, check_schema, columns, normalize, request_fields
+from jupyter_openai.errors import ConfigurationError
 
 SCHEMA = {"title": "Review label", "type": "object", "properties": {"label": {"enum": ["good", "bad"]}},
           "required": ["label"], "additionalProperties": False}

@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
+from jupyter_openai.calls.request import CallRequest
 from jupyter_openai.calls.run import run_call
+from jupyter_openai.calls.summary import status_line, summarize
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import APIConnectionError, OpenAIError, StreamError
 from jupyter_openai.session.log import SessionLog, session_log
-from jupyter_openai.calls.summary import status_line, summarize
-from jupyter_openai.calls.request import CallRequest
 
 from bodyserver import BodyServer
 from fakeserver import TEST_KEY

@@ -14,9 +14,9 @@ import pytest
 from fakeserver_models import REFUSAL_TEXT, reasoning_text
 from scripted_server import sse
 
+from jupyter_openai.api.completion import CHAT_KIND, Completion
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import StreamError
-from jupyter_openai.api.completion import CHAT_KIND, Completion
 from jupyter_openai.transport.stream import Stream
 
 from fakeserver import FakeOpenAIServer

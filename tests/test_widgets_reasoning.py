@@ -13,9 +13,9 @@ import pytest
 from fakeserver_models import REFUSAL_TEXT, reasoning_text
 from IPython.utils.capture import capture_output
 
+from jupyter_openai.api.params import REASONING_EFFORTS, VERBOSITIES
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.session.log import SessionLog
-from jupyter_openai.api.params import REASONING_EFFORTS, VERBOSITIES
 from jupyter_openai.widgets.form import CompletionForm
 
 from fakeserver import FakeOpenAIServer

@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from . import logprobs
-from . import responses
+from . import logprobs, responses
 from .logprobs import TokenProb
 
 CHAT_KIND = "chat"

@@ -1,7 +1,7 @@
 """A batch while it runs: the rows, their template and requests, the results, the summary record.
 
-Shared by :func:`~jupyter_openai.batch.run.run_batch` and its engines (:mod:`~jupyter_openai.batch.run.threads`,
-:mod:`~jupyter_openai.batch.run.openai_batch`, :mod:`~jupyter_openai.batch.run.ray_engine`): :class:`Rows` reads the input (a
+Shared by :func:`~jupyter_openai.batch.run.run_batch` and its engines (:mod:`~jupyter_openai.batch.threads`,
+:mod:`~jupyter_openai.batch.openai_batch`, :mod:`~jupyter_openai.batch.ray_engine`): :class:`Rows` reads the input (a
 DataFrame or a list of dicts) one row at a time, :func:`render` fills the template, :func:`wire_body` is
 what a request is sent as (the cache key hashes it, the Batch API's JSONL holds it), :class:`BatchRun`
 keeps the results by row (one list per column, written to the cache as rows finish) and builds the
@@ -17,21 +17,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import cache as batch_cache
 from ..api import responses
 from ..api.field_rules import takes_max_completion_tokens
+from ..api.params import CHAT, ENDPOINT_PATHS, RESPONSES
+from ..calls.request import CallRequest
 from ..config import is_openai_host
 from ..errors import ConfigurationError, redact
 from ..session.log import SessionLog
-from ..api.params import CHAT, ENDPOINT_PATHS, RESPONSES
-from ..calls.request import CallRequest
+from .cache import request_key
 
 ENGINES = ("local", "openai-batch", "ray", "jsonl")
 #: The result columns every row gets, after the input's own columns (a schema adds its fields).
 RESULT_COLUMNS = ("answer", "status", "error", "prompt_tokens", "completion_tokens", "total_tokens", "latency",
                   "cost", "finish_reason", "cached")
 _COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
-DEFAULT_CACHE = "default"  #: ``cache=`` default: the file :func:`~jupyter_openai.batch.run.cache.default_path` names
+DEFAULT_CACHE = "default"  #: ``cache=`` default: the file :func:`~jupyter_openai.batch.cache.default_path` names
 NOT_RUN = "not run"  #: the status of a row an interrupt left unsent
 
 
@@ -166,7 +166,7 @@ class BatchRun:
         for i in range(len(self.rows)):
             try:
                 path, body = wire_body(self.request(i), base_url)
-                self.keys.append(batch_cache.request_key(self.host, path, body))
+                self.keys.append(request_key(self.host, path, body))
             except ConfigurationError as exc:
                 self.keys.append(None)
                 self.results.set(i, {"status": "error", "error": str(exc), "cached": False})

@@ -18,9 +18,9 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .job import BatchRun, progress_bar, wire_body
-from ..errors import ConfigurationError, OpenAIError, one_line, redact
 from ..api.completion import Completion
+from ..errors import ConfigurationError, OpenAIError, one_line, redact
+from .job import BatchRun, progress_bar, wire_body
 
 MAX_LINES = 50_000
 MAX_BYTES = 200 * 1024 * 1024

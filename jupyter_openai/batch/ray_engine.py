@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .job import BatchRun, progress_bar
 from ..errors import ConfigurationError
+from .job import BatchRun, progress_bar
 
 INSTALL_HINT = 'pip install "jupyter-openai[ray]"'
 AGENT_TIMEOUT = "RAY_agent_register_timeout_ms"  #: Ray's wait for its agents (a busy machine needs more)
@@ -49,10 +49,10 @@ class _Caller:
         return {"i": rows, "result": [r[0] for r in results], "record": [r[1] for r in results]}
 
     def _one(self, i: int, text: str) -> tuple[str, str]:
-        from .threads import outcome_record
+        from ..calls.request import CallRequest
         from ..calls.run import run_call
         from ..session.log import SessionLog
-        from ..calls.request import CallRequest
+        from .threads import outcome_record
 
         fields = json.loads(text)
         request = CallRequest(fields["prompt"], fields["model"], fields["endpoint"], fields["system"], False,

@@ -2,9 +2,9 @@
 
 ``run_batch(df, "Label this review: {text}")`` renders the template for every row (``{column}``
 fields, ``{{ }}`` for braces), looks each request up in the on-disk cache
-(:mod:`~jupyter_openai.batch.run.cache`), sends only the missing ones through an engine (``via``):
-``"local"`` (:mod:`~jupyter_openai.batch.run.threads`, the default), ``"openai-batch"`` (OpenAI's Batch API,
-:mod:`~jupyter_openai.batch.run.openai_batch`), ``"ray"`` (:mod:`~jupyter_openai.batch.run.ray_engine`) or ``"jsonl"`` (only
+(:mod:`~jupyter_openai.batch.cache`), sends only the missing ones through an engine (``via``):
+``"local"`` (:mod:`~jupyter_openai.batch.threads`, the default), ``"openai-batch"`` (OpenAI's Batch API,
+:mod:`~jupyter_openai.batch.openai_batch`), ``"ray"`` (:mod:`~jupyter_openai.batch.ray_engine`) or ``"jsonl"`` (only
 write the request file ``vllm run-batch`` and the Batch API read), and returns one result row per input
 row, in the input's order: a DataFrame for a DataFrame (pandas stays optional), else a list of dicts.
 Every call is logged (source ``batch``, the batch id, the row key), then one ``batch-summary`` record.
@@ -16,20 +16,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from . import cache as batch_cache
-from .job import DEFAULT_CACHE, ENGINES, NOT_RUN, RESULT_COLUMNS, BatchRun, Rows, render, wire_body
+from ..calls.request import CallRequest, build_request
 from ..errors import ConfigurationError
 from ..session.log import SessionLog, session_log
-from ..calls.request import CallRequest, build_request
+from .cache import BatchCache
+from .job import DEFAULT_CACHE, ENGINES, NOT_RUN, RESULT_COLUMNS, BatchRun, Rows, render, wire_body
 
 __all__ = ["DEFAULT_CACHE", "ENGINES", "NOT_RUN", "RESULT_COLUMNS", "BatchRun", "Rows", "render", "run_batch",
            "wire_body"]
 
 
 def _open_cache(cache: Any) -> Any:
-    if cache is None or isinstance(cache, batch_cache.BatchCache):
+    if cache is None or isinstance(cache, BatchCache):
         return cache
-    return batch_cache.BatchCache(None if cache == DEFAULT_CACHE else cache)
+    return BatchCache(None if cache == DEFAULT_CACHE else cache)
 
 
 def run_batch(rows: Any, template: str, *, model: str | None = None, endpoint: str | None = None,
@@ -42,7 +42,7 @@ def run_batch(rows: Any, template: str, *, model: str | None = None, endpoint: s
     ``latency``, ``cost`` (None until prices are known), ``finish_reason``, ``cached`` and the schema's
     fields, in the input's order. A failed row keeps its error; Ctrl-C stops and returns what finished.
 
-    ``cache``: a path, a :class:`~jupyter_openai.batch.run.cache.BatchCache`, the default file, or None (off).
+    ``cache``: a path, a :class:`~jupyter_openai.batch.cache.BatchCache`, the default file, or None (off).
     ``client``: an :class:`~jupyter_openai.client.OpenAIClient` (default: one from the environment).
     ``via="openai-batch"``: polled every ``poll_interval`` s; ``via="ray"``: ``urls`` spreads the rows over
     these OpenAI-compatible servers (default: the client's); ``via="jsonl"``: writes ``jsonl_path``, returns it.
@@ -96,11 +96,11 @@ def default_client() -> tuple[Any, str | None]:
     from ..config import ENV_API_KEY, ENV_BASE_URL
 
     if not os.environ.get(ENV_API_KEY, "").strip() and not os.environ.get(ENV_BASE_URL, "").strip():
-        from .. import local_server as local
+        from .. import local_server
 
-        if local.is_available():
-            server = local.shared_server()
-            return OpenAIClient(base_url=server.base_url, api_key=server.api_key, direct=True), local.MODEL_ALIAS
+        if local_server.is_available():
+            server = local_server.shared_server()
+            return OpenAIClient(base_url=server.base_url, api_key=server.api_key, direct=True), local_server.MODEL_ALIAS
     return OpenAIClient(), None
 
 

@@ -20,11 +20,11 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from .job import BatchRun, progress_bar
 from ..calls.run import CallOutcome, Origin, run_call
-from ..transport.cancel import CancelToken
 from ..errors import ConfigurationError, RateLimitError
+from ..transport.cancel import CancelToken
 from ..transport.retries import retry_after
+from .job import BatchRun, progress_bar
 
 REQUEUES = 8  #: how often a row that ends in a 429 is sent again (after the server's wait)
 TICK = 0.1  #: longest wait of the main loop, so Ctrl-C is seen at once

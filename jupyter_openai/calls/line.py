@@ -15,8 +15,8 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConfigurationError
 from ..api.params import CHAT, OPTION_PARAMS, RESPONSES
+from ..errors import ConfigurationError
 
 _TOKEN = re.compile(r"""(?:"[^"]*"|'[^']*'|\S)+""")
 _QUOTED = re.compile(r""""([^"]*)"|'([^']*)'""")

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigurationError
 from ..api.params import AUTO, CHAT, COMPLETIONS, ENDPOINT_CHOICES, PARAMS, check_params
+from ..errors import ConfigurationError
 
 #: The small GPT-5.4 model: what OpenAI serves today (GUIDE 10).
 DEFAULT_MODEL = "gpt-5.4-mini"

@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from ..session import cost
-from ..transport.cancel import CancelToken
-from ..client import OpenAIClient
-from ..errors import Cancelled, ConfigurationError, OpenAIError, redact
-from ..session.log import SessionLog, session_log
+from ..api.completion import Completion, token_count
 from ..api.logprobs import TokenProb
 from ..api.params import CHAT, COMPLETIONS, RESPONSES
-from .request import CallRequest
-from ..api.completion import Completion, token_count
+from ..client import OpenAIClient
+from ..errors import Cancelled, ConfigurationError, OpenAIError, redact
+from ..session import cost
+from ..session.log import SessionLog, session_log
+from ..transport.cancel import CancelToken
 from ..transport.stream import Stream
+from .request import CallRequest
 
 UPDATES_PER_SECOND = 25
 

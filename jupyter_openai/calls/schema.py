@@ -16,8 +16,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConfigurationError, OpenAIError
 from ..api.params import CHAT, RESPONSES
+from ..errors import ConfigurationError, OpenAIError
 
 DEFAULT_NAME = "answer"
 INSTALL_HINT = 'pip install "jupyter-openai[batch]"'

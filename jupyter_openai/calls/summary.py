@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..session.cost import money
-from ..errors import one_line
 from ..api.completion import token_count
+from ..errors import one_line
+from ..session.cost import money
 
 if TYPE_CHECKING:
     from .run import CallOutcome

@@ -13,9 +13,9 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from .configurable import param_options, usage_errors
-from ..calls.line import check_out_name, option_value, schema_option, split_options, unescape
 from ..api.params import ENDPOINT_CHOICES, OPTION_PARAMS
+from ..calls.line import check_out_name, option_value, schema_option, split_options, unescape
+from .configurable import param_options, usage_errors
 
 
 @magics_class

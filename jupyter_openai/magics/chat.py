@@ -16,11 +16,11 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from ..api.params import CHAT, OPTION_PARAMS, RESPONSES
+from ..calls.line import check_out_name, option_value, split_options, unescape
 from ..session.conversation import DEFAULT_NAME, Conversation, Turn, conversations
 from .configurable import usage_errors
 from .options import call_options
-from ..calls.line import check_out_name, option_value, split_options, unescape
-from ..api.params import CHAT, OPTION_PARAMS, RESPONSES
 
 #: What the offline model's turns may send at most, in estimated tokens (its context is 2048 tokens).
 OFFLINE_TOKEN_BUDGET = 1536
@@ -154,9 +154,9 @@ class ChatMagics(Magics):
         return turns, tokens
 
     def _turn(self, conversation: Conversation, args: Any, prompt: str) -> None:
+        from ..api.params import COMPLETIONS
         from ..calls.run import Origin
         from ..display.cell import error_line
-        from ..api.params import COMPLETIONS
 
         settings, key = self.settings, self.turn_key()
         max_turns, max_tokens = self.caps(conversation)

@@ -1,11 +1,11 @@
 """The IPython magics: ``%%complete``, ``%complete``, ``%complete_log``, ``%complete_models``,
 ``%complete_form`` and ``%complete_local``, and the extension's load and unload (which also
-load and unload :mod:`~jupyter_openai.magics.complete.chat`' ``%%chat`` and ``%chat_history``).
+load and unload :mod:`~jupyter_openai.magics.chat`' ``%%chat`` and ``%chat_history``).
 
 They parse options, delegate to the core (:func:`~jupyter_openai.calls.request.build_request`,
 :func:`~jupyter_openai.calls.run.run_call`, :func:`~jupyter_openai.calls.summary.summarize`) and display.
 Settings are traits of :class:`CompleteMagics` (``%config CompleteMagics``,
-``ipython_config.py``; declared in :mod:`~jupyter_openai.magics.complete.configurable`), re-read on every
+``ipython_config.py``; declared in :mod:`~jupyter_openai.magics.configurable`), re-read on every
 call. The HTTP stack is imported on first use, not at load time.
 """
 
@@ -18,11 +18,19 @@ from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from . import batch as batch_magics
+from ..api.params import ENDPOINTS, OPTION_PARAMS, PARAMS
+from ..calls.line import (
+    check_out_name,
+    interpolate,
+    option_value,
+    schema_option,
+    split_options,
+    unescape,
+    unfilled_names,
+)
+from . import batch
 from .configurable import ConfiguredMagics, param_options, remove_magics, usage_errors
 from .options import call_options
-from ..calls.line import check_out_name, interpolate, option_value, schema_option, split_options, unescape, unfilled_names
-from ..api.params import ENDPOINTS, OPTION_PARAMS, PARAMS
 from .questions import keep_question_prompts
 
 #: The one line when Ctrl-C stops the final render or the status line (the call itself is over).
@@ -145,8 +153,8 @@ class CompleteMagics(ConfiguredMagics):
         notes, the status line); return the :class:`~jupyter_openai.calls.run.CallOutcome`.
         ``on_outcome`` gets it as soon as the call is over, before anything is shown."""
         from ..calls.run import run_call
-        from ..display.cell import CellView, error_line, use_display_handles
         from ..calls.summary import summarize
+        from ..display.cell import CellView, error_line, use_display_handles
 
         client = self.client()
         shown_as = (args.format or self.output_format).lower()
@@ -224,9 +232,9 @@ class CompleteMagics(ConfiguredMagics):
     @line_magic
     def complete_models(self, line: str) -> Any:
         """List the server's models, or describe one: ``%complete_models [ID]``."""
+        from ..api.model_list import created_day
         from ..display.cell import Table, error_line
         from ..errors import OpenAIError
-        from ..api.model_list import created_day
 
         args = parse_argstring(self.complete_models, line)
         client = self.client()
@@ -295,8 +303,8 @@ class CompleteMagics(ConfiguredMagics):
 
     def _chat_form(self, name: str, listed: bool, presets: dict[str, Any]) -> Any:
         """The form in conversation mode, with the caps ``%%chat`` applies to ``name``."""
-        from ..widgets.chat import ChatForm
         from ..session.conversation import conversations
+        from ..widgets.chat import ChatForm
 
         with usage_errors():
             conversation = conversations.get(name)
@@ -311,20 +319,20 @@ class CompleteMagics(ConfiguredMagics):
     @line_magic
     def complete_local(self, line: str) -> None:
         """Start, stop or show the bundled offline model server: ``%complete_local start|stop|status``."""
-        from .. import local_server as local
+        from .. import local_server
 
         args = parse_argstring(self.complete_local, line)
         if args.action == "stop":
             print(
                 "Stopped the local model server."
-                if local.stop_shared_server()
+                if local_server.stop_shared_server()
                 else "The local model server is not running."
             )
             return
-        if not local.is_available():
-            raise UsageError(f"The offline model is not installed: {local.INSTALL_HINT}")
-        with usage_errors(local.LocalServerError):
-            server = local.shared_server(start=args.action == "start")
+        if not local_server.is_available():
+            raise UsageError(f"The offline model is not installed: {local_server.INSTALL_HINT}")
+        with usage_errors(local_server.LocalServerError):
+            server = local_server.shared_server(start=args.action == "start")
         state = server.status()
         if not state["running"]:
             print(
@@ -332,7 +340,7 @@ class CompleteMagics(ConfiguredMagics):
             )
             return
         print(
-            f"{local.MODEL_LABEL} as model {state['model']!r} at {state['base_url']} "
+            f"{local_server.MODEL_LABEL} as model {state['model']!r} at {state['base_url']} "
             f"(pid {state['pid']}, log {state['log']})"
         )
 
@@ -340,27 +348,25 @@ class CompleteMagics(ConfiguredMagics):
 def load(ipython: Any) -> None:
     """Register the magics (``%%chat`` and ``%chat_history`` too) and the input cleanup that keeps
     ``?`` prompts (``%load_ext``)."""
-    from . import chat as chat_magics
-    from . import lab as lab_magics
+    from . import chat, lab
 
     ipython.register_magics(CompleteMagics)
-    chat_magics.load(ipython)
-    batch_magics.register(ipython)
-    lab_magics.load(ipython)
+    chat.load(ipython)
+    batch.register(ipython)
+    lab.load(ipython)
     if keep_question_prompts not in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.append(keep_question_prompts)
 
 
 def unload(ipython: Any) -> None:
     """Undo :func:`load`: the magics, their configurable and connections, the input cleanup."""
-    from . import chat as chat_magics
-    from . import lab as lab_magics
+    from . import chat, lab
 
-    lab_magics.unload(ipython)
-    chat_magics.unload(ipython)
+    lab.unload(ipython)
+    chat.unload(ipython)
     while keep_question_prompts in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.remove(keep_question_prompts)
-    batch_magics.unregister(ipython)
+    batch.unregister(ipython)
     instance = remove_magics(ipython, CompleteMagics)
     if instance is not None:
         if instance in ipython.configurables:

@@ -20,6 +20,8 @@ from IPython.core.magic import Magics
 from IPython.core.magic_arguments import argument
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, TraitError, Unicode, observe, validate
 
+from ..api.params import ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES, Param
+from ..calls.request import DEFAULTS
 from ..config import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,
@@ -31,8 +33,6 @@ from ..config import (
 )
 from ..errors import ConfigurationError
 from ..session.log import session_log
-from ..api.params import ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES, Param
-from ..calls.request import DEFAULTS
 from .traits import MaskedConfigMixin, SecretTrait
 
 FORMATS = ("auto", "text", "markdown")
@@ -226,17 +226,18 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         return not has_key and not self.base_url and not os.environ.get(ENV_BASE_URL, "").strip()
 
     def _offline_settings(self, settings: Settings) -> Settings:
-        from .. import local_server as local
+        from .. import local_server
 
-        if not local.is_available():
-            raise UsageError(f"{MISSING_KEY_HELP} Or, to work with no key and no internet, {local.INSTALL_HINT}.")
-        first_use = not local.shared_server(start=False).running
-        with usage_errors(local.LocalServerError):
-            server = local.shared_server()
+        if not local_server.is_available():
+            hint = local_server.INSTALL_HINT
+            raise UsageError(f"{MISSING_KEY_HELP} Or, to work with no key and no internet, {hint}.")
+        first_use = not local_server.shared_server(start=False).running
+        with usage_errors(local_server.LocalServerError):
+            server = local_server.shared_server()
         if first_use:
             from ..display.cell import show_note
 
-            show_note(self.shell, f"Using the offline model {local.MODEL_LABEL}: no API key or base URL is set. "
+            show_note(self.shell, f"Using the offline model {local_server.MODEL_LABEL}: no API key or base URL is set. "
                                   "For OpenAI, set OPENAI_API_KEY in the environment or ipython_config.py.")
         return settings.with_overrides(base_url=server.base_url, api_key=server.api_key, direct=True)  # no proxy
 

@@ -136,11 +136,11 @@ def run_compare(magics: Any, argv: list[str], prompt: str, origin: Any) -> None:
     from IPython.display import display
 
     from ..calls import compare
-    from ..calls.run import run_call
-    from ..session.cost import pricing
-    from ..errors import ConfigurationError
     from ..calls.line import check_out_name
     from ..calls.request import build_request
+    from ..calls.run import run_call
+    from ..errors import ConfigurationError
+    from ..session.cost import pricing
 
     parser = magics.complete.parser
     with usage_errors():

@@ -1,6 +1,6 @@
 """The call options ``%%complete`` and ``%%chat`` both take, as one decorator (so ``%%chat?`` lists
 what ``%%complete?`` lists, from the same declarations: the parameters' options come from
-:func:`~jupyter_openai.magics.complete.configurable.param_options`)."""
+:func:`~jupyter_openai.magics.configurable.param_options`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 from IPython.core.magic_arguments import argument
 
-from .configurable import FORMAT_HELP, FORMATS, param_options
 from ..api.params import ENDPOINT_CHOICES, OPTION_PARAMS, Param
+from .configurable import FORMAT_HELP, FORMATS, param_options
 
 
 def call_options(system_help: str,

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigurationError
 from ..api.completion import token_count
+from ..errors import ConfigurationError
 
 PER = 1_000_000  #: a price table's prices are US dollars per this many tokens
 #: What the database calls the providers whose API hosts are known here.

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from ..api import model_list as models
-from ..errors import APIConnectionError, one_line, parse_error_body, redact
 from ..api.completion import Completion, shape_problem
+from ..api.model_list import entries
+from ..api.model_list import problem as listing_problem
+from ..errors import APIConnectionError, one_line, parse_error_body, redact
 
 if TYPE_CHECKING:
     from .cancel import CancelToken
@@ -129,11 +130,11 @@ def completion(response: requests.Response, kind: str, started: float, secrets: 
 def model_list(response: requests.Response, secrets: tuple[Any, ...]) -> list[dict[str, Any]]:
     """The model entries of a ``GET /models`` answer; a listing with no list of models in it raises."""
     listing = json_of(response, secrets)
-    problem = models.problem(listing)
+    problem = listing_problem(listing)
     if problem is not None:
         raise APIConnectionError(f"The server's model list has an unexpected shape: {problem} ({HINT_V1})",
                                  url=response.url, secrets=secrets)
-    return models.entries(listing)
+    return entries(listing)
 
 
 def model_entry(response: requests.Response, secrets: tuple[Any, ...]) -> dict[str, Any]:

@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING, Any
 import requests
 import urllib3
 
-from . import connection
-from ..api import logprobs
-from ..api import responses
-from .chunked import ChunkedReader
-from ..errors import APIConnectionError, StreamError, redact
-from ..api.logprobs import TokenProb
+from ..api import logprobs, responses
 from ..api.completion import CHAT_KIND, REASONING_FIELDS, RESPONSES_KIND, Delta, normal_usage
+from ..api.logprobs import TokenProb
+from ..errors import APIConnectionError, StreamError, redact
+from . import connection
+from .chunked import ChunkedReader
 from .sse import SSEDecoder
 
 if TYPE_CHECKING:

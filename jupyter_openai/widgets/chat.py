@@ -16,11 +16,11 @@ from typing import Any
 
 import ipywidgets as W
 
-from ..calls.run import CallOutcome, Origin
-from ..session.conversation import DEFAULT_NAME, Conversation, Conversations, Plan, Turn, conversations
-from ..errors import ConfigurationError
-from .controls import tag
 from ..calls.request import CallRequest, build_request
+from ..calls.run import CallOutcome, Origin
+from ..errors import ConfigurationError
+from ..session.conversation import DEFAULT_NAME, Conversation, Conversations, Plan, Turn, conversations
+from .controls import tag
 from .form import CompletionForm
 
 __all__ = ["ChatForm", "transcript_html"]

@@ -16,8 +16,8 @@ from typing import Any
 
 import ipywidgets as W
 
-from ..errors import one_line
 from ..api.params import CHECK, CHOICE, NUMBER, SLIDER, Param
+from ..errors import one_line
 
 NOTE = "Could not list the server's models ({problem}): type a model id."
 

@@ -16,7 +16,7 @@ no socket to shut: the form is freed at once and the request ends in the backgro
 
 The form appears at once: its model field is a ``Text`` until the server's model list arrives
 from a background request with short timeouts (:data:`MODELS_TIMEOUTS`, no retries), then a
-``Dropdown`` (:class:`~jupyter_openai.widgets.form.controls.ModelField`); :meth:`~CompletionForm.wait_models`
+``Dropdown`` (:class:`~jupyter_openai.widgets.controls.ModelField`); :meth:`~CompletionForm.wait_models`
 waits for it.
 """
 
@@ -29,19 +29,19 @@ from typing import Any
 
 import ipywidgets as W
 
+from ..api.params import CHAT, COMPLETIONS, ENDPOINT_PATHS, ENDPOINTS, FORM_PARAMS, SLIDER, Param
+from ..calls.line import escape, format_options, unescape
+from ..calls.request import AUTO, DEFAULTS, CallRequest, build_request, choose_endpoint
 from ..calls.run import CallOutcome, Origin, Progress, run_call
-from ..transport.cancel import CancelToken
+from ..calls.summary import DETACHED, summarize, unexpected
 from ..client import OpenAIClient
 from ..display.cell import answer_block, answer_bundle, reasoning_bundle
 from ..errors import ConfigurationError, one_line
+from ..session.log import SessionLog, session_log
+from ..transport.cancel import CancelToken
 from .controls import FORM_STYLE, ModelField
 from .controls import control as _control
 from .controls import tag as _tag
-from ..session.log import SessionLog, session_log
-from ..calls.line import escape, format_options, unescape
-from ..calls.summary import DETACHED, summarize, unexpected
-from ..api.params import CHAT, COMPLETIONS, ENDPOINT_PATHS, ENDPOINTS, FORM_PARAMS, SLIDER, Param
-from ..calls.request import AUTO, DEFAULTS, CallRequest, build_request, choose_endpoint
 
 __all__ = ["CompletionForm"]
 
