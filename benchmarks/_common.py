@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-FAKESERVER = ROOT / "tests" / "fakeserver.py"
 BENCH_KEY = "sk-bench-not-a-key"
 CHUNKS = 20_000
 #: Every SSE data event of a 20,000-chunk completions stream with include_usage:
@@ -47,7 +46,7 @@ def scrub_environ() -> None:
 
 
 class Server:
-    """``python tests/fakeserver.py --port 0 --no-auth`` in a child process.
+    """``python -m tests.servers.fake --port 0 --no-auth`` in a child process (from the repository's root).
 
     ``url`` is the API root (``http://127.0.0.1:PORT/v1``), ``root`` the server root (for
     ``/_control``). Use as a context manager; the child is always stopped.
@@ -61,7 +60,7 @@ class Server:
 
     def start(self, timeout: float = 20.0) -> Server:
         self.proc = subprocess.Popen(
-            [sys.executable, str(FAKESERVER), "--port", "0", "--no-auth", *self.args],
+            [sys.executable, "-m", "tests.servers.fake", "--port", "0", "--no-auth", *self.args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=str(ROOT), env=clean_env(),
         )
         deadline = time.monotonic() + timeout

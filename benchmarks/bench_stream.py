@@ -3,7 +3,7 @@
     python benchmarks/bench_stream.py [--rounds 15] [--sdk-every 3] [--endpoint chat] [--shapes event,coalesced]
                                       [--profile]
 
-The project's test server (``tests/fakeserver.py``) runs in child processes, one per shape, and
+The project's test server (``tests/servers/fake/server.py``) runs in child processes, one per shape, and
 answers every streamed request with 20,000 text chunks as fast as it can (fault ``{"chunks": 20000}``).
 Two shapes of the same bytes, measured side by side in the same rounds (GUIDE §14):
 

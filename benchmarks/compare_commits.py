@@ -21,9 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_stream  # noqa: E402
-
 import _common as common  # noqa: E402
+import bench_stream  # noqa: E402
 
 WORKER = r"""
 import json, sys, time, gc

@@ -3,10 +3,6 @@ two real model servers (llama-cpp-python's and llama.cpp's own ``llama-server``)
 
 from __future__ import annotations
 
-import atexit
-import socket
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,15 +11,12 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from llama_server import REASONING_TEMPLATE, LlamaServer, find_binary  # noqa: E402
-
-from bodyserver import BodyServer  # noqa: E402
-from fakeserver import TEST_KEY, FakeOpenAIServer  # noqa: E402
-
-#: A fake key planted by the leak tests; it must never show up anywhere.
-CANARY_KEY = "sk-canary-" + "C4N4RY" * 6
+from tests.servers.body import BodyServer
+from tests.servers.fake import TEST_KEY, FakeOpenAIServer
+from tests.support.clock import Recorder
+from tests.support.keys import CANARY_KEY
+from tests.support.llama_server import REASONING_TEMPLATE, LlamaServer, find_binary
+from tests.support.shells import close_shell, new_shell
 
 _OPENAI_ENV = ("OPENAI_API_KEY", "OPENAI_ORG_ID", "OPENAI_ORGANIZATION", "OPENAI_PROJECT_ID", "OPENAI_BASE_URL")
 
@@ -51,37 +44,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's own OpenAI settings."""
     for name in _OPENAI_ENV:
         monkeypatch.delenv(name, raising=False)
-
-
-class Listener:
-    """A listening socket that only counts connection attempts (it never answers): a proxy or a
-    server that any request sent to it would show up at."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.setblocking(False)
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def connections(self) -> int:
-        """How many connections arrived since the last call (each is closed at once)."""
-        count = 0
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except BlockingIOError:
-                return count
-            conn.close()
-            count += 1
-
-
-class Recorder(list):
-    """A ``sleep`` replacement for clients that records the delays it was asked for."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 @pytest.fixture
@@ -121,13 +83,6 @@ def body_server(_session_body_server: BodyServer) -> BodyServer:
 
 
 
-def cancel_after(token: Any, seconds: float) -> threading.Timer:
-    """Cancel ``token`` (a :class:`~jupyter_openai.transport.cancel.CancelToken`) from another thread after
-    ``seconds``, as the form's Stop button does; ``cancel()`` the returned timer when done."""
-    timer = threading.Timer(seconds, token.cancel)
-    timer.start()
-    return timer
-
 @pytest.fixture
 def make_server() -> Iterator[Any]:
     """``make_server(**kwargs)``: a fresh :class:`FakeOpenAIServer` (``latency=``, ``rate_limit=`` …), started
@@ -163,9 +118,8 @@ def client(server: FakeOpenAIServer) -> Iterator[object]:
 def scripted() -> Iterator[Any]:
     """``scripted(answer)``: start a :class:`scripted_server.ScriptedServer` for ``answer`` and return it
     with a client for it (no retries); both are closed after the test."""
-    from scripted_server import ScriptedServer
-
     from jupyter_openai.client import OpenAIClient
+    from tests.servers.scripted import ScriptedServer
 
     started: list[tuple[Any, Any]] = []
 
@@ -179,68 +133,6 @@ def scripted() -> Iterator[Any]:
     for server, client in started:
         client.close()
         server.__exit__(None, None, None)
-
-
-class RaisingShell:
-    """Made on first use: an ``InteractiveShell`` whose ``run_cell`` raises the cell's error."""
-
-    cls: type | None = None
-
-    @classmethod
-    def get(cls) -> type:
-        if cls.cls is None:
-            from IPython.core.interactiveshell import InteractiveShell
-
-            class _RaisingShell(InteractiveShell):
-                def run_cell(self, raw_cell: str, *args: object, **kwargs: object):  # type: ignore[override]
-                    result = super().run_cell(raw_cell, *args, **kwargs)
-                    result.raise_error()
-                    return result
-
-            cls.cls = _RaisingShell
-        return cls.cls
-
-
-def new_shell(config: object, ipython_dir: Path) -> object:
-    """A real InteractiveShell with jupyter_openai loaded (GUIDE 7's recipe); close with :func:`close_shell`."""
-    import os
-
-    from IPython.core.history import HistoryAccessor
-    from IPython.core.interactiveshell import InteractiveShell
-
-    from jupyter_openai.session.conversation import conversations
-    from jupyter_openai.session.log import session_log
-
-    os.environ["IPYTHONDIR"] = str(ipython_dir)
-    shell_class = RaisingShell.get()
-    HistoryAccessor.enabled = False
-    InteractiveShell.clear_instance()
-    shell_class.clear_instance()
-    config.HistoryManager.enabled = False  # type: ignore[attr-defined]
-    ip = shell_class.instance(config=config)
-    session_log.clear()
-    session_log.path = None
-    conversations.clear()
-    ip.run_line_magic("load_ext", "jupyter_openai")
-    return ip
-
-
-def close_shell(ip: object) -> None:
-    """Unload the extension and forget the shell singleton, the session log and the conversations."""
-    from IPython.core.interactiveshell import InteractiveShell
-
-    from jupyter_openai.session.conversation import conversations
-    from jupyter_openai.session.log import session_log
-
-    ip.run_line_magic("unload_ext", "jupyter_openai")  # type: ignore[attr-defined]
-    session_log.clear()
-    conversations.clear()
-    session_log.path = None
-    RaisingShell.get().clear_instance()
-    InteractiveShell.clear_instance()
-    # Each shell registers an exit handler that resets it (a full gc.collect() each): with hundreds
-    # of shells made and dropped, the run went on for minutes after its last test. This one is done.
-    atexit.unregister(ip.atexit_operations)  # type: ignore[attr-defined]
 
 
 @pytest.fixture

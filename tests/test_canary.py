@@ -32,19 +32,13 @@ from jupyter_openai.api.completion import Completion
 from jupyter_openai.client import USER_AGENT, OpenAIClient
 from jupyter_openai.errors import APIStatusError, AuthenticationError, OpenAIError
 from jupyter_openai.transport.stream import Stream
-
-from conftest import CANARY_KEY, Recorder
-from fakeserver import TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
+from tests.servers.fake import TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
+from tests.support.clock import Recorder
+from tests.support.keys import CANARY_KEY, fragments, json_texts
 
 MESSAGES = [{"role": "user", "content": "one two three"}]
 #: A key without the ``sk-`` shape: only redaction of the configured key itself can hide it.
 PLAIN_CANARY = "LocalToken" + "Q7x" * 10
-
-
-def fragments(key: str) -> list[str]:
-    """The key and long pieces of it (a mask may show the last four characters, no more)."""
-    body = key[3:] if key.startswith("sk-") else key
-    return [key, body, body[:12], body[-12:], body[len(body) // 3: len(body) // 3 + 12]]
 
 
 def verbose_ipython_traceback(exc: BaseException) -> str:
@@ -87,18 +81,6 @@ def object_strings(obj: Any) -> list[str]:
         texts += json_texts(s, values, s.api_key, s.headers(USER_AGENT), vars(obj))
     if isinstance(obj, Stream):
         texts += [repr(obj.error), str(obj.error), str(obj.request_id), repr(list(obj)), obj.status]
-    return texts
-
-
-def json_texts(*values: Any) -> list[str]:
-    """``json.dumps`` of each value: a TypeError (not serializable) is fine, the fallbacks must be masked."""
-    texts = []
-    for value in values:
-        try:
-            texts.append(json.dumps(value))
-        except TypeError:
-            pass
-        texts += [json.dumps(value, default=str), json.dumps(value, default=repr)]
     return texts
 
 

@@ -18,7 +18,6 @@ not an object) come from :class:`RawServer`, a one-shot socket server defined he
 
 from __future__ import annotations
 
-import copy
 import email.utils
 import json
 import re
@@ -27,7 +26,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,13 +48,12 @@ from jupyter_openai.errors import (
 )
 from jupyter_openai.transport.retries import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY, backoff_delay
 from jupyter_openai.transport.stream import Stream
-
-from conftest import Recorder
-from fakeserver import TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
+from tests.servers.fake import TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
+from tests.support.checks import SUBSET, load_components
+from tests.support.clock import Recorder
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "one two three"}]
 TEXT = "Echo: three two one"
-SPEC = Path("/work/shared/reference/openai-openapi-subset.json")
 
 
 @pytest.fixture
@@ -144,21 +141,9 @@ def test_unknown_model_is_not_found(client: OpenAIClient, server: FakeOpenAIServ
     assert [r.method for r in server.requests] == ["POST", "GET"]
 
 
-def _nullable(node: Any) -> Any:
-    """OpenAPI 3.0 ``nullable: true`` -> JSON Schema ``anyOf [..., null]``."""
-    if isinstance(node, list):
-        return [_nullable(x) for x in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _nullable(v) for k, v in node.items() if not (k == "nullable" and v is True)}
-    return {"anyOf": [out, {"type": "null"}]} if node.get("nullable") is True else out
-
-
 @pytest.fixture(scope="module")
 def spec() -> dict:
-    if not SPEC.is_file():
-        pytest.skip("reference schema not available")
-    return _nullable(copy.deepcopy(json.loads(SPEC.read_text())["components"]))
+    return load_components(SUBSET)
 
 
 def validate(spec: dict, name: str, obj: Any) -> None:

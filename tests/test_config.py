@@ -39,9 +39,8 @@ from jupyter_openai.config import (
     reveal,
 )
 from jupyter_openai.errors import APIConnectionError, AuthenticationError, ConfigurationError
-
-from conftest import Listener
-from fakeserver import TEST_KEY, FakeOpenAIServer, closed_port
+from tests.servers.fake import TEST_KEY, FakeOpenAIServer, closed_port
+from tests.support.sockets import Listener
 
 KEY = "sk-proj-" + "k3y" * 10
 MESSAGES = [{"role": "user", "content": "hello there"}]

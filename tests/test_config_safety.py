@@ -15,9 +15,8 @@ import pytest
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.config import Settings
 from jupyter_openai.errors import APIConnectionError, ConfigurationError
-
-from conftest import Listener
-from fakeserver import TEST_KEY, FakeOpenAIServer
+from tests.servers.fake import TEST_KEY, FakeOpenAIServer
+from tests.support.sockets import Listener
 
 KEY = "sk-proj-" + "k3y" * 10
 MESSAGES = [{"role": "user", "content": "hello there"}]

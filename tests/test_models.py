@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 from IPython.utils.capture import capture_output
-from scripted_server import chat_answer, sse
-from shown import answer_outputs, status
 from traitlets.config import Config
 
 from jupyter_openai.api import model_list as models
@@ -22,8 +20,9 @@ from jupyter_openai.calls.request import DEFAULT_MODEL
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import NotFoundError
 from jupyter_openai.session.log import session_log
-
-from fakeserver import LOCAL_MODELS, TEST_KEY, FakeOpenAIServer
+from tests.servers.fake import LOCAL_MODELS, TEST_KEY, FakeOpenAIServer
+from tests.servers.scripted import chat_answer, sse
+from tests.support.shown import answer_outputs, status
 
 MESSAGES = [{"role": "user", "content": "one two three"}]
 PROMPT = "one two three"

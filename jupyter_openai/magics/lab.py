@@ -256,11 +256,11 @@ def unload(ipython: Any) -> None:
     from .configurable import remove_magics
 
     remove_magics(ipython, LabMagics)
-    replay = sys.modules.get(f"{__package__}.replay")
+    replay = sys.modules.get("jupyter_openai.transport.replay")
     if replay is not None and replay.active is not None:
         replay.active.close()
         replay.active = None
-    cost = sys.modules.get(f"{__package__}.cost")
+    cost = sys.modules.get("jupyter_openai.session.cost")
     if cost is not None:  # imported once a call was made or a price set: back to no table, no budget
         cost.pricing.set_table({})
         cost.pricing.max_cost_usd = None

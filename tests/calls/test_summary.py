@@ -1,0 +1,98 @@
+"""Tests of ``jupyter_openai.calls.summary``: the note lines and the status line a finished call shows
+(client notes, refusals, errors with the partial text kept, the model label, reasoning tokens).
+
+Pure text over hand-made :class:`CallOutcome` values, plus one real call per kind of note through
+``run_call`` against the test server, so the words checked are those a user reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jupyter_openai.calls.request import CallRequest
+from jupyter_openai.calls.run import CallOutcome, run_call
+from jupyter_openai.calls.summary import TRUNCATED, model_label, status_line, summarize
+from jupyter_openai.client import OpenAIClient
+from jupyter_openai.errors import StreamError
+from jupyter_openai.session.log import SessionLog
+from tests.servers.fake import FakeOpenAIServer
+from tests.servers.fake.models import REFUSAL_TEXT
+
+USAGE = {"prompt_tokens": 3, "completion_tokens": 12, "total_tokens": 15, "reasoning_tokens": 8}
+
+
+def outcome(**fields: Any) -> CallOutcome:
+    base: dict[str, Any] = {"texts": ["Echo: c b a"], "status": "ok", "record": {}, "usage": USAGE,
+                            "finish_reasons": ["stop"], "model": "gpt-5.4-mini", "latency": 1.0,
+                            "time_to_first_token": 0.5, "request": CallRequest("a b c", "gpt-5.4-mini")}
+    return CallOutcome(**{**base, **fields})
+
+
+# -- the model label ---------------------------------------------------------------------------
+@pytest.mark.parametrize(("answered", "requested", "offline", "expected"), [
+    ("gpt-5.4-mini", "gpt-5.4-mini", False, "gpt-5.4-mini"),
+    ("gpt-5.4-mini-2026-03-05", "gpt-5.4-mini", False, "gpt-5.4-mini-2026-03-05 (asked for gpt-5.4-mini)"),
+    ("smollm2-135m", "gpt-5.4-mini", True, "smollm2-135m (offline; asked for gpt-5.4-mini)"),
+    ("smollm2-135m", "smollm2-135m", True, "smollm2-135m (offline)"),
+    (None, "gpt-5.4-mini", False, "gpt-5.4-mini"),
+    (None, None, False, "?"),
+])
+def test_model_label(answered: str | None, requested: str | None, offline: bool, expected: str) -> None:
+    assert model_label(answered, requested, offline) == expected
+
+
+# -- the status line ---------------------------------------------------------------------------
+def test_status_line_counts_reasoning_tokens() -> None:
+    assert status_line("m", USAGE, 1.0, 0.5, "stop", "ok") == (
+        "m · 3 in / 12 out tokens (8 reasoning) · 1.00 s · 24.0 tok/s · finish: stop")
+    assert status_line("m", {**USAGE, "reasoning_tokens": 0}, 1.0, 0.5, "stop", "ok") == (
+        "m · 3 in / 12 out tokens · 1.00 s · 24.0 tok/s · finish: stop")
+
+
+def test_summary_of_a_call_that_went_well() -> None:
+    summary = summarize(outcome(model="gpt-5.4-mini-2026-03-05"))
+    assert summary.notes == []
+    assert summary.status == ("gpt-5.4-mini-2026-03-05 (asked for gpt-5.4-mini) · 3 in / 12 out tokens "
+                              "(8 reasoning) · 1.00 s · 24.0 tok/s · finish: stop")
+    assert summarize(outcome(model="smollm2"), offline=True).status.startswith(
+        "smollm2 (offline; asked for gpt-5.4-mini) · ")
+
+
+# -- the notes ---------------------------------------------------------------------------------
+def test_client_notes_come_first_then_the_refusal() -> None:
+    summary = summarize(outcome(texts=[""], refusal="I can't\nhelp.", notes=["Note: one", "Note:\ntwo"]))
+    assert summary.notes == ["Note: one", "Note: two", "Refused: I can't help."]
+
+
+def test_an_error_keeps_the_count_of_partial_text() -> None:
+    error = StreamError("the server sent an error mid-stream: boom", request_id="req_9")
+    summary = summarize(outcome(texts=["Echo:"], status="error", error=error, usage=None, finish_reasons=[None]))
+    assert summary.notes == ["Stream error: the server sent an error mid-stream: boom [request id req_9] "
+                             "(partial text kept: 5 chars)"]
+    assert summary.status == "gpt-5.4-mini · tokens not reported · 1.00 s · finish: - · error"
+
+
+def test_interrupted_and_truncated_calls_are_noted() -> None:
+    assert summarize(outcome(status="interrupted")).notes == [
+        "Interrupted: the request was stopped (partial text kept: 11 chars)"]
+    assert summarize(outcome(status="truncated")).notes == [TRUNCATED]
+
+
+def test_long_notes_are_cut_to_one_line() -> None:
+    (note,) = summarize(outcome(refusal="no " * 500)).notes
+    assert len(note) == 300 and note.endswith("…") and "\n" not in note
+
+
+# -- the words of real calls -------------------------------------------------------------------
+def test_real_refusal_and_gpt5_note(client: OpenAIClient, server: FakeOpenAIServer) -> None:
+    log = SessionLog()
+    refused = summarize(run_call(client, CallRequest("a b c", "fake-refuser"), log=log))
+    assert refused.notes == [f"Refused: {REFUSAL_TEXT}"]
+    assert refused.status.startswith("fake-refuser · 3 in / 8 out tokens · ")
+    adapted = summarize(run_call(client, CallRequest("a b c", "gpt-5.4-mini", params={"top_p": 0.3}), log=log))
+    assert adapted.notes == ["Note: gpt-5.4-mini does not accept top_p=0.3: sent without it "
+                             "(remembered for this session)"]
+    assert adapted.status.startswith("gpt-5.4-mini · 3 in / 12 out tokens (8 reasoning) · ")
+    assert [r["refusal"] for r in log] == [REFUSAL_TEXT, None]

@@ -1,0 +1,78 @@
+"""``--show-probs`` in a real shell against the test server (both endpoints, streamed and not), the
+interactive view's continuation as a real call, and the lab magics' load and unload."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
+
+from jupyter_openai.calls.request import build_request
+from jupyter_openai.calls.run import Origin, run_call
+from jupyter_openai.magics.lab import NO_PROBS, complete_magics, probs_view
+from jupyter_openai.session.log import session_log
+from tests.servers.fake import TEST_KEY
+
+
+@pytest.mark.parametrize("stream", ["", "--no-stream"])
+@pytest.mark.parametrize(("endpoint", "field"), [("chat", "top_logprobs"), ("completions", "logprobs")])
+def test_show_probs_asks_for_them_and_colours_the_answer(shell: object, server: object, endpoint: str, field: str,
+                                                         stream: str) -> None:
+    with capture_output() as cap:
+        shell.run_cell(f"%%complete --show-probs -e {endpoint} {stream}\none two three")  # type: ignore
+    body = server.requests[-1].body  # type: ignore[attr-defined]
+    assert body[field] == 5 and (endpoint == "completions" or body["logprobs"] is True)
+    page = next(o.data["text/html"] for o in cap.outputs if 'class="jo-tok"' in o.data.get("text/html", ""))
+    assert page.count(' title="') == 4  # the answer's tokens, each with its alternatives
+    assert "␣three: 70.0%" in page and "␣alt1" in page
+    assert session_log[-1]["completion"] == "Echo: three two one"
+
+
+def test_an_explicit_logprobs_count_is_kept(shell: object, server: object) -> None:
+    with capture_output():
+        shell.run_cell("%%complete --show-probs --logprobs 2\nhi")  # type: ignore[attr-defined]
+    assert server.requests[-1].body["top_logprobs"] == 2  # type: ignore[attr-defined]
+
+
+def test_a_server_that_sends_none_says_so_in_one_line(make_shell: object, body_server: object) -> None:
+    body_server.answer({"id": "x", "object": "chat.completion", "model": "m",  # type: ignore[attr-defined]
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"},
+                                     "logprobs": None, "finish_reason": "stop"}]})
+    ip = make_shell(env={"OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": body_server.url})  # type: ignore
+    with capture_output() as cap:
+        ip.run_cell("%%complete --show-probs --no-stream -m m\nhi")
+    assert cap.stderr.strip() == NO_PROBS.format(endpoint="chat")
+    assert session_log[-1]["completion"] == "hello"
+
+
+def test_the_responses_endpoint_is_refused_before_sending(shell: object, server: object) -> None:
+    with pytest.raises(UsageError, match="works with the chat and completions endpoints only"):
+        shell.run_cell("%%complete --show-probs -e responses\nhi")  # type: ignore[attr-defined]
+    assert not server.requests  # type: ignore[attr-defined]
+
+
+def test_continuing_from_an_alternative_is_a_logged_call(shell: object, server: object) -> None:
+    magics = complete_magics(shell)
+    request = build_request({"prompt": "one two three", "model": "davinci-002", "logprobs": 3}, magics.defaults())
+    outcome = run_call(magics.client(), request, log=magics.log)
+    view = probs_view(magics, outcome, Origin("magic", 1))
+    view.select(2)  # " two"
+    alternative = view.choices.children[1]
+    assert alternative.description == "continue with ␣alt1"
+    alternative.click()
+    assert server.requests[-1].body["prompt"] == "one two three" + "Echo: three alt1"  # type: ignore
+    assert len(session_log) == 2 and "Echo:" in view.continued.value
+
+
+def test_chat_answers_are_not_continued(shell: object) -> None:
+    magics = complete_magics(shell)
+    request = build_request({"prompt": "one", "logprobs": 2}, magics.defaults())
+    view = probs_view(magics, run_call(magics.client(), request, log=magics.log), Origin())
+    view.select(0)
+    assert view.on_continue is None and view.choices.children == ()
+
+
+def test_the_options_are_in_the_help(shell: object) -> None:
+    doc = shell.magics_manager.magics["cell"]["complete"].__doc__  # type: ignore[attr-defined]
+    assert "--show-probs" in doc and "--compare" in doc
+    assert "complete_replay" in shell.magics_manager.magics["line"]  # type: ignore[attr-defined]

@@ -1,0 +1,75 @@
+"""Stopping a call from another thread with a CancelToken, over real sockets."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from jupyter_openai.client import OpenAIClient
+from jupyter_openai.errors import Cancelled
+from jupyter_openai.transport.cancel import CancelToken
+from tests.servers.fake import FakeOpenAIServer
+from tests.support.clock import cancel_after
+
+CHAT = [{"role": "user", "content": "one two three four five six seven eight"}]
+
+
+def test_a_cancelled_token_sends_nothing(client: OpenAIClient, server: FakeOpenAIServer) -> None:
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        client.chat("fake-chat", CHAT, cancel=token)
+    assert server.requests == []
+
+
+def test_cancel_ends_a_stalled_read_at_once(client: OpenAIClient, server: FakeOpenAIServer) -> None:
+    server.add_fault(path="/chat", stall_after=3, stall=5)
+    token = CancelToken()
+    stream = client.chat("fake-chat", CHAT, stream=True, cancel=token)
+    timer = cancel_after(token, 0.3)
+    started = time.monotonic()
+    try:
+        deltas = list(stream)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 2.0  # not the 5 s stall
+    assert stream.status == "interrupted"
+    assert stream.error is None
+    assert [d.text for d in deltas] == ["Echo:", " eight"]  # what arrived before the stall is kept
+    assert stream.text == "Echo: eight"
+    assert stream._response.raw.closed
+
+
+def test_cancel_ends_a_wait_between_retries(client: OpenAIClient, server: FakeOpenAIServer) -> None:
+    server.add_fault(path="/chat", status=503, retry_after="5", times=3)
+    token = CancelToken()
+    timer = cancel_after(token, 0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Cancelled):
+            client.chat("fake-chat", CHAT, cancel=token)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 2.0
+    assert len(server.requests) == 1  # no retry after the cancel
+
+
+def test_cancel_before_the_headers_stops_when_they_arrive(client: OpenAIClient, server: FakeOpenAIServer) -> None:
+    server.add_fault(path="/chat", delay=0.6)
+    token = CancelToken()
+    timer = cancel_after(token, 0.1)
+    try:
+        with pytest.raises(Cancelled):
+            client.chat("fake-chat", CHAT, stream=True, cancel=token)
+    finally:
+        timer.cancel()
+    assert len(server.requests) == 1
+
+
+def test_an_uncancelled_token_changes_nothing(client: OpenAIClient, server: FakeOpenAIServer) -> None:
+    token = CancelToken()
+    stream = client.chat("fake-chat", CHAT, stream=True, cancel=token).read()
+    assert stream.status == "ok" and stream.text.startswith("Echo:")
+    assert client.completion("davinci-002", "a b", cancel=token).text == "Echo: b a"
+    assert repr(token) == "CancelToken(cancelled=False)"
