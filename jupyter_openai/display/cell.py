@@ -128,6 +128,20 @@ def reasoning_bundle(text: str, done: bool) -> dict[str, str]:
     return {"text/html": html_text, "text/plain": f"[reasoning]\n{text}"}
 
 
+def output_items(texts: Sequence[str], reasoning: str, blocks: int, markdown: bool,
+                 show_reasoning: bool) -> tuple[dict[str, Any], ...]:
+    """An ``Output`` widget's ``outputs`` for an answer so far (the form's view): the reasoning block
+    when shown, then one display per choice (headed when there are several)."""
+    if blocks > 1:
+        answers = [answer_block(texts, i, True, markdown) + "\n" for i in range(max(blocks, len(texts)))]
+    else:
+        answers = [texts[0]] if texts and texts[0] else []
+    shown = [(reasoning_bundle(reasoning, done=any(texts)), "reasoning")] if reasoning and show_reasoning else []
+    shown += [(answer_bundle(text, markdown), "answer") for text in answers]
+    return tuple({"output_type": "display_data", "data": data, "metadata": {"jupyter_openai": part}}
+                 for data, part in shown)
+
+
 class CellView:
     """Shows ``n`` growing answers in a cell, updated in place or printed progressively, with the
     reasoning text (when a server sends it, and ``reasoning`` is on) in a block of its own above."""

@@ -1,1 +1,13 @@
-"""magics."""
+"""The IPython magics and their traitlets configuration: parse the line, delegate to ``calls/``, display."""
+
+from ..lazy import exports
+
+__all__ = ["CompleteMagics", "load", "unload", "ChatMagics", "LabMagics", "BatchMagics", "settings_report",
+           "current_client"]
+__getattr__, __dir__ = exports(__name__, {
+    ".complete": ("CompleteMagics", "load", "unload"),
+    ".chat": ("ChatMagics",),
+    ".lab": ("LabMagics",),
+    ".batch": ("BatchMagics",),
+    ".sources": ("settings_report", "current_client"),
+})

@@ -73,9 +73,8 @@ def report(magics: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def settings_report(shell: Any = None) -> list[dict[str, Any]]:
-    """Each setting of the loaded extension with its value (key masked) and source; ``pandas.DataFrame``
-    takes it as is. ``shell`` defaults to the running IPython."""
+def _loaded_magics(shell: Any) -> Any:
+    """The ``CompleteMagics`` of ``shell`` (default: the running IPython); an error if not loaded."""
     if shell is None:
         from IPython import get_ipython
 
@@ -83,4 +82,16 @@ def settings_report(shell: Any = None) -> list[dict[str, Any]]:
     magics = shell.magics_manager.registry.get("CompleteMagics") if shell is not None else None
     if magics is None:
         raise RuntimeError("jupyter_openai is not loaded: run %load_ext jupyter_openai first")
-    return report(magics)
+    return magics
+
+
+def settings_report(shell: Any = None) -> list[dict[str, Any]]:
+    """Each setting of the loaded extension with its value (key masked) and source; ``pandas.DataFrame``
+    takes it as is. ``shell`` defaults to the running IPython."""
+    return report(_loaded_magics(shell))
+
+
+def current_client(shell: Any = None) -> Any:
+    """The :class:`~jupyter_openai.client.OpenAIClient` that ``%%complete`` would use now, with the
+    settings in effect (``%config``, environment, the offline model); ``shell`` defaults to the running IPython."""
+    return _loaded_magics(shell).client()

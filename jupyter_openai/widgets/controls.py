@@ -17,6 +17,7 @@ from typing import Any
 import ipywidgets as W
 
 from ..api.params import CHECK, CHOICE, NUMBER, SLIDER, Param
+from ..client import OpenAIClient
 from ..errors import one_line
 
 NOTE = "Could not list the server's models ({problem}): type a model id."
@@ -80,6 +81,19 @@ def control(param: Param, value: Any) -> W.Widget:
         widget = W.Text(value=value, description=label, layout=W.Layout(width="16em"))
     widget.tooltip = param.help
     return tag(widget, param.name if param.name != "stop" else "stop_sequences")
+
+
+MODELS_TIMEOUTS = (2.0, 5.0)  #: connect, read: listing the models for the form (no retries)
+
+
+def list_models_quickly(client: OpenAIClient) -> list[dict[str, Any]]:
+    """The server's models, asked with short timeouts and no retries (the form's thread waits)."""
+    settings = client.settings
+    connect, read = MODELS_TIMEOUTS
+    with OpenAIClient(settings.with_overrides(connect_timeout=min(connect, settings.connect_timeout),
+                                              read_timeout=min(read, settings.read_timeout),
+                                              max_retries=0)) as short:
+        return short.list_models()
 
 
 class ModelField:

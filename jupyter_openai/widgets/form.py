@@ -15,7 +15,7 @@ text stays, and the call is logged ``interrupted``. Before the server has answer
 no socket to shut: the form is freed at once and the request ends in the background.
 
 The form appears at once: its model field is a ``Text`` until the server's model list arrives
-from a background request with short timeouts (:data:`MODELS_TIMEOUTS`, no retries), then a
+from a background request with short timeouts (:func:`~jupyter_openai.widgets.controls.list_models_quickly`), then a
 ``Dropdown`` (:class:`~jupyter_openai.widgets.controls.ModelField`); :meth:`~CompletionForm.wait_models`
 waits for it.
 """
@@ -35,18 +35,17 @@ from ..calls.request import AUTO, DEFAULTS, CallRequest, build_request, choose_e
 from ..calls.run import CallOutcome, Origin, Progress, run_call
 from ..calls.summary import DETACHED, summarize, unexpected
 from ..client import OpenAIClient
-from ..display.cell import answer_block, answer_bundle, reasoning_bundle
+from ..display.cell import output_items
 from ..errors import ConfigurationError, one_line
 from ..session.log import SessionLog, session_log
 from ..transport.cancel import CancelToken
-from .controls import FORM_STYLE, ModelField
+from .controls import FORM_STYLE, ModelField, list_models_quickly
 from .controls import control as _control
 from .controls import tag as _tag
 
 __all__ = ["CompletionForm"]
 
 DETACH_AFTER = 0.3  # seconds stop() waits for the worker before leaving it to end on its own
-MODELS_TIMEOUTS = (2.0, 5.0)  # connect, read: listing the models for the form (no retries)
 _INT = re.compile(r"-?\d+")
 _PRESETS = frozenset({"prompt", "model", "endpoint", "system", "stream", "show_probs", *(p.name for p in FORM_PARAMS)})
 ClientSource = OpenAIClient | Callable[[], OpenAIClient]
@@ -174,7 +173,8 @@ class CompletionForm(W.VBox):
         )
         self.add_class("jupyter-openai-form")
         self._sync_fields()
-        self._models.load(self._list_models, first_is_default=model_from_server and not presets.get("model"))
+        self._models.load(lambda: list_models_quickly(self._client()),
+                          first_is_default=model_from_server and not presets.get("model"))
 
     @staticmethod
     def _slider_names() -> set[str]:
@@ -193,15 +193,6 @@ class CompletionForm(W.VBox):
         return source if isinstance(source, OpenAIClient) else source()
 
     _model = property(lambda self: self._models.widget, doc="The model field (a Text, or a Dropdown once listed).")
-
-    def _list_models(self) -> list[dict[str, Any]]:
-        """The server's models, asked with short timeouts and no retries (the form's thread waits)."""
-        settings = self._client().settings
-        connect, read = MODELS_TIMEOUTS
-        with OpenAIClient(settings.with_overrides(connect_timeout=min(connect, settings.connect_timeout),
-                                                  read_timeout=min(read, settings.read_timeout),
-                                                  max_retries=0)) as short:
-            return short.list_models()
 
     # -- fields ----------------------------------------------------------------------
     def options(self, *, lenient: bool = False) -> dict[str, Any]:
@@ -365,15 +356,7 @@ class CompletionForm(W.VBox):
 
     def _render(self, texts: Sequence[str], reasoning: str = "") -> None:
         self._texts, self._reasoning = list(texts), reasoning
-        if self._blocks > 1:
-            blocks = [answer_block(texts, i, True, self._markdown) + "\n" for i in range(max(self._blocks, len(texts)))]
-        else:
-            blocks = [texts[0]] if texts and texts[0] else []
-        shown = [(reasoning_bundle(reasoning, done=any(texts)), "reasoning")] if reasoning and self._show_reasoning \
-            else []
-        shown += [(answer_bundle(b, self._markdown), "answer") for b in blocks]
-        self._output.outputs = tuple({"output_type": "display_data", "data": data, "metadata": {"jupyter_openai": part}}
-                                     for data, part in shown)
+        self._output.outputs = output_items(texts, reasoning, self._blocks, self._markdown, self._show_reasoning)
 
     # -- for callers and tests -------------------------------------------------------
     def wait_models(self, timeout: float | None = None) -> bool:

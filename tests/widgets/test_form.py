@@ -237,9 +237,9 @@ def test_a_typed_model_the_server_does_not_list_stays(make_form, server):
 
 
 def test_a_stalled_model_list_times_out_with_a_note_and_no_retry(make_form, server, monkeypatch):
-    import jupyter_openai.widgets.form as widgets
+    import jupyter_openai.widgets.controls as controls
 
-    monkeypatch.setattr(widgets, "MODELS_TIMEOUTS", (1.0, 0.3))  # the form's own short timeouts
+    monkeypatch.setattr(controls, "MODELS_TIMEOUTS", (1.0, 0.3))  # the form's own short timeouts
     server.add_fault(path="/models", delay=2, times=None)
     slow = OpenAIClient(api_key=TEST_KEY, base_url=server.url, read_timeout=30, max_retries=2)
     started = time.monotonic()
