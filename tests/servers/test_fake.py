@@ -22,33 +22,13 @@ import requests
 from tests.servers.fake import TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
 from tests.support import checks
 from tests.support.checks import SUBSET, checker, load_components, sse_data
+from tests.support.keys import AUTH
 
-AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 CHAT = {"model": "fake-chat", "messages": [{"role": "system", "content": "be brief"},
                                            {"role": "user", "content": "one two three"}]}
 COMPLETION = {"model": "fake-instruct", "prompt": "one two three"}
 
 ROOT = Path(__file__).resolve().parents[2]  #: the repository: ``python -m tests.servers.fake`` runs from it
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeOpenAIServer() as srv:
-        yield srv
-
-
-@pytest.fixture(autouse=True)
-def _clean(server: FakeOpenAIServer):
-    server.reset()
-    yield
-    server.reset()
-
-
-@pytest.fixture
-def http(server: FakeOpenAIServer):
-    with requests.Session() as session:
-        session.headers.update(AUTH)
-        yield session
 
 
 # ---------------------------------------------------------------- helpers

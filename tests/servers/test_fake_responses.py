@@ -14,8 +14,8 @@ import requests
 from tests.servers.fake import TEST_KEY, FakeOpenAIServer
 from tests.servers.fake.models import REFUSAL_TEXT, reasoning_text
 from tests.support.checks import checker, event_schemas, oneof_to_anyof, responses_components, sse_events
+from tests.support.keys import AUTH
 
-AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 BODY = {"model": "fake-chat", "input": "one two three"}
 LONG = " ".join(f"w{i}" for i in range(30))  # answers with 31 words: more than max_output_tokens=16
 REASONING = reasoning_text("one two three")
@@ -33,25 +33,10 @@ def spec() -> dict[str, Any]:
             "events": event_schemas(components)}
 
 
-@pytest.fixture(scope="module")
-def server():
-    """A server of this module's own: connections left open here never reach other modules' tests."""
-    with FakeOpenAIServer() as srv:
-        yield srv
-
-
-@pytest.fixture(autouse=True)
-def _clean(server: FakeOpenAIServer):
-    server.reset()
-    yield
-    server.reset()
-
-
 @pytest.fixture
-def post(server: FakeOpenAIServer):
-    with requests.Session() as session:
-        session.headers.update(AUTH)
-        yield lambda **body: session.post(server.url + "/responses", json=body)
+def post(server: FakeOpenAIServer, http: requests.Session) -> Any:
+    """``post(**body)``: a Responses API request with the test key."""
+    return lambda **body: http.post(server.url + "/responses", json=body)
 
 
 def respond(post: Any, spec: dict, **body: Any) -> dict[str, Any]:
