@@ -44,7 +44,7 @@ def test_a_row_is_on_disk_as_soon_as_it_is_put(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
     code = ("import os, sys; from jupyter_openai.batch.cache import BatchCache; "
             f"c = BatchCache({str(path)!r}); c.put('k', {{'answer': 'x'}}); os._exit(9)")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 9
     assert BatchCache(path).get("k") == {"answer": "x"}
 

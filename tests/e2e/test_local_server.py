@@ -51,7 +51,7 @@ pytestmark = [
 #: An unfinished sentence makes completions go on (a finished one often gets an immediate end-of-text).
 STORY_START = "Once upon a time, in a quiet village by the sea, there lived an old fisherman who"
 CHAT = [{"role": "user", "content": "Tell me about the sea."}]
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 # -- timing for CI -----------------------------------------------------------------------
@@ -173,7 +173,7 @@ def test_completion_echo_starts_with_the_prompt(local_client: OpenAIClient) -> N
 # -- streaming -----------------------------------------------------------------------------------
 def test_stream_through_the_magic(local_shell: Any, local_server: LocalServer, monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from jupyter_openai.display.cell import cell as display
+    from jupyter_openai.display import cell as display
 
     seen: list[str] = []
     original = display.CellView.update

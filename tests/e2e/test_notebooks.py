@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 BINDER = ROOT / "binder"
 IGNORE_TAG = "nbval-ignore-output"
@@ -211,8 +211,8 @@ def test_binder_requirements_install_in_a_fresh_venv(tmp_path: Path) -> None:
         pytest.skip("no package index reachable")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     probe = (
-        "import jupyter_openai, pandas, matplotlib, ipywidgets; from jupyter_openai import local; "
-        "print(jupyter_openai.__file__); print(local.is_available())"
+        "import jupyter_openai, pandas, matplotlib, ipywidgets; from jupyter_openai import local_server; "
+        "print(jupyter_openai.__file__); print(local_server.is_available())"
     )
     run = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
