@@ -233,7 +233,8 @@ class LabMagics(Magics):
         try:
             replay.active = replay.Replayer(args.file)
         except (OSError, ValueError, KeyError) as exc:
-            raise UsageError(f"cannot replay {args.file}: {getattr(exc, 'strerror', None) or exc}") from None
+            reason = str(getattr(exc, "strerror", None) or exc).removeprefix(f"{args.file} ")  # named once
+            raise UsageError(f"cannot replay {args.file}: {reason}") from None
         print(f"Replaying {len(replay.active)} recorded answer(s) from {args.file}: no network.")
 
     @staticmethod
