@@ -155,6 +155,13 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         if self.prices or self.max_cost_usd is not None:  # from the config file: observers do not run for it
             self._on_prices()
 
+    @observe("api_key")
+    def _on_api_key(self, change: dict[str, Any]) -> None:
+        registry = getattr(getattr(self.shell, "magics_manager", None), "registry", {})
+        watch = registry.get("KeyMagics")  # magics/key.py: set from a cell, one warning pointing to %complete_key
+        if watch is not None:
+            watch.key_set(change["new"])
+
     @observe("log_file")
     def _on_log_file(self, change: dict[str, Any]) -> None:
         self.log.path = change["new"]
