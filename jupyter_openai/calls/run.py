@@ -173,10 +173,19 @@ def run_call(client: OpenAIClient, request: CallRequest, *, on_update: Callable[
     another thread stops the call at once (status ``interrupted``, partial text kept). ``pricing``
     (default :data:`~jupyter_openai.session.cost.pricing`) prices the call for its log record; once the
     session's calls in ``log`` have spent its budget, the call is refused before anything is sent
-    (:class:`~jupyter_openai.errors.ConfigurationError`).
+    (:class:`~jupyter_openai.errors.ConfigurationError`); while it runs, its estimate is reserved
+    against the budget (:meth:`~jupyter_openai.session.cost.Pricing.reserve`), so calls running at
+    once cannot pass it together.
     """
     pricing = cost.pricing if pricing is None else pricing
-    pricing.check_budget(log)
+    sends = (request.prompt, request.system, *request.history)
+    with pricing.reserve(log, lambda: pricing.estimate(request.model, sends, request.params, client.settings.base_url)):
+        return _run(client, request, on_update, log, cancel, origin, pricing)
+
+
+def _run(client: OpenAIClient, request: CallRequest, on_update: Callable[[Progress], None] | None, log: SessionLog,
+         cancel: CancelToken | None, origin: Origin, pricing: cost.Pricing) -> CallOutcome:
+    """:func:`run_call` once the call's estimate is reserved against the budget (released when it returns)."""
     attempt = _Attempt(Coalescer(on_update or (lambda progress: None), UPDATES_PER_SECOND))
     attempt.pricing = pricing
     try:

@@ -348,20 +348,22 @@ class CompleteMagics(ConfiguredMagics):
 def load(ipython: Any) -> None:
     """Register the magics (``%%chat`` and ``%chat_history`` too) and the input cleanup that keeps
     ``?`` prompts (``%load_ext``)."""
-    from . import chat, lab
+    from . import chat, key, lab
 
     ipython.register_magics(CompleteMagics)
     chat.load(ipython)
     batch.register(ipython)
     lab.load(ipython)
+    key.load(ipython)
     if keep_question_prompts not in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.append(keep_question_prompts)
 
 
 def unload(ipython: Any) -> None:
     """Undo :func:`load`: the magics, their configurable and connections, the input cleanup."""
-    from . import chat, lab
+    from . import chat, key, lab
 
+    key.unload(ipython)
     lab.unload(ipython)
     chat.unload(ipython)
     while keep_question_prompts in ipython.input_transformers_cleanup:

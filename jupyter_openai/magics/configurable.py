@@ -135,7 +135,8 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
     prices = Dict(help="Your price table, over genai-prices': model id -> (input, output) US dollars per million "
                   "tokens, e.g. {'my-model': (0.15, 0.6)}.").tag(config=True)
     max_cost_usd = Float(None, allow_none=True, help="Budget: refuse calls once this session's calls have cost "
-                         "this many US dollars (None: no limit).").tag(config=True)
+                         "this many US dollars, > 0 (None: no limit). Calls running at once count at their "
+                         "estimate until they end.").tag(config=True)
     chat_max_turns = Int(None, allow_none=True, help="%%chat: most turns a conversation sends (the oldest are "
                          "dropped first; None: no cap). A conversation's own --max-turns wins.").tag(config=True)
     chat_max_tokens = Int(None, allow_none=True, help="%%chat: token budget of what a turn sends, estimated at 4 "
@@ -154,6 +155,13 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         if self.prices or self.max_cost_usd is not None:  # from the config file: observers do not run for it
             self._on_prices()
 
+    @observe("api_key")
+    def _on_api_key(self, change: dict[str, Any]) -> None:
+        registry = getattr(getattr(self.shell, "magics_manager", None), "registry", {})
+        watch = registry.get("KeyMagics")  # magics/key.py: set from a cell, one warning pointing to %complete_key
+        if watch is not None:
+            watch.key_set(change["new"])
+
     @observe("log_file")
     def _on_log_file(self, change: dict[str, Any]) -> None:
         self.log.path = change["new"]
@@ -167,6 +175,15 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         except ConfigurationError as exc:
             raise TraitError(str(exc)) from None
         return proposal["value"]
+
+    @validate("max_cost_usd")
+    def _check_budget(self, proposal: dict[str, Any]) -> float | None:
+        from ..session.cost import check_budget_value
+
+        try:
+            return check_budget_value(proposal["value"])
+        except ConfigurationError as exc:
+            raise TraitError(str(exc)) from None
 
     @observe("prices", "max_cost_usd")
     def _on_prices(self, change: dict[str, Any] | None = None) -> None:

@@ -31,9 +31,10 @@ def complete_magics(shell: Any) -> Any:
 
 # -- --show-probs --------------------------------------------------------------------
 def show_probs(magics: Any, outcome: Any, origin: Any) -> None:
-    """Show the answer's tokens coloured by probability: HTML (hover for the alternatives) and, in a
-    kernel with ipywidgets, the interactive view (click a token; on completions, continue from an
-    alternative)."""
+    """Show the answer's tokens coloured by probability, as one output: in a kernel with ipywidgets the
+    interactive view (click a token; on completions, continue from an alternative) with the HTML view
+    as its fallback in the same bundle (what nbviewer and GitHub show); elsewhere the HTML view (hover
+    for the alternatives)."""
     from IPython.display import HTML, display
 
     from ..display.cell import error_line
@@ -44,14 +45,15 @@ def show_probs(magics: Any, outcome: Any, origin: Any) -> None:
             endpoint = outcome.request.endpoint if outcome.request is not None else "?"
             error_line(NO_PROBS.format(endpoint=endpoint))
         return
+    if getattr(magics.shell, "kernel", None) is not None:  # widgets need a front end to talk to
+        try:
+            view = probs_view(magics, outcome, origin)
+        except ImportError:  # no ipywidgets: the HTML view is all
+            view = None
+        if view is not None:
+            display(view)  # its bundle: the widget and the HTML view
+            return
     display(HTML(probs_html(outcome.logprobs)))
-    if getattr(magics.shell, "kernel", None) is None:  # widgets need a front end to talk to
-        return
-    try:
-        view = probs_view(magics, outcome, origin)
-    except ImportError:  # no ipywidgets: the HTML view is all
-        return
-    display(view.widget)
 
 
 def probs_view(magics: Any, outcome: Any, origin: Any) -> Any:
@@ -231,7 +233,8 @@ class LabMagics(Magics):
         try:
             replay.active = replay.Replayer(args.file)
         except (OSError, ValueError, KeyError) as exc:
-            raise UsageError(f"cannot replay {args.file}: {getattr(exc, 'strerror', None) or exc}") from None
+            reason = str(getattr(exc, "strerror", None) or exc).removeprefix(f"{args.file} ")  # named once
+            raise UsageError(f"cannot replay {args.file}: {reason}") from None
         print(f"Replaying {len(replay.active)} recorded answer(s) from {args.file}: no network.")
 
     @staticmethod

@@ -5,7 +5,11 @@ their percentages in each span's ``title=`` tooltip, so hovering shows them anyw
 shown, nbviewer and GitHub included). :class:`ProbsView` is the interactive one (ipywidgets):
 click a token to list its alternatives; a temperature slider re-weights them (an illustration over
 the alternatives shown, not what the server would do); on the completions endpoint a click on an
-alternative continues the text from there (the prompt, the text so far and that token).
+alternative continues the text from there (the prompt, the text so far and that token). Displayed,
+a :class:`ProbsView` is one output holding both: the widget for live front ends and the static view as
+its ``text/html`` fallback (nbviewer, GitHub, a notebook reopened without its widget state).
+Every number is checked before use (:func:`~jupyter_openai.api.logprobs.clamp`): a server's odd
+value shows as unknown or clamped, never raises.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..api.logprobs import TokenProb, nucleus, reweight
+from ..api.logprobs import TokenProb, clamp, nucleus, probability, reweight, text_of
 
 MAX_BUTTONS = 200  #: tokens shown as buttons in the interactive view (the static view shows all)
 SCALE = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -26,12 +30,23 @@ CSS = ("<style>.jo-probs{white-space:pre-wrap;line-height:1.9;font-family:var(--
 
 def colour(prob: float | None) -> str:
     """The token's background: red (unlikely) through yellow to green (likely); grey when unknown."""
+    prob = _unit(prob)
     if prob is None:
         return "hsl(0, 0%, 85%)"
-    return f"hsl({round(120 * min(max(prob, 0.0), 1.0))}, 70%, 80%)"
+    return f"hsl({round(120 * prob)}, 70%, 80%)"
 
 
-def percent(prob: float) -> str:
+def _unit(prob: Any) -> float | None:
+    """``prob`` clamped to 0 … 1 (None when it is not a number, NaN included)."""
+    if isinstance(prob, bool) or not isinstance(prob, (int, float)) or prob != prob:
+        return None
+    return min(max(float(prob), 0.0), 1.0)
+
+
+def percent(prob: float | None) -> str:
+    prob = _unit(prob)
+    if prob is None:
+        return "?"
     return f"{prob * 100:.1f}%" if prob >= 0.001 else "<0.1%"
 
 
@@ -42,16 +57,17 @@ def shown(token: str) -> str:
 
 def alternatives(token: TokenProb, temperature: float = 1.0) -> list[tuple[str, float]]:
     """The token's alternatives with probabilities: as sent at temperature 1, else re-weighted."""
-    top = list(token.top)
-    if not top and token.logprob is not None:
-        top = [(token.token, token.logprob)]
+    top = [(name, value) for name, logprob in token.top if (value := clamp(logprob)) is not None]
+    own = clamp(token.logprob)
+    if not top and own is not None:
+        top = [(token.token, own)]
     if temperature == 1.0:
         return [(name, math.exp(logprob)) for name, logprob in top]
     return reweight(top, temperature)
 
 
 def tooltip(token: TokenProb) -> str:
-    lines = [f"{shown(token.token)}: {percent(token.prob) if token.prob is not None else '?'}"]
+    lines = [f"{shown(token.token)}: {percent(probability(token.logprob))}"]
     for name, prob in alternatives(token):
         lines.append(f"  {shown(name)}  {percent(prob)}")
     return "\n".join(lines)
@@ -62,7 +78,7 @@ def probs_html(tokens: Sequence[TokenProb], prefix: str = "", legend: bool = Tru
     continue) shown plain before them."""
     spans = []
     for token in tokens:
-        prob = token.prob
+        prob = probability(token.logprob)
         value = "0.5" if prob is None else f"{prob:.3f}"
         spans.append(f'<span class="jo-tok" style="--jo-p:{value};background:{colour(prob)}" '
                      f'title="{html.escape(tooltip(token))}">{html.escape(token.token)}</span>')
@@ -71,7 +87,7 @@ def probs_html(tokens: Sequence[TokenProb], prefix: str = "", legend: bool = Tru
     if legend:
         scale = " ".join(f'<span class="jo-tok" style="--jo-p:{p};background:{colour(p)}">&nbsp;{p:.0%}&nbsp;</span>'
                          for p in SCALE)
-        known = [t.prob for t in tokens if t.prob is not None]
+        known = [p for p in (probability(t.logprob) for t in tokens) if p is not None]
         mean = f" · mean {percent(sum(known) / len(known))}" if known else ""
         body += (f'<div class="jo-legend">{len(tokens)} tokens{mean} · probability: {scale} · '
                  "hover a token for its alternatives</div>")
@@ -93,8 +109,8 @@ def alternatives_html(token: TokenProb, temperature: float, top_p: float | None 
     for name, prob in probs:
         mark = "" if kept is None else (" ✓" if name in kept else " ✗")
         chosen = " ◀ chosen" if name == token.token else ""
-        bar = f'<span style="display:inline-block;height:.8em;width:{prob * 160:.0f}px;background:{colour(prob)}">' \
-              "</span>"
+        width = (_unit(prob) or 0.0) * 160
+        bar = f'<span style="display:inline-block;height:.8em;width:{width:.0f}px;background:{colour(prob)}"></span>'
         rows.append(f"<tr><td><code>{html.escape(shown(name))}</code></td><td>{bar}</td>"
                     f"<td style='text-align:right'>{percent(prob)}{mark}</td><td>{chosen}</td></tr>")
     note = "as the server sent them" if temperature == 1.0 else \
@@ -103,7 +119,8 @@ def alternatives_html(token: TokenProb, temperature: float, top_p: float | None 
 
 
 class ProbsView:
-    """The interactive probability view (needs ipywidgets); display ``view.widget``.
+    """The interactive probability view (needs ipywidgets); ``display(view)`` shows it as one output
+    (the widget, and the static view as its HTML fallback).
 
     ``on_continue(text)``, when given (the completions endpoint), continues the answer from the
     text so far plus a chosen alternative, and returns the tokens of the continuation.
@@ -132,12 +149,20 @@ class ProbsView:
             self.details, self.choices, self.continued,
         ])
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """One output for every front end: the widget for live ones, the static view as its
+        ``text/html`` fallback (nbviewer, GitHub), the text as ``text/plain``."""
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
+        bundle["text/html"] = probs_html(self.tokens, self.prefix)
+        bundle["text/plain"] = self.prefix + text_of(self.tokens)
+        return bundle
+
     def _button(self, index: int, token: TokenProb) -> Any:
         import ipywidgets as w
 
         button = w.Button(description=shown(token.token), tooltip=tooltip(token),
                           layout=w.Layout(width="auto", height="26px", margin="1px", padding="0 4px"))
-        button.style.button_color = colour(token.prob)
+        button.style.button_color = colour(probability(token.logprob))
         button.on_click(lambda _: self.select(index))
         return button
 

@@ -60,3 +60,29 @@ def test_without_continuing_there_are_no_alternative_buttons() -> None:
     view.select(0)
     assert view.choices.children == () and "90.0%" in view.details.value
     assert view.continue_with("x") == []
+
+
+ODD = [TokenProb("big", 1000.0, (("big", 1000.0), ("nan", float("nan")), ("inf", float("inf")))),
+       TokenProb("low", -float("inf"), (("low", -1e400),)), TokenProb("nan", float("nan"), ())]
+
+
+def test_odd_numbers_show_clamped_or_unknown_never_raise() -> None:
+    """Tokens made by hand (or by an older reader) with a log probability of 1000, inf or NaN: the
+    static view, the alternatives and the widget show them as 100%, <0.1% or unknown."""
+    page = probs_html(ODD)
+    assert page.count('class="jo-tok"') == 3 + 5  # the tokens, then the legend's scale
+    assert "big: 100.0%\n  ␣" not in page and "big: 100.0%\n  big  100.0%\n  inf  100.0%" in page
+    assert "low: &lt;0.1%" in page and "nan: ?" in page and colour(float("nan")) == colour(None)
+    assert dict(alternatives(ODD[0], 0.5)) == {"big": 0.5, "inf": 0.5}
+    assert "100.0%" in alternatives_html(ODD[0], 1.0, top_p=0.9)
+    view = ProbsView(ODD)
+    view.select(0)
+    view.temperature.value = 0.0
+    assert view.buttons[2].style.button_color == colour(None) and "100.0%" in view.details.value
+
+
+def test_the_view_is_one_bundle_the_widget_with_its_html_fallback() -> None:
+    bundle = ProbsView(TOKENS)._repr_mimebundle_()
+    assert set(bundle) == {"application/vnd.jupyter.widget-view+json", "text/html", "text/plain"}
+    assert bundle["text/html"] == probs_html(TOKENS) and bundle["text/plain"] == "The <b>\n"
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"]
