@@ -110,7 +110,7 @@ class ChatForm(CompletionForm):
         plan, request = self._plan, outcome.request or self._request
         if plan is None or request is None or outcome.status not in KEPT:
             return
-        self.conversation.record(plan, Turn(request.prompt, outcome.text, None, outcome.status, outcome.model))
+        self.conversation.record(plan, Turn.answered(request.prompt, outcome))
         self._plan = None
         if outcome.status != "interrupted":
             self._prompt.value = ""
