@@ -171,22 +171,26 @@ class Conversation:
     @classmethod
     def from_messages(cls, messages: Sequence[Mapping[str, Any]], name: str = DEFAULT_NAME) -> Conversation:
         """A conversation from chat messages: a leading system message, then user/assistant pairs
-        (a user message with no answer after it gets an empty one)."""
+        (a user message with no answer after it gets an empty one; an assistant message with a
+        ``refusal`` and no content, as chat answers a refusal, keeps it)."""
         conversation = cls(name)
-        items = list(messages)
-        if items and _field(items[0], 0, "role") in ("system", "developer"):
-            conversation.system = _content(items.pop(0), 0)
-        i = 0
-        while i < len(items):
-            if _field(items[i], i, "role") != "user":
-                raise ConfigurationError(f"message {i}: expected a user message, got role {items[i]['role']!r}")
-            answer = ""
-            if i + 1 < len(items):
-                if _field(items[i + 1], i + 1, "role") != "assistant":
-                    raise ConfigurationError(f"message {i + 1}: expected an assistant message after the user's")
-                answer = _content(items[i + 1], i + 1)
-            conversation.turns.append(Turn(_content(items[i], i), answer))
-            i += 2
+        items = list(enumerate(messages))
+        if items and _field(items[0][1], 0, "role") in ("system", "developer"):
+            conversation.system = _content(items.pop(0)[1], 0)
+        for at in range(0, len(items), 2):
+            i, message = items[at]
+            if _field(message, i, "role") != "user":
+                raise ConfigurationError(f"message {i}: expected a user message, got role {message['role']!r}")
+            turn = Turn(_content(message, i), "")
+            if at + 1 < len(items):
+                j, reply = items[at + 1]
+                if _field(reply, j, "role") != "assistant":
+                    raise ConfigurationError(f"message {j}: expected an assistant message after the user's")
+                if reply.get("content") is None and isinstance(reply.get("refusal"), str):
+                    turn.refusal = reply["refusal"]
+                else:
+                    turn.assistant = _content(reply, j)
+            conversation.turns.append(turn)
         return conversation
 
     # -- files -----------------------------------------------------------------------

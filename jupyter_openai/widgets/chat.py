@@ -39,7 +39,7 @@ def transcript_html(conversation: Conversation) -> str:
     for number, turn in enumerate(conversation.turns, 1):
         mark = "" if turn.status == "ok" else f" ({html.escape(turn.status)})"
         rows.append(f"<div><b>{number}. User:</b> {html.escape(turn.user)}</div>"
-                    f"<div style='margin-left:1em'><b>Assistant{mark}:</b> {html.escape(turn.assistant)}</div>")
+                    f"<div style='margin-left:1em'><b>Assistant{mark}:</b> {html.escape(turn.reply)}</div>")
     return "".join(rows)
 
 

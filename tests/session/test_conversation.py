@@ -225,3 +225,10 @@ def test_a_refused_turn_is_resent_as_its_refusal() -> None:
                                                               "content": "I can't help with that."}
     assert "[assistant (refused)] I can't help with that." in repr(conversation)
     assert Conversation.from_dict(json.loads(json.dumps(conversation.to_dict()))) == conversation
+    as_chat_answers = Conversation.from_messages([{"role": "user", "content": "q"},
+                                                  {"role": "assistant", "content": None, "refusal": "No."}])
+    assert as_chat_answers.turns[0].refusal == "No." and as_chat_answers.to_messages()[1]["content"] == "No."
+    with pytest.raises(ConfigurationError, match="message 4: expected an assistant"):
+        Conversation.from_messages([{"role": "system", "content": "s"}, {"role": "user", "content": "a"},
+                                    {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"},
+                                    {"role": "user", "content": "d"}])
