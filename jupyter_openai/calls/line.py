@@ -81,7 +81,11 @@ def option_value(token: str, namespace: Mapping[str, Any]) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, numbers.Real)):
         raise ConfigurationError(f"{token}: the variable {name!r} holds {_a(type(value).__name__)}; "
                                  "an option value must be a str, int or float")
-    return str(value)
+    try:
+        return str(value)
+    except Exception as exc:  # noqa: BLE001 - a user subclass's __str__
+        why = _describe(exc)
+        raise ConfigurationError(f"{token}: the variable {name!r} cannot be written as text: {why}") from None
 
 
 def _a(noun: str) -> str:

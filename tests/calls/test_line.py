@@ -101,3 +101,14 @@ def test_interpolate_names_the_field_whose_value_cannot_be_formatted() -> None:
 
     with pytest.raises(ConfigurationError, match=r"formatting \{odd\} raised RuntimeError: nope"):
         interpolate("{w} {odd:>{w}}", {"odd": Odd(), "w": 3})
+
+
+def test_an_option_variable_whose_str_raises_is_one_line() -> None:
+    from jupyter_openai.calls.line import option_value
+
+    class Odd(float):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    with pytest.raises(ConfigurationError, match=r"\$t: the variable 't' cannot be written as text: RuntimeError"):
+        option_value("$t", {"t": Odd(0.5)})
