@@ -176,6 +176,12 @@ class Rows:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def values(self, name: str) -> Sequence[Any]:
+        """Column ``name``'s cell in every row (``""`` for a dict row without it)."""
+        if self.frame is not None:
+            return self._values[self.columns.index(name)]
+        return [self.row(i).get(name, "") for i in range(len(self.keys))]
+
     def row(self, i: int) -> Mapping[str, Any]:
         if self.frame is not None:
             return {name: values[i] for name, values in zip(self.columns, self._values, strict=True)}
@@ -291,7 +297,7 @@ class BatchRun:
         a template field, input columns named like the run's own columns."""
         lines = []
         for name in self.fields_used:
-            blank = [key for i, key in enumerate(self.rows.keys) if is_blank(self.rows.row(i).get(name, ""))]
+            blank = [key for key, value in zip(self.rows.keys, self.rows.values(name), strict=True) if is_blank(value)]
             if blank:
                 shown = ", ".join(blank[:5]) + (", …" if len(blank) > 5 else "")
                 lines.append(f"Note: {{{name}}} has no value (NaN/None) in {len(blank)} row(s) ({shown}): "

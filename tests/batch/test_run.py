@@ -349,8 +349,9 @@ def test_input_columns_named_like_the_runs_are_kept_apart_with_a_note(server: Fa
     assert list(out.status) == ["ok", "ok"] and out.answer.iloc[0] == "Echo: (new) two one"
     note = capsys.readouterr().out
     assert "the input's column 'answer' is in 'input_answer'; the input's column 'status' is in 'input_status'" in note
-    as_dicts = run_batch([{"answer": "x", "q": "hi"}], "{q}", model="fake-chat", client=_client(server), cache=None,
-                         progress=False, log=SessionLog(), on_line=None)
+    with _client(server) as client:
+        as_dicts = run_batch([{"answer": "x", "q": "hi"}], "{q}", model="fake-chat", client=client, cache=None,
+                             progress=False, log=SessionLog(), on_line=None)
     assert as_dicts[0]["input_answer"] == "x" and as_dicts[0]["answer"] == "Echo: hi"
 
 
