@@ -2,10 +2,12 @@
 
 Shared by :func:`~jupyter_openai.batch.run.run_batch` and its engines (:mod:`~jupyter_openai.batch.threads`,
 :mod:`~jupyter_openai.batch.openai_batch`, :mod:`~jupyter_openai.batch.ray_engine`): :class:`Rows` reads the input (a
-DataFrame or a list of dicts) one row at a time, :func:`render` fills the template, :func:`wire_body` is
-what a request is sent as (the cache key hashes it, the Batch API's JSONL holds it), :class:`BatchRun`
-keeps the results by row (one list per column, written to the cache as rows finish) and builds the
-output. No IPython here.
+DataFrame or a list of dicts) one row at a time, :func:`template_columns` checks the template once
+against the columns, :func:`render` fills it (a NaN/None cell: empty text), :func:`wire_body` is what a
+request is sent as and :func:`where` where it goes (the cache key hashes both, the Batch API's JSONL holds
+the body), :class:`BatchRun` keeps the results by row (one list per column, written to the cache as rows
+finish; the run's own columns keep their names, input columns and schema fields named alike are renamed)
+and builds the output. No IPython here.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ def cost_of(record: Mapping[str, Any]) -> float | None:
 
 def where(base_url: str) -> tuple[str, str]:
     """Where a batch's requests go, as its cache keys name it: the host (``host:port``, any
-    ``user:password@`` left out) and the base URL's path and query (``/p/alpha/v1``), so two gateways
+    ``user:password@`` left out) and the base URL's path and query (``/p/alpha/v1``), so two gateway
     routes on one host never share answers."""
     parts = urlsplit(base_url)
     host = parts.netloc.rpartition("@")[2].lower()
