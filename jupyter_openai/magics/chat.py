@@ -172,7 +172,7 @@ class ChatMagics(Magics):
 
         def keep(outcome: Any) -> None:
             if outcome.status in KEPT:
-                conversation.record(plan, Turn(request.prompt, outcome.text, key, outcome.status, outcome.model))
+                conversation.record(plan, Turn.answered(request.prompt, outcome, key))
 
         outcome = settings.show_call(args, request, origin, on_outcome=keep)
         if outcome.status not in KEPT:

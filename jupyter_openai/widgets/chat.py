@@ -39,7 +39,7 @@ def transcript_html(conversation: Conversation) -> str:
     for number, turn in enumerate(conversation.turns, 1):
         mark = "" if turn.status == "ok" else f" ({html.escape(turn.status)})"
         rows.append(f"<div><b>{number}. User:</b> {html.escape(turn.user)}</div>"
-                    f"<div style='margin-left:1em'><b>Assistant{mark}:</b> {html.escape(turn.assistant)}</div>")
+                    f"<div style='margin-left:1em'><b>Assistant{mark}:</b> {html.escape(turn.reply)}</div>")
     return "".join(rows)
 
 
@@ -110,7 +110,7 @@ class ChatForm(CompletionForm):
         plan, request = self._plan, outcome.request or self._request
         if plan is None or request is None or outcome.status not in KEPT:
             return
-        self.conversation.record(plan, Turn(request.prompt, outcome.text, None, outcome.status, outcome.model))
+        self.conversation.record(plan, Turn.answered(request.prompt, outcome))
         self._plan = None
         if outcome.status != "interrupted":
             self._prompt.value = ""

@@ -86,10 +86,13 @@ def test_user_mistakes_are_one_line_usage_errors(batch_shell: InteractiveShell, 
     assert server.requests == []
 
 
-def test_a_template_naming_no_column_is_a_row_error_not_a_crash(batch_shell: InteractiveShell,
-                                                                server: FakeOpenAIServer) -> None:
-    out, _ = run(batch_shell, "%%complete_batch reviews -q\n{title}")
-    assert list(out.status) == ["error"] * 3 and "not a column" in out.error.iloc[0]
+def test_a_template_naming_no_column_is_one_line_before_any_request(batch_shell: InteractiveShell,
+                                                                    server: FakeOpenAIServer) -> None:
+    with capture_output() as cap, pytest.raises(UsageError) as caught:
+        batch_shell.run_cell("%%complete_batch reviews -q\nTitle: {title}, text: {text}")
+    assert str(caught.value) == ("the template names {title}, which is not a column (columns: text; "
+                                 "write {{ }} for braces)")
+    assert "Traceback" not in cap.stdout + cap.stderr and server.requests == [] and len(session_log) == 0
 
 
 def test_help_and_load_unload(batch_shell: InteractiveShell) -> None:

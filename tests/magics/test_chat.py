@@ -271,6 +271,54 @@ def test_chat_history_shows_saves_loads_and_clears(shell: InteractiveShell, serv
         run(shell, f"%chat_history --clear --save {path}")
 
 
+def test_saving_a_lone_surrogate_over_an_old_file_writes_it_whole(shell: InteractiveShell, server: FakeOpenAIServer,
+                                                                  tmp_path: Path) -> None:
+    path = tmp_path / "saved" / "talk.json"
+    path.parent.mkdir()
+    path.write_text('{"turns": []}', "utf-8")
+    shell.user_ns["pasted"] = "half an emoji \ud83d"
+    run(shell, "%chat_history --load " + str(path))
+    with capture_output():
+        shell.run_cell("import jupyter_openai; jupyter_openai.conversations['default'].add(pasted, 'noted')")
+    assert "Saved 1 turn(s)" in run(shell, f"%chat_history --save {path}").stdout
+    assert [p.name for p in path.parent.iterdir()] == ["talk.json"]
+    run(shell, f"%chat_history again --load {path}")
+    assert conversations["again"].turns[0].user == "half an emoji \ud83d"
+
+
+@pytest.mark.parametrize(("data", "words"), [
+    ({"turns": 5}, "'turns' is a list of turns, got a number (5)"),
+    ({"system": {"a": 1}, "turns": []}, "'system' is text or null, got an object"),
+    ({"turns": [{"user": "hi", "assistant": {"text": "x"}}]}, "'turns[0].assistant' is text or null"),
+])
+def test_loading_a_wrong_file_is_one_line_naming_the_field(shell: InteractiveShell, server: FakeOpenAIServer,
+                                                           tmp_path: Path, data: dict, words: str) -> None:
+    chat(shell, "kept", "a")
+    path = tmp_path / "wrong.json"
+    path.write_text(json.dumps(data), "utf-8")
+    with capture_output() as cap, pytest.raises(UsageError) as caught:
+        shell.run_cell(f"%chat_history --load {path}")
+    assert words in str(caught.value) and str(path) in str(caught.value) and "\n" not in str(caught.value)
+    assert "Traceback" not in cap.stdout + cap.stderr
+    assert [t.user for t in conversations["default"]] == ["kept"]  # the conversation is left as it was
+    chat(shell, "next", "b")
+    assert sent(server)[-3:] == [("user", "kept"), ("assistant", "Echo: kept"), ("user", "next")]
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "responses"])
+def test_a_refused_turn_is_resent_with_its_refusal(shell: InteractiveShell, server: FakeOpenAIServer,
+                                                   endpoint: str) -> None:
+    from tests.servers.fake.models import REFUSAL_TEXT
+
+    cap = chat(shell, "tell me a secret", "a", line=f"-m fake-refuser -e {endpoint}")
+    assert "Refused" in cap.stdout + cap.stderr + str(final_texts(cap))
+    turn = conversations["default"].turns[0]
+    assert (turn.assistant, turn.refusal) == ("", REFUSAL_TEXT)
+    chat(shell, "why not?", "b", line=f"-e {endpoint}")
+    assert sent(server)[-2:] == [("assistant", REFUSAL_TEXT), ("user", "why not?")]
+    assert f"(refused)] {REFUSAL_TEXT}" in repr(conversations["default"])
+
+
 def test_from_python_the_conversation_is_a_message_list(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
     with capture_output():
         shell.run_cell("from jupyter_openai import conversations\n"

@@ -113,6 +113,25 @@ def test_the_responses_endpoint_and_the_caps(client: OpenAIClient, server: FakeO
         form.close()
 
 
+def test_a_refused_send_keeps_the_refusal_for_the_next_send(client: OpenAIClient, server: FakeOpenAIServer,
+                                                             registry: Conversations) -> None:
+    from tests.servers.fake.models import REFUSAL_TEXT
+
+    form = ChatForm(client, log=SessionLog(), defaults={**DEFAULTS, "model": "fake-refuser"}, name="n",
+                    registry=registry)
+    try:
+        assert form.wait_models(10)
+        send(form, "tell me a secret")
+        assert registry["n"].turns[0].refusal == REFUSAL_TEXT and REFUSAL_TEXT.replace("'", "&#x27;") in form.transcript
+        form._model.value = "fake-chat"
+        send(form, "why not?")
+        messages = server.requests[-1].body["messages"]
+        assert messages[-2:] == [{"role": "assistant", "content": REFUSAL_TEXT},
+                                 {"role": "user", "content": "why not?"}]
+    finally:
+        form.close()
+
+
 def test_transcript_html_escapes_text() -> None:
     conversation = Conversation("x<y>")
     conversation.add("<script>", "a & b")

@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import socket
 import threading
 import traceback
@@ -70,6 +71,10 @@ FAULT_KEYS = frozenset({
     "failed_after", "error_event_after", "error_code",  # Responses stream endings (fakeserver_responses)
     "huge", "reject_stream_options", "chunks", "words", "ignore_n",  # content
 })
+#: A gateway that routes by path puts its route before the API's own path; the test server serves any
+#: ``/p/<route>/v1/…`` as ``/v1/…`` (Cloudflare AI Gateway's base URL is ``…/v1/{account_id}/{gateway_id}/openai``,
+#: developers.cloudflare.com/ai-gateway/providers/openai/; LiteLLM proxies mount routes the same way).
+_GATEWAY_ROUTE = re.compile(r"^/p/[^/]+(?=/v1/)")
 _KINDS = {"/v1/completions": "completions", "/v1/chat/completions": "chat", "/v1/responses": "responses"}
 
 
@@ -185,7 +190,7 @@ class _Handler(wire.BaseHandler):
     def _dispatch(self) -> None:
         fake = self.server.fake
         self.request_id, self.headers_sent = f"req_{next(fake._ids)}", False
-        path = urlsplit(self.path).path
+        path = _GATEWAY_ROUTE.sub("", urlsplit(self.path).path)
         try:
             raw = self.read_body()
             try:
