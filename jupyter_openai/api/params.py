@@ -145,9 +145,11 @@ OPTION_PARAMS: tuple[Param, ...] = tuple(p for p in _PARAMS if p.flags)
 FORM_PARAMS: tuple[Param, ...] = tuple(p for p in _PARAMS if p.control)
 
 
-def check_params(endpoint: str, params: Mapping[str, Any], *, options: bool = False) -> dict[str, Any]:
+def check_params(endpoint: str, params: Mapping[str, Any], *, options: bool = False,
+                 stream: bool | None = None) -> dict[str, Any]:
     """Validate sampling parameters for ``endpoint``; return them without ``None`` values.
-    ``options``: messages name the magic's option too (``n (-n) must be …``)."""
+    ``options``: messages name the magic's option too (``n (-n) must be …``). ``stream``: whether the
+    request streams (None: not known here), for the combinations the API refuses (GUIDE 18)."""
     if endpoint not in ENDPOINTS:
         raise ConfigurationError(f"unknown endpoint {endpoint!r}: use one of {', '.join(ENDPOINTS)}")
     clean: dict[str, Any] = {}
@@ -180,4 +182,25 @@ def check_params(endpoint: str, params: Mapping[str, Any], *, options: bool = Fa
         if not isinstance(weight, int) or isinstance(weight, bool) or not -100 <= weight <= 100:
             raise ConfigurationError(f"logit_bias[{token!r}] must be a whole number between -100 and 100, "
                                      f"got {weight!r}")
+    _check_combinations(endpoint, clean, stream)
     return clean
+
+
+def _check_combinations(endpoint: str, params: Mapping[str, Any], stream: bool | None) -> None:
+    """The combinations of valid fields the API refuses (GUIDE 18): chat's ``top_logprobs`` without
+    ``logprobs: true``; ``stream_options`` without streaming; completions' ``best_of`` with streaming or
+    below ``n`` (the server's default n is 1)."""
+    if endpoint == CHAT and params.get("top_logprobs") is not None and params.get("logprobs") is not True:
+        raise ConfigurationError("top_logprobs needs logprobs=True (the chat API sends the top tokens only with "
+                                 "their log probabilities)")
+    if stream is not None and not stream and params.get("stream_options") is not None:
+        raise ConfigurationError("stream_options works only with stream=True")
+    best_of = params.get("best_of")
+    if best_of is not None:
+        if stream:
+            raise ConfigurationError("best_of cannot be streamed: pass stream=False (the server picks the best of "
+                                     "best_of answers once all are done)")
+        n = params.get("n") or 1
+        if best_of < n:
+            raise ConfigurationError(f"best_of ({best_of}) must be at least n ({n}): it is how many candidates the "
+                                     "server generates to return the best n")

@@ -120,16 +120,16 @@ def build_request(options: Mapping[str, Any], defaults: Mapping[str, Any] = DEFA
         raise ConfigurationError("--system works with the chat and responses endpoints only")
     if system is None and endpoint != COMPLETIONS:
         system = defaults.get("system")
-    stream = _given(options, "stream", defaults)
+    stream = bool(_given(options, "stream", defaults))
     schema = params.pop("schema", None)
     if schema is not None:
         from .schema import check_schema, request_fields
 
         schema = check_schema(schema)  # the offline model's server takes json_object with a schema (GUIDE 12)
         params.update(request_fields(endpoint, schema, params, json_object=bool(defaults.get("offline"))))
-    check_params(endpoint, params, options=True)
+    check_params(endpoint, params, options=True, stream=stream)
     history = _history(options.get("history"), endpoint)
-    return CallRequest(prompt, model.strip(), endpoint, system or None, stream=bool(stream), params=params,
+    return CallRequest(prompt, model.strip(), endpoint, system or None, stream=stream, params=params,
                        schema=schema, history=history)
 
 
