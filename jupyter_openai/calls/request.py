@@ -57,6 +57,7 @@ class CallRequest:
     params: dict[str, Any] = field(default_factory=dict)
     schema: dict[str, Any] | None = None  #: the JSON Schema the answer must match (sent in params)
     history: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  #: what building the request changed (one line each)
 
     def __post_init__(self) -> None:
         self.endpoint = choose_endpoint(self.model, self.endpoint)
@@ -121,16 +122,18 @@ def build_request(options: Mapping[str, Any], defaults: Mapping[str, Any] = DEFA
     if system is None and endpoint != COMPLETIONS:
         system = defaults.get("system")
     stream = bool(_given(options, "stream", defaults))
-    schema = params.pop("schema", None)
+    schema, notes = params.pop("schema", None), []
     if schema is not None:
-        from .schema import check_schema, request_fields
+        from .schema import request_fields, structured
 
-        schema = check_schema(schema)  # the offline model's server takes json_object with a schema (GUIDE 12)
-        params.update(request_fields(endpoint, schema, params, json_object=bool(defaults.get("offline"))))
+        shaped = structured(schema)  # checked whole, refs included, before anything is sent
+        # the offline model's server takes json_object with a schema (GUIDE 12)
+        params.update(request_fields(endpoint, shaped, params, json_object=bool(defaults.get("offline"))))
+        schema, notes = shaped.schema, [shaped.note] if shaped.note else []
     check_params(endpoint, params, options=True, stream=stream)
     history = _history(options.get("history"), endpoint)
     return CallRequest(prompt, model.strip(), endpoint, system or None, stream=stream, params=params,
-                       schema=schema, history=history)
+                       schema=schema, history=history, notes=notes)
 
 
 def _history(history: Any, endpoint: str) -> list[dict[str, str]]:

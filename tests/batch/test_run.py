@@ -248,7 +248,9 @@ def test_a_schema_is_sent_answers_become_columns_and_invalid_ones_row_errors(ser
         out = run_batch(rows, "{j}", model="fake-chat", schema=SCHEMA, client=client, cache=None, progress=False,
                         log=SessionLog())
     sent = server.requests[0].body["response_format"]
-    assert sent == {"type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA, "strict": True}}
+    strict = {**SCHEMA, "required": ["label", "score"], "properties": {**SCHEMA["properties"],  # GUIDE 18
+                                                                      "score": {"type": ["integer", "null"]}}}
+    assert sent == {"type": "json_schema", "json_schema": {"name": "answer", "schema": strict, "strict": True}}
     assert [r["status"] for r in out] == ["ok", "error", "error"]
     assert (out[0]["label"], out[0]["score"]) == ("good", 3)
     assert out[1]["label"] is None and "does not match the schema" in out[1]["error"]

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import models, payloads
+from . import models, payloads, strict
 from .errors import ApiError, check_enum, check_range, check_type, dumps, missing
 
 INPUT_ROLES = ("user", "assistant", "system", "developer")  # EasyInputMessage.role
@@ -89,6 +89,8 @@ def validate(body: Any) -> None:
             for name in ("name", "schema"):
                 if name not in fmt:
                     raise missing(f"text.format.{name}")
+            if fmt.get("strict") is True:  # the strict subset (fakeserver_strict)
+                strict.check(str(fmt["name"]), fmt["schema"], "text.format.schema", "invalid_json_schema")
     if models.is_gpt5(body["model"]):
         models.check_gpt5_responses(body)  # GUIDE §10/§11
     else:
