@@ -244,9 +244,12 @@ SCHEMA = {"type": "object", "properties": {"label": {"type": "string"}, "score":
 
 def test_a_schema_is_sent_answers_become_columns_and_invalid_ones_row_errors(server: FakeOpenAIServer) -> None:
     rows = [{"j": '{"label": "good", "score": 3}'}, {"j": '{"score": "high"}'}, {"j": "not json"}]
+    said: list[str] = []
     with _client(server) as client:  # with a json_schema format the test server answers the prompt itself
         out = run_batch(rows, "{j}", model="fake-chat", schema=SCHEMA, client=client, cache=None, progress=False,
-                        log=SessionLog())
+                        log=SessionLog(), on_line=said.append)
+    assert said == ["Note: schema 'answer' sent in OpenAI's strict form, as the SDK's parse() does: optional score "
+                    "now required and nullable"]  # once, before anything is sent
     sent = server.requests[0].body["response_format"]
     strict = {**SCHEMA, "required": ["label", "score"], "properties": {**SCHEMA["properties"],  # GUIDE 18
                                                                       "score": {"type": ["integer", "null"]}}}
