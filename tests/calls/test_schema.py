@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -243,3 +244,19 @@ def test_refs_that_resolve_inside_the_schema_are_fine() -> None:
 def test_an_answer_too_deep_to_check_is_one_line() -> None:
     with pytest.raises(SchemaError, match="nests too deeply"):
         check_answer("[" * 100_000 + "]" * 100_000, {"type": "array"})
+
+
+def test_a_row_whose_answer_cannot_be_checked_is_that_rows_error(scripted: Any) -> None:
+    """Before: the checker's RecursionError escaped the call and aborted the batch."""
+    deep = "[" * 100_000 + "]" * 100_000
+
+    def answer(method: str, path: str, body: Any) -> tuple[int, Any]:
+        text = deep if body["messages"][-1]["content"] == "deep" else "[1]"
+        return 200, {"id": "c", "object": "chat.completion", "created": 0, "model": "m", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}
+
+    _server, client = scripted(answer)
+    out = run_batch([{"t": "deep"}, {"t": "fine"}], "{t}", model="m", schema={"type": "array"}, client=client,
+                    cache=None, progress=False, log=SessionLog(), concurrency=1)
+    assert [r["status"] for r in out] == ["error", "ok"]
+    assert out[0]["error"] == "the answer could not be checked: it nests too deeply"
