@@ -156,8 +156,9 @@ class OpenAIClient:
         """``POST /responses`` (OpenAI's primary API, GUIDE 11): ``input`` a string or a list of
         message items, ``instructions`` the system message. ``max_tokens``, ``reasoning_effort``
         and ``verbosity`` are sent as this API names them (``max_output_tokens``,
-        ``reasoning.effort``, ``text.verbosity``). Answers read as chat's: ``text``, ``reasoning``,
-        ``usage`` with ``prompt_tokens``/``completion_tokens``."""
+        ``reasoning.effort``, ``text.verbosity``); ``store`` is false unless given (the API's default keeps
+        every response, GUIDE 18). Answers read as chat's: ``text``, ``reasoning``, ``usage`` with
+        ``prompt_tokens``/``completion_tokens``."""
         if input is None or input == "" or input == []:
             raise ConfigurationError("input must not be empty")
         body: dict[str, Any] = {"model": self._model(model), "input": input if isinstance(input, str) else list(input)}
