@@ -295,9 +295,10 @@ class BatchRun:
             return {}
 
     def notes(self) -> list[str]:
-        """One-line notes on the input, known before anything is sent: cells with no value that fill
-        a template field, input columns named like the run's own columns."""
-        lines = []
+        """One-line notes on the input, known before anything is sent: what building the request changed
+        (a schema made strict), cells with no value that fill a template field, input columns named like the
+        run's own columns."""
+        lines = list(self.base.notes)
         for name in self.fields_used:
             blank = [key for key, value in zip(self.rows.keys, self.rows.values(name), strict=True) if is_blank(value)]
             if blank:

@@ -273,7 +273,7 @@ class _Attempt:
         record = log.append(self._record(client, request, origin, (latency, ttft)))
         return CallOutcome(texts, self.status, record, self.error, usage, reasons, record["model"], latency, ttft,
                            self.coalescer.count, request, progress.reasoning, progress.refusal,
-                           list(result.notes) if result is not None else [],
+                           [*request.notes, *(result.notes if result is not None else [])],
                            self.pieces if isinstance(result, Stream) else None, list(progress.logprobs))
 
     def _record(self, client: OpenAIClient, request: CallRequest, origin: Origin,

@@ -118,6 +118,8 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         config=True
     )
     stream = Bool(True, help="Stream answers into the cell as they arrive.").tag(config=True)
+    store = Bool(False, help="Responses API: keep responses on OpenAI's servers (store: true; the API's own default). "
+                 "False: every Responses call sends store: false (a call's --store asks otherwise).").tag(config=True)
     timeout = Float(DEFAULT_READ_TIMEOUT, help="Read timeout in seconds: longest wait for the next byte.").tag(
         config=True
     )

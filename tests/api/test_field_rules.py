@@ -262,4 +262,4 @@ def test_magic_responses_endpoint_drops_the_temperature_too(shell: Any, server: 
         shell.run_cell("%%complete -m gpt-5.4 -e responses -t 0.2 --no-stream\none two three")
     assert cap.stderr == "Note: gpt-5.4 does not accept temperature=0.2: sent without it" + REMEMBERED + "\n"
     assert [r.path for r in server.requests] == ["/v1/responses"] * 2
-    assert json.loads(session_log[-1]["params"]) == {"max_output_tokens": 256}
+    assert json.loads(session_log[-1]["params"]) == {"max_output_tokens": 256, "store": False}

@@ -244,11 +244,16 @@ SCHEMA = {"type": "object", "properties": {"label": {"type": "string"}, "score":
 
 def test_a_schema_is_sent_answers_become_columns_and_invalid_ones_row_errors(server: FakeOpenAIServer) -> None:
     rows = [{"j": '{"label": "good", "score": 3}'}, {"j": '{"score": "high"}'}, {"j": "not json"}]
+    said: list[str] = []
     with _client(server) as client:  # with a json_schema format the test server answers the prompt itself
         out = run_batch(rows, "{j}", model="fake-chat", schema=SCHEMA, client=client, cache=None, progress=False,
-                        log=SessionLog())
+                        log=SessionLog(), on_line=said.append)
+    assert said == ["Note: schema 'answer' sent in OpenAI's strict form, as the SDK's parse() does: optional score "
+                    "now required and nullable"]  # once, before anything is sent
     sent = server.requests[0].body["response_format"]
-    assert sent == {"type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA, "strict": True}}
+    strict = {**SCHEMA, "required": ["label", "score"], "properties": {**SCHEMA["properties"],  # GUIDE 18
+                                                                      "score": {"type": ["integer", "null"]}}}
+    assert sent == {"type": "json_schema", "json_schema": {"name": "answer", "schema": strict, "strict": True}}
     assert [r["status"] for r in out] == ["ok", "error", "error"]
     assert (out[0]["label"], out[0]["score"]) == ("good", 3)
     assert out[1]["label"] is None and "does not match the schema" in out[1]["error"]

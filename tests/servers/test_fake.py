@@ -530,3 +530,30 @@ def test_official_sdk_and_reference_schemas(server, http, schema_check):
             schema_check(name, chunk)
     agent = [r.headers["user-agent"] for r in server.requests if "OpenAI/Python" in r.headers.get("user-agent", "")]
     assert agent, "the SDK's requests were recorded"
+
+
+# ---------------------------------------------------------------- strict structured output (fakeserver_strict)
+
+STRICT_CASES = [  # (schema, the API's words): OpenAI's Structured Outputs guide, "Supported schemas"
+    ({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}, "required": ["a"],
+      "additionalProperties": False},
+     "In context=(), 'required' is required to be supplied and to be an array including every key in properties. "
+     "Missing 'b'."),
+    ({"type": "object", "properties": {"o": {"type": "object", "properties": {}}}, "required": ["o"],
+      "additionalProperties": False},
+     "In context=('properties', 'o'), 'additionalProperties' is required to be supplied and to be false."),
+    ({"type": "object", "properties": {"v": {"oneOf": [{"type": "string"}]}}, "required": ["v"],
+      "additionalProperties": False}, "In context=('properties', 'v'), 'oneOf' is not permitted."),
+    ({"type": "array"}, "schema must be a JSON Schema of 'type: \"object\"', got 'type: \"array\"'."),
+]
+
+
+@pytest.mark.parametrize("schema, words", STRICT_CASES)
+def test_a_strict_schema_outside_the_subset_is_a_400(server, http, schema_check, schema, words):
+    fmt = {"type": "json_schema", "json_schema": {"name": "pick", "schema": schema, "strict": True}}
+    r = http.post(server.url + "/chat/completions", json={**CHAT, "response_format": fmt})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "response_format"
+    assert r.json()["error"]["message"] == f"Invalid schema for response_format 'pick': {words}"
+    schema_check("ErrorResponse", r.json())
+    loose = {"type": "json_schema", "json_schema": {"name": "pick", "schema": schema}}  # without strict: taken
+    assert http.post(server.url + "/chat/completions", json={**CHAT, "response_format": loose}).status_code == 200

@@ -115,7 +115,7 @@ def test_error_record(shell, server: FakeOpenAIServer) -> None:
         "params": {"max_completion_tokens": 256, "reasoning_effort": "low", "stream": True}}),  # sent, not asked
     ("-m gpt-5.4 -e responses --verbosity low", {
         "reasoning": None, "reasoning_tokens": 8, "refusal": None, "completion": ANSWER, "completion_tokens": 15,
-        "params": {"max_output_tokens": 256, "stream": True, "text": {"verbosity": "low"}}}),
+        "params": {"max_output_tokens": 256, "store": False, "stream": True, "text": {"verbosity": "low"}}}),
 ], ids=["reasoning", "refusal", "gpt5-adapted", "responses"])
 def test_reasoning_refusal_and_sent_params_columns(shell, server: FakeOpenAIServer, cell: str,
                                                    expected: dict) -> None:

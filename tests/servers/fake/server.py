@@ -79,7 +79,8 @@ _KINDS = {"/v1/completions": "completions", "/v1/chat/completions": "chat", "/v1
 
 
 class FakeOpenAIServer:
-    """See the module docstring. Attributes: ``url``, ``port``, ``requests`` (list of RecordedRequest)."""
+    """See the module docstring. Attributes: ``url``, ``port``, ``requests`` (list of RecordedRequest), ``stored``
+    (the ids of the responses created without ``store: false``, which OpenAI would keep)."""
 
     def __init__(self, api_key: str | None = TEST_KEY, host: str = "127.0.0.1", port: int = 0,
                  models: tuple[str, ...] | list[str] | None = None, profile: str = "openai",
@@ -92,6 +93,7 @@ class FakeOpenAIServer:
         self.models = tuple(models if models is not None else LOCAL_MODELS if local else DEFAULT_MODELS)
         self.strict_models = (not local) if strict_models is None else strict_models
         self.requests: list[RecordedRequest] = []
+        self.stored: list[str] = []  # the ids of the responses OpenAI would keep (store true or absent)
         self.latency, self.rate_limit, self.batches = latency, rate_limit, batches.BatchStore()
         self._faults: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -157,6 +159,7 @@ class FakeOpenAIServer:
         with self._lock:
             self._faults.clear()
             self.requests.clear()
+            self.stored.clear()
         self.batches.reset()
 
     def _take_fault(self, path: str, body: Any) -> dict[str, Any] | None:
@@ -283,7 +286,7 @@ class _Handler(wire.BaseHandler):
         if body is None and raw:
             raise errors.ApiError(400, payloads.NOT_JSON)
         if kind == "responses":
-            responses.validate(body)
+            responses.validate(body, fake.stored)
         else:
             payloads.validate(kind, body)
         self._known_model(body["model"])
@@ -305,6 +308,8 @@ class _Handler(wire.BaseHandler):
         """POST /v1/responses (GUIDE §11): a Response, or its typed events (no [DONE])."""
         plan = responses.plan(body, fault, stream)
         response_id = f"resp_fake{self.request_id[4:]}"
+        if body.get("store", True) is not False:  # GUIDE §18: kept unless store is false
+            self.server.fake.stored.append(response_id)
         if not stream:
             return self.send_json(200, responses.response_object(plan, response_id), extra)
         events: list[Event] = list(responses.stream_events(plan, response_id, fault))
