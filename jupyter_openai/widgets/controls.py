@@ -31,6 +31,9 @@ FORM_STYLE = """<style>
   border-radius: 2px; max-width: 100%; box-sizing: border-box; overflow-wrap: break-word; }
 .jupyter-openai-form .jo-error { color: var(--jp-error-color1, #d32f2f); }
 .jupyter-openai-form .jo-status { color: var(--jp-ui-font-color2, inherit); font-size: var(--jp-ui-font-size0, 85%); }
+.jupyter-openai-form .jo-status, .jupyter-openai-form .jo-error { white-space: normal; overflow: visible;
+  text-overflow: clip; height: auto; min-height: var(--jp-widgets-inline-height, 28px); line-height: 1.5;
+  overflow-wrap: anywhere; }
 .jupyter-openai-form .widget-hbox { flex-wrap: wrap; max-width: 100%; }
 </style>"""
 
