@@ -24,7 +24,9 @@ NOTE = "Could not list the server's models ({problem}): type a model id."
 
 
 #: The form's colours and sizes, from the front end's theme (JupyterLab's variables, with
-#: fallbacks for front ends without them), scoped to the form; one stylesheet per form.
+#: fallbacks for front ends without them), scoped to the form; one stylesheet per form. The status
+#: and error lines wrap (a Label cuts its text at the edge); the Stop button's text is dark, as white
+#: on the theme's orange reads at 2.7:1 (WCAG AA asks 4.5:1).
 FORM_STYLE = """<style>
 .jupyter-openai-form { max-width: 100%; box-sizing: border-box; }
 .jupyter-openai-form .jo-output { border: 1px solid var(--jp-border-color2, rgba(128, 128, 128, 0.4));
@@ -35,6 +37,7 @@ FORM_STYLE = """<style>
   text-overflow: clip; height: auto; min-height: var(--jp-widgets-inline-height, 28px); line-height: 1.5;
   overflow-wrap: anywhere; }
 .jupyter-openai-form .widget-hbox { flex-wrap: wrap; max-width: 100%; }
+.jupyter-openai-form .jupyter-widgets.jupyter-button.mod-warning { color: #111111; }
 </style>"""
 
 

@@ -570,13 +570,15 @@ def test_coloured_text_and_what_fits_at_1024_pixels(fake: FakeOpenAIServer, lab:
         form.locator("button.jo-submit").click()
         page.wait_for_function("() => document.querySelector('.jupyter-openai-form .jo-output')"
                                ".textContent.length > 40", timeout=20_000)
+        streaming = [c for c in form.evaluate(MEASURE_CONTRAST) if c["contrast"] < 4.5]  # Stop is enabled now
         form.locator("button.jo-stop").click()
         expect(form.locator(".jo-status")).to_contain_text("interrupted", timeout=5_000)
         # The offline model's status line is longer than this one (its name, "(offline)", estimated
         # counts): shown twice over, it is wider than the notebook at 1024 px, and must wrap whole.
         status = form.locator(".jo-status").inner_text()
         form.locator(".jo-status").evaluate("el => { el.textContent += ' · ' + el.textContent; }")
-        problems = []
+        problems = [f"while streaming: contrast {c['contrast']} for {c['text']!r} ({c['tag']}, {c['color']} on "
+                    f"{c['background']})" for c in streaming]
         for width in (1024, 1440):
             page.set_viewport_size({"width": width, "height": 900})
             page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")

@@ -307,9 +307,9 @@ def test_two_turn_name_recall_with_the_offline_defaults(offline_shell: Any, caps
 
     started, recalled = time.monotonic(), []
     for name, seed in RECALL:
-        chat = f"--name recall-{seed} --seed {seed} --max-tokens 32 -q"
-        offline_shell.run_cell_magic("chat", chat, f"Hi! My name is {name}. I am learning Python.")
-        offline_shell.run_cell_magic("chat", chat, "What is my name?")
+        chat = f"--name recall-{seed} --seed {seed} -q"
+        offline_shell.run_cell_magic("chat", f"{chat} --max-tokens 48", f"Hi! My name is {name}. I am learning Python.")
+        offline_shell.run_cell_magic("chat", f"{chat} --max-tokens 32", "What is my name?")
         answer = conversations[f"recall-{seed}"].turns[-1].assistant
         recalled.append(name.lower() in answer.lower())
         record = session_log[-1]
