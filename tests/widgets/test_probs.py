@@ -53,6 +53,7 @@ def test_text_on_every_token_colour_meets_wcag_aa_in_any_theme() -> None:
     for prob in [None, *SCALE, *(i / 100 for i in range(101))]:
         assert contrast(_rgb(text_colour(prob)), _rgb(colour(prob))) >= 4.5, prob
     view = ProbsView(TOKENS)
+    assert view.temperature.style.description_width == "initial"  # "temperature" whole, not "temperat…"
     for button, token in zip(view.buttons, TOKENS, strict=True):
         assert button.style.button_color == colour(token.prob)
         assert contrast(_rgb(button.style.text_color), _rgb(button.style.button_color)) >= 4.5
