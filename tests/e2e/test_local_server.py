@@ -174,7 +174,7 @@ def test_completion_echo_starts_with_the_prompt(local_client: OpenAIClient) -> N
 # -- streaming -----------------------------------------------------------------------------------
 def test_stream_through_the_magic(local_shell: Any, local_server: LocalServer, monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from jupyter_openai.display.cell import cell as display
+    from jupyter_openai.display import cell as display
 
     seen: list[str] = []
     original = display.CellView.update
