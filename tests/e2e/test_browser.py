@@ -7,7 +7,10 @@ types a prompt, sets the temperature through the slider's readout, submits, watc
 then stops a slow stream. The layout test opens the form at 1024, 1280 and 1920 px with the file
 browser open, in the light and the dark theme, and measures it. The answer test runs a first cell
 with no key, answered by the bundled offline model, and checks the Markdown and the status line;
-the lab test shows the probability view and a comparison grid from the same model.
+the lab test shows the probability view and a comparison grid from the same model. The readability
+test (issue 22) measures, at 1024 and 1440 px in both themes, the WCAG contrast of every text on a
+background of our outputs' own (probability tokens, buttons, the Stop button while it is enabled),
+labels or status lines cut by their box, and the log table (one line a row, within the notebook).
 Screenshots go to the temporary folder; with ``UPDATE_SCREENSHOT=1`` the README's pictures
 (``docs/answer.png``, ``docs/form-light.png``, ``docs/form-dark.png``) are made again from these runs.
 Every process started here is ended, whatever happens.
