@@ -295,14 +295,49 @@ class Table:
 
 
 LOG_LINE = 100  # a terminal's width the log table fits in
+LOG_HTML_LINE = 64  # characters the HTML table's cells may hold in all: a notebook 1024 px wide, file browser open
 LOG_LABELS = {"timestamp": "time (UTC)", "prompt_tokens": "in", "completion_tokens": "out", "latency": "s",
               "execution_count": "cell", "requested_model": "asked for"}
+#: The HTML log table's cells: one line each (JupyterLab's own table style lets them wrap), compact.
+LOG_CELL_STYLE = "white-space:nowrap;padding:0.25em 0.35em"
+#: Around the table: as wide as the output at most, scrolled sideways rather than cut if ever wider.
+LOG_BOX_STYLE = "max-width:100%;overflow-x:auto"
 
 
-def log_table(records: Sequence[dict[str, Any]], columns: Sequence[str], full: bool = False) -> Table:
+class LogTable(Table):
+    """The session log's table, with a line saying how many calls it leaves out (``total``: the
+    calls logged; more than shown adds "last 10 of 18 calls; %complete_log -n 18 for all"). Its
+    HTML cuts text harder than its plain text, so a row stays one line in a narrow notebook."""
+
+    def __init__(self, rows: Sequence[dict[str, Any]], columns: Sequence[str], total: int | None = None,
+                 **options: Any) -> None:
+        super().__init__(rows, columns, **options)
+        shown = len(self.rows)
+        self.hidden = max(0, (total or 0) - shown)  #: how many logged calls the table leaves out
+        self.footer = (f"last {shown} of {total} calls; %complete_log -n {total} for all"
+                       if self.hidden else "")
+
+    def __repr__(self) -> str:
+        text = super().__repr__()
+        return f"{text}\n{self.footer}" if self.footer else text
+
+    def _repr_html_(self) -> str:
+        fit, self._fit = self._fit, (min(self._fit, LOG_HTML_LINE) if self._fit else None)
+        try:
+            table = super()._repr_html_()
+        finally:
+            self._fit = fit
+        table = table.replace("<th>", f'<th style="{LOG_CELL_STYLE}">').replace("<td", f'<td style="{LOG_CELL_STYLE}"')
+        footer = f'<div class="jo-note" style="{STATUS_STYLE}">{html.escape(self.footer)}</div>' if self.footer else ""
+        return f'<div class="jo-log" style="{LOG_BOX_STYLE}">{table}</div>{footer}'
+
+
+def log_table(records: Sequence[dict[str, Any]], columns: Sequence[str], full: bool = False,
+              total: int | None = None) -> LogTable:
     """The session log as people read it: columns empty in every shown call left out, times as
     ``HH:MM:SS`` (UTC), latency in seconds to two decimals, long text cut to fit 100 columns
-    (``full``: every column and every character)."""
+    (``full``: every column and every character); ``total``, the calls logged, says how many are
+    not shown and how to see them."""
     rows = []
     for record in records:
         row = dict(record)
@@ -314,5 +349,5 @@ def log_table(records: Sequence[dict[str, Any]], columns: Sequence[str], full: b
         rows.append(row)
     shown = list(columns) if full else [c for c in columns if any(r.get(c) not in (None, "") for r in rows)]
     if full:
-        return Table(rows, shown, width=None, labels=LOG_LABELS)
-    return Table(rows, shown or list(columns), width=60, fit=LOG_LINE, labels=LOG_LABELS)
+        return LogTable(rows, shown, total, width=None, labels=LOG_LABELS)
+    return LogTable(rows, shown or list(columns), total, width=60, fit=LOG_LINE, labels=LOG_LABELS)

@@ -224,7 +224,7 @@ class CompleteMagics(ConfiguredMagics):
             unknown = unpriced(log)
             print(f"Session cost: {money(session_total(log))} over {len(log)} call(s)"
                   + (f" ({unknown} of unknown cost)" if unknown else ""))
-        return log_table(log.tail(args.last), LOG_COLUMNS, full=args.full)
+        return log_table(log.tail(args.last), LOG_COLUMNS, full=args.full, total=len(log))
 
     # -- %complete_models ----------------------------------------------------------
     @magic_arguments()

@@ -40,6 +40,13 @@ FORMAT_HELP = ("How answers show: auto (Markdown in Jupyter, rendered as it stre
                "markdown, or text (raw text, wrapped at word boundaries).")
 #: The traits that are defaults of a request (what a call uses for options not given).
 REQUEST_DEFAULTS = tuple(DEFAULTS)
+#: The bundled offline model's sampling, chosen by measurement (``benchmarks/offline_defaults.py``,
+#: ``benchmarks/results.md``): at the server's own temperature (0.8) the 135M model drifts into other
+#: languages and rarely recalls a name one turn later. top_p (0.5 to 1.0 scored alike at 0.2), the
+#: server's repeat_penalty (1.1: 1.0 scored worse, 1.3 no better) and no system message (each one
+#: tried scored worse) stay as the server has them. Used when calls go offline and the trait is left
+#: as it is; ``%config`` and a call's own options win.
+OFFLINE_DEFAULTS: dict[str, Any] = {"temperature": 0.2}
 
 
 @contextmanager
@@ -291,10 +298,18 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
 
     def defaults(self, *, ask_server: bool = True) -> dict[str, Any]:
         """What a call uses for options not given: the traits (``%config``), with the offline
-        model's name when calls go to it (``ask_server``: see :meth:`default_model`)."""
-        return {**{name: getattr(self, name) for name in REQUEST_DEFAULTS},
-                "model": self.default_model(ask_server=ask_server),
-                "show_reasoning": self.show_reasoning, "offline": self.offline(), "output_format": self.output_format}
+        model's name and sampling (:data:`OFFLINE_DEFAULTS`, for traits left untouched) when calls go
+        to it (``ask_server``: see :meth:`default_model`)."""
+        offline = self.offline()
+        values = {name: getattr(self, name) for name in REQUEST_DEFAULTS}
+        if offline:
+            values.update({name: value for name, value in OFFLINE_DEFAULTS.items() if self._untouched(name)})
+        return {**values, "model": self.default_model(ask_server=ask_server),
+                "show_reasoning": self.show_reasoning, "offline": offline, "output_format": self.output_format}
+
+    def _untouched(self, name: str) -> bool:
+        """True when trait ``name`` has its class default and no configuration set it."""
+        return getattr(self, name) == self.traits()[name].default_value and name not in self._explicit_traits()
 
     def client(self) -> Any:
         """The client for the current settings (kept while they do not change)."""

@@ -14,6 +14,7 @@ value shows as unknown or clamped, never raises.
 
 from __future__ import annotations
 
+import colorsys
 import html
 import math
 from collections.abc import Callable, Sequence
@@ -23,17 +24,51 @@ from ..api.logprobs import TokenProb, clamp, nucleus, probability, reweight, tex
 
 MAX_BUTTONS = 200  #: tokens shown as buttons in the interactive view (the static view shows all)
 SCALE = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: The text on every coloured background: dark in both themes (the backgrounds are pastel, so the
+#: theme's own text colour, white in a dark theme, would be unreadable on them: WCAG AA needs 4.5:1).
+INK = "#111111"
 CSS = ("<style>.jo-probs{white-space:pre-wrap;line-height:1.9;font-family:var(--jp-code-font-family,monospace)}"
-       ".jo-tok{border-radius:3px;padding:1px 0;background:hsl(calc(var(--jo-p) * 120) 70% 80%);color:#111}"
-       ".jo-legend{font-size:85%;opacity:.8}</style>")
+       f".jo-tok{{border-radius:3px;padding:1px 0;background:hsl(calc(var(--jo-p) * 120) 70% 80%);color:{INK}}}"
+       ".jo-legend{font-size:85%;color:var(--jp-ui-font-color1,inherit)}</style>")
+
+
+def _hsl(prob: float | None) -> tuple[float, float, float]:
+    """The background's hue (degrees), saturation and lightness (0 to 1)."""
+    prob = _unit(prob)
+    if prob is None:
+        return 0.0, 0.0, 0.85
+    return float(round(120 * prob)), 0.7, 0.8
 
 
 def colour(prob: float | None) -> str:
     """The token's background: red (unlikely) through yellow to green (likely); grey when unknown."""
-    prob = _unit(prob)
-    if prob is None:
-        return "hsl(0, 0%, 85%)"
-    return f"hsl({round(120 * prob)}, 70%, 80%)"
+    hue, saturation, lightness = _hsl(prob)
+    return f"hsl({hue:.0f}, {saturation:.0%}, {lightness:.0%})"
+
+
+def luminance(rgb: Sequence[float]) -> float:
+    """WCAG relative luminance of an sRGB colour given as three values from 0 to 1."""
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(first: Sequence[float], second: Sequence[float]) -> float:
+    """WCAG contrast ratio of two sRGB colours (1 to 21; AA asks 4.5 for text)."""
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def text_colour(prob: float | None) -> str:
+    """The text colour on :func:`colour`'s background: :data:`INK` or white, whichever contrasts more."""
+    hue, saturation, lightness = _hsl(prob)
+    background = colorsys.hls_to_rgb(hue / 360, lightness, saturation)
+    ink = tuple(int(INK[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return INK if contrast(ink, background) >= contrast((1.0, 1.0, 1.0), background) else "#ffffff"
+
+
+def token_style(prob: float | None) -> str:
+    """A coloured token's inline style: its background and a text colour that reads on it."""
+    return f"background:{colour(prob)};color:{text_colour(prob)}"
 
 
 def _unit(prob: Any) -> float | None:
@@ -80,12 +115,12 @@ def probs_html(tokens: Sequence[TokenProb], prefix: str = "", legend: bool = Tru
     for token in tokens:
         prob = probability(token.logprob)
         value = "0.5" if prob is None else f"{prob:.3f}"
-        spans.append(f'<span class="jo-tok" style="--jo-p:{value};background:{colour(prob)}" '
+        spans.append(f'<span class="jo-tok" style="--jo-p:{value};{token_style(prob)}" '
                      f'title="{html.escape(tooltip(token))}">{html.escape(token.token)}</span>')
-    head = f'<span style="opacity:.6">{html.escape(prefix)}</span>' if prefix else ""
+    head = f'<span style="color:var(--jp-ui-font-color2,inherit)">{html.escape(prefix)}</span>' if prefix else ""
     body = f'{CSS}<div class="jo-probs">{head}{"".join(spans)}</div>'
     if legend:
-        scale = " ".join(f'<span class="jo-tok" style="--jo-p:{p};background:{colour(p)}">&nbsp;{p:.0%}&nbsp;</span>'
+        scale = " ".join(f'<span class="jo-tok" style="--jo-p:{p};{token_style(p)}">&nbsp;{p:.0%}&nbsp;</span>'
                          for p in SCALE)
         known = [p for p in (probability(t.logprob) for t in tokens) if p is not None]
         mean = f" · mean {percent(sum(known) / len(known))}" if known else ""
@@ -137,6 +172,7 @@ class ProbsView:
         self.static = w.HTML(probs_html(self.tokens, prefix))
         self.buttons = [self._button(i, t) for i, t in enumerate(self.tokens[:MAX_BUTTONS])]
         self.temperature = w.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.1, description="temperature",
+                                         style={"description_width": "initial"},  # the label whole, not "temperat…"
                                          tooltip="An illustration: re-weights the alternatives shown")
         self.temperature.observe(lambda change: self._show_details(), "value")
         self.details = w.HTML("Click a token to see the alternatives the model considered.")
@@ -162,7 +198,9 @@ class ProbsView:
 
         button = w.Button(description=shown(token.token), tooltip=tooltip(token),
                           layout=w.Layout(width="auto", height="26px", margin="1px", padding="0 4px"))
-        button.style.button_color = colour(probability(token.logprob))
+        prob = probability(token.logprob)
+        button.style.button_color = colour(prob)
+        button.style.text_color = text_colour(prob)  # the theme's own (white in dark themes) would not read
         button.on_click(lambda _: self.select(index))
         return button
 
@@ -203,4 +241,4 @@ class ProbsView:
         return tokens
 
 
-__all__ = ["ProbsView", "alternatives", "alternatives_html", "colour", "probs_html"]
+__all__ = ["ProbsView", "alternatives", "alternatives_html", "colour", "contrast", "probs_html", "text_colour"]

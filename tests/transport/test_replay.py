@@ -248,11 +248,13 @@ def test_record_and_replay_the_offline_model(tmp_path: Path) -> None:
 
 def test_a_recording_of_the_offline_model_replays_without_starting_it(make_shell: object, tmp_path: Path) -> None:
     from jupyter_openai import local_server as local
+    from jupyter_openai.magics.configurable import OFFLINE_DEFAULTS
 
     path = tmp_path / "offline.jsonl"
     with FakeOpenAIServer() as srv:  # stands in for the offline model's server while recording
         with _client(srv.url, Recorder(path, base_url=srv.url, offline=True)) as client:
-            client.chat("fake-chat", [{"role": "user", "content": PROMPT}], max_tokens=256, stream=True).read()
+            client.chat("fake-chat", [{"role": "user", "content": PROMPT}], max_tokens=256, stream=True,
+                        **OFFLINE_DEFAULTS).read()  # the offline model's sampling, as %complete sends it there
     assert path.stat().st_mode & 0o777 == 0o600
     ip = make_shell(env={})  # type: ignore[operator]  # no key and no base URL: offline, were it not replayed
     with capture_output() as cap:
