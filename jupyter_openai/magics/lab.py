@@ -92,10 +92,11 @@ class Grid:
 
     @staticmethod
     def _tokens(row: dict[str, Any]) -> str:
-        if row["prompt_tokens"] is None and row["completion_tokens"] is None:
-            return "?"
-        return f"{row['prompt_tokens'] if row['prompt_tokens'] is not None else '?'} / " \
-               f"{row['completion_tokens'] if row['completion_tokens'] is not None else '?'}"
+        from ..calls.summary import token_words
+
+        if row["prompt_tokens"] is not None and row["completion_tokens"] is not None:
+            return f"{row['prompt_tokens']} / {row['completion_tokens']}"
+        return token_words(row["prompt_tokens"], row["completion_tokens"])  # what is missing, in words
 
     def _cells(self, row: dict[str, Any]) -> list[str]:
         from ..session.cost import money

@@ -71,7 +71,7 @@ def test_an_error_keeps_the_count_of_partial_text() -> None:
     summary = summarize(outcome(texts=["Echo:"], status="error", error=error, usage=None, finish_reasons=[None]))
     assert summary.notes == ["Stream error: the server sent an error mid-stream: boom [request id req_9] "
                              "(partial text kept: 5 chars)"]
-    assert summary.status == "gpt-5.4-mini · tokens not reported · 1.00 s · finish: - · error"
+    assert summary.status == "gpt-5.4-mini · 1.00 s · finish: - · error"
 
 
 def test_interrupted_and_truncated_calls_are_noted() -> None:
