@@ -36,9 +36,9 @@ def not_served(model: str, served: Collection[str], label: str) -> dict[str, Any
     ways to reach other models)."""
     names = ", ".join(repr(name) for name in served)
     return {"error": {
-        "message": f"The offline server serves only {names} ({label}), not {model!r}. For OpenAI's models set "
-                   "OPENAI_API_KEY (%env OPENAI_API_KEY=…); for another server, %config CompleteMagics.base_url "
-                   "= 'http://host:port/v1'.",
+        "message": f"The offline server serves only {names} ({label}), not {model!r}. For OpenAI, set "
+                   "OPENAI_API_KEY in the environment or ipython_config.py; for another server, "
+                   "%config CompleteMagics.base_url = 'http://host:port/v1'.",
         "type": "invalid_request_error", "param": "model", "code": "model_not_found"}}
 
 

@@ -123,7 +123,7 @@ class LocalServer:
     def command(self) -> list[str]:
         """The command line that starts the server (the key is not on it: it goes through stdin)."""
         return [
-            sys.executable, str(CHILD), *self.child_options(), "--label", MODEL_LABEL, "--",
+            sys.executable, str(CHILD), *self.child_options(), "--label", MODEL_FILE.split(".")[0], "--",
             "--model", str(self.model_path), "--model_alias", self.alias, "--host", self.host, "--port",
             str(self.port), "--interrupt_requests", "False", "--n_threads", str(self.threads), "--n_ctx", "2048",
         ]

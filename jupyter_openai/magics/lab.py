@@ -104,7 +104,7 @@ class Grid:
         latency = f"{row['latency']:.2f} s" if isinstance(row["latency"], (int, float)) else "?"
         status = row["status"] if not row["error"] else f"{row['status']}: {row['error']}"
         return [*(str(row[name]) for name in self.compared), row["answer"], self._tokens(row), latency,
-                money(row["cost_usd"]), status]
+                money(row["cost_usd"]) if row["cost_usd"] is not None else "unknown", status]
 
     @property
     def headers(self) -> list[str]:

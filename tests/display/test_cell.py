@@ -317,3 +317,18 @@ def test_terminal_ipython_prints_reasoning_then_answer(server: FakeOpenAIServer,
     assert lines[3:5] == ["Echo: three two one", lines[4]] and lines[4].startswith("fake-reasoner-ollama · ")
     assert lines[5:] == ["", lines[6]] and lines[6].startswith("fake-refuser · 2 in / 8 out tokens · ")
     assert done.stderr == f"Refused: {REFUSAL_TEXT}\n"
+
+
+def test_the_log_table_words_token_counts_a_server_did_not_send() -> None:
+    """Issue 22: the log keeps None for a count a server did not send; its table says so in words
+    (a failed call's empty counts stay empty)."""
+    from jupyter_openai.display.cell import log_table
+
+    records = [{"id": 1, "model": "m", "status": "ok", "prompt_tokens": 36, "completion_tokens": None},
+               {"id": 2, "model": "m", "status": "ok", "prompt_tokens": None, "completion_tokens": 5},
+               {"id": 3, "model": "m", "status": "error", "prompt_tokens": None, "completion_tokens": None}]
+    table = log_table(records, ["id", "model", "status", "prompt_tokens", "completion_tokens"])
+    assert [(r["prompt_tokens"], r["completion_tokens"]) for r in table.rows] == [
+        (36, "not reported"), ("not reported", 5), (None, None)]
+    assert records[0]["completion_tokens"] is None  # the log itself is unchanged
+    assert "?" not in repr(table)
