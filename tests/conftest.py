@@ -46,11 +46,18 @@ def private_offline_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     import os
 
     from jupyter_openai import local_registry
+    from tests.support.llama_server import BINARY_ENV, find_binary
 
+    binary, _ = find_binary()  # built in the real cache folder: named, since the cache moves
+    named = binary is not None and BINARY_ENV not in os.environ
+    if named:
+        os.environ[BINARY_ENV] = str(binary)
     folder = tmp_path_factory.mktemp("cache")
     saved = os.environ.get(local_registry.CACHE_ENV)
     os.environ[local_registry.CACHE_ENV] = str(folder)
     yield folder
+    if named:
+        os.environ.pop(BINARY_ENV, None)
     if saved is None:
         os.environ.pop(local_registry.CACHE_ENV, None)
     else:
