@@ -68,8 +68,6 @@ def is_available() -> bool:
 
 #: Environment variables the child never gets: credentials by their usual names.
 SECRET_ENV = re.compile(r"(^OPENAI_|API_?KEY|_KEY$|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.I)
-
-
 #: Variables llama_cpp.server reads in preference to its command line (a kernel's PORT would move it).
 SERVER_ENV = frozenset({"HOST", "PORT", "CONFIG_FILE"})
 
@@ -250,12 +248,15 @@ class SharedServer(LocalServer):
         with self._lock:
             if self.running:
                 return self
-            folder = self._folder = registry.folder(self.cache)
+            try:
+                folder = self._folder = registry.folder(self.cache)
+            except OSError as exc:
+                raise LocalServerError(f"The offline server's registry cannot be used ({exc}); set "
+                                       f"{registry.CACHE_ENV} to a folder of your own.") from None
             with registry.locked(folder):
                 registry.lease(folder)
                 if not self.leased:
-                    self.leased = True
-                    atexit.register(self.release)
+                    self.leased = bool(atexit.register(self.release))
                 record = registry.read_record(folder)
                 if record is not None and self._adopt(record):
                     return self
@@ -276,8 +277,8 @@ class SharedServer(LocalServer):
     def _adopt(self, record: dict[str, Any]) -> bool:
         if record.get("model") != self.alias or not registry.alive(record["pid"], record.get("since")):
             return False
-        self.port, self.api_key, self._pid, self._process = record.get("port"), record.get("key", ""), \
-            record["pid"], None
+        self.port, self.api_key, self._pid = record.get("port"), record.get("key", ""), record["pid"]
+        self._process = None
         self.log_path = Path(record["log"]) if record.get("log") else None
         return self.answers()
 
