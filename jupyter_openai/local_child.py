@@ -27,6 +27,9 @@ from typing import Any
 
 #: Requests whose body names a model: guarded.
 GUARDED_PATHS = ("/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/extras/tokenize")
+#: Answers at once with the served model, for the server's key (``/v1/models`` waits while the model
+#: generates for someone else: a kernel looking for the shared server must not take it for dead).
+HEALTH_PATH = "/jupyter-openai/health"
 Asgi = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]],
                 Awaitable[None]]
 
@@ -42,10 +45,25 @@ def not_served(model: str, served: Collection[str], label: str) -> dict[str, Any
         "type": "invalid_request_error", "param": "model", "code": "model_not_found"}}
 
 
-def guard(app: Asgi, served: Collection[str], label: str) -> Asgi:
-    """``app`` behind a check of the ``model`` of every JSON request body on :data:`GUARDED_PATHS`."""
+async def _send_json(send: Any, status: int, content: Any) -> None:
+    payload = json.dumps(content).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def guard(app: Asgi, served: Collection[str], label: str, key: str = "") -> Asgi:
+    """``app`` behind a check of the ``model`` of every JSON request body on :data:`GUARDED_PATHS`,
+    with :data:`HEALTH_PATH` answered for ``key``."""
 
     async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") == "http" and scope.get("path") == HEALTH_PATH:
+            given = dict(scope.get("headers") or ()).get(b"authorization", b"")
+            if key and given == f"Bearer {key}".encode():
+                await _send_json(send, 200, {"model": next(iter(served), None), "pid": os.getpid()})
+            else:
+                await _send_json(send, 401, {"error": {"message": "Invalid API key", "type": "invalid_request_error"}})
+            return
         if scope.get("type") != "http" or scope.get("method") != "POST" or scope.get("path") not in GUARDED_PATHS:
             await app(scope, receive, send)
             return
@@ -61,11 +79,7 @@ def guard(app: Asgi, served: Collection[str], label: str) -> Asgi:
         except (ValueError, AttributeError, UnicodeDecodeError):
             model = None  # the server's own validation answers
         if isinstance(model, str) and model not in served:
-            payload = json.dumps(not_served(model, served, label)).encode()
-            await send({"type": "http.response.start", "status": 404,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(payload)).encode())]})
-            await send({"type": "http.response.body", "body": payload})
+            await _send_json(send, 404, not_served(model, served, label))
             return
 
         async def replay() -> dict[str, Any]:
@@ -126,12 +140,10 @@ def main(argv: list[str] | None = None) -> None:
     create_app = entry.create_app
 
     def guarded_app(*args: Any, **kwargs: Any) -> Any:
-        app = create_app(*args, **kwargs)
-        return guard(app, served, options.label) if served else app
+        return guard(create_app(*args, **kwargs), served, options.label, key)
 
     entry.create_app = guarded_app
     sys.argv = [sys.argv[0], *server_args, "--api_key", key]
-    del key
     entry.main()
 
 

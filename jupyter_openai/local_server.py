@@ -81,6 +81,7 @@ def child_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 #: The script the server process runs (key from stdin, model guard, watchdog): never imported here.
 CHILD = Path(__file__).with_name("local_child.py")
+HEALTH_PATH = "/jupyter-openai/health"  #: the child's own route (local_child.HEALTH_PATH)
 #: The bundled model's chat template (SmolLM2's, from its GGUF file): its default system message.
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
@@ -155,14 +156,13 @@ class LocalServer:
         except OSError:  # the child died at once: _wait_ready reports it with the log tail
             pass
 
-    def answers(self, timeout: float = 2) -> bool:
-        """True when ``/v1/models`` answers this server's key with its model."""
+    def answers(self, timeout: float = 5) -> bool:
+        """True when the server answers its key with its model (at once, even while it generates)."""
         try:
-            listed = _get_json(self.base_url + "/models", self.api_key, timeout)
+            health = _get_json(f"http://{self.host}:{self.port}{HEALTH_PATH}", self.api_key, timeout)
         except (urllib.error.URLError, OSError, ValueError):
             return False
-        return isinstance(listed, dict) and any(
-            isinstance(entry, dict) and entry.get("id") == self.alias for entry in listed.get("data") or ())
+        return isinstance(health, dict) and health.get("model") == self.alias
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout

@@ -172,3 +172,28 @@ def test_a_server_that_stopped_is_started_again_by_the_next_kernel(kernels: tupl
     started.append(again)
     two = _answer(lines)
     assert two["pid"] != one["pid"] and two["finish"] in ("stop", "length")
+
+
+def test_a_kernel_arriving_while_the_server_generates_adopts_it(kernels: tuple[Path, list]) -> None:
+    """llama-cpp-python answers ``/v1/models`` only between generations; a kernel looking for the server
+    while it generates for another must not take it for dead (the child's health route answers at once)."""
+    cache, started = kernels
+    first, lines = _kernel(cache)
+    started.append(first)
+    one = _answer(lines)
+    record = registry.read_record(cache / "offline-server")
+    assert record is not None
+    session = requests.Session()
+    session.trust_env = False
+    busy = threading.Thread(target=lambda: session.post(
+        f"http://127.0.0.1:{record['port']}/v1/completions", headers={"Authorization": f"Bearer {record['key']}"},
+        json={"model": local.MODEL_ALIAS, "prompt": "Once upon a time", "max_tokens": 400, "min_tokens": 400},
+        timeout=300))
+    busy.start()
+    try:
+        second, lines = _kernel(cache)
+        started.append(second)
+        two = _answer(lines)
+        assert two["pid"] == one["pid"], "the second kernel should adopt the busy server, not replace it"
+    finally:
+        busy.join(300)
