@@ -197,3 +197,23 @@ def test_a_kernel_arriving_while_the_server_generates_adopts_it(kernels: tuple[P
         assert two["pid"] == one["pid"], "the second kernel should adopt the busy server, not replace it"
     finally:
         busy.join(300)
+
+
+def test_stopping_in_one_kernel_leaves_the_server_to_the_others(kernels: tuple[Path, list]) -> None:
+    """``%complete_local stop`` (``SharedServer.stop``) ends this kernel's lease; the server stops at
+    once only when no other kernel holds one."""
+    cache, started = kernels
+    first, lines = _kernel(cache)
+    started.append(first)
+    one = _answer(lines)
+    mine = local.SharedServer(cache=cache, idle=IDLE)
+    assert mine.start().pid == one["pid"] and mine.running and mine.status()["kernels"] == 2
+    mine.stop()
+    assert mine.others == 1 and not mine.running and registry.alive(int(one["pid"]))
+    mine.start()  # this kernel again, then the other goes: the last one out stops it now
+    first.kill()
+    first.wait()
+    pid = mine.pid
+    assert pid is not None
+    mine.stop()
+    assert mine.others == 0 and not registry.alive(pid) and registry.read_record(cache / "offline-server") is None
