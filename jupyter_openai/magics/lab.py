@@ -96,7 +96,8 @@ class Grid:
 
         if row["prompt_tokens"] is not None and row["completion_tokens"] is not None:
             return f"{row['prompt_tokens']} / {row['completion_tokens']}"
-        return token_words(row["prompt_tokens"], row["completion_tokens"])  # what is missing, in words
+        return token_words(row["prompt_tokens"], row["completion_tokens"],  # what is missing, in words
+                           row.get("completion_tokens_estimated"))
 
     def _cells(self, row: dict[str, Any]) -> list[str]:
         from ..session.cost import money

@@ -107,5 +107,5 @@ def test_the_grid_words_token_counts_a_server_did_not_send(make_shell: Any, make
     with capture_output() as cap:
         ip.run_cell("%%complete --compare -t 0,1 -m fake-chat\none two")  # type: ignore[attr-defined]
     html = cap.outputs[0].data["text/html"]
-    assert html.count("tokens not reported by the server") == 2, html
+    assert html.count(" out tokens (estimated from the stream; in: not reported by the server)") == 2, html
     assert ">?<" not in html and "? /" not in html and "/ ?" not in html
