@@ -78,6 +78,8 @@ class OpenAIClient:
         self._skip_stream_options = False
         self._rules = FieldRules()
         self._first_model: str | None = None
+        #: ``count(endpoint, prompt or messages)``: prompt tokens for a stream that reports none (the offline server)
+        self.prompt_counter: Callable[[str, Any], int | None] | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIClient({self.settings!r})"
@@ -233,7 +235,7 @@ class OpenAIClient:
             available = [entry["id"] for entry in self.list_models()]
         except OpenAIError:
             return error
-        if available and model not in available:
+        if available and model not in available and not all(repr(name) in text for name in available):
             near = ", ".join(model_list.closest(model, available))
             error.message = f"{text} Available models closest to {model!r}: {near}"
             error.args = (str(error),)

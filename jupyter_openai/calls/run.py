@@ -198,6 +198,7 @@ def _run(client: OpenAIClient, request: CallRequest, on_update: Callable[[Progre
                         attempt.pieces += 1  # a server sends about one token per piece: the estimate
                     attempt.coalescer.offer(attempt.progress)
             attempt.status = stream.status if stream.status != "streaming" else "interrupted"
+            _count_prompt(client, request, stream)
             if stream.error is not None:
                 attempt.error = stream.error if isinstance(stream.error, OpenAIError) else None
                 attempt.status = "error"
@@ -222,6 +223,18 @@ def _run(client: OpenAIClient, request: CallRequest, on_update: Callable[[Progre
     except KeyboardInterrupt:  # the call is over: log it; the caller redraws the final text anyway
         pass
     return attempt.outcome(client, request, log, origin)
+
+
+def _count_prompt(client: OpenAIClient, request: CallRequest, stream: Stream) -> None:
+    """A stream that reported no prompt tokens gets them from the client's counter, when it has one
+    (the offline server's tokenizer)."""
+    usage = stream.usage or {}
+    if client.prompt_counter is None or token_count(usage.get("prompt_tokens")) is not None:
+        return
+    counted = client.prompt_counter(request.endpoint, request.prompt if request.endpoint == COMPLETIONS
+                                    else request.messages() if request.endpoint == CHAT else None)
+    if counted is not None:
+        stream.usage = {**usage, "prompt_tokens": counted}
 
 
 def _send(client: OpenAIClient, request: CallRequest, cancel: CancelToken | None) -> Completion | Stream:

@@ -76,20 +76,15 @@ def status_line(model: str | None, usage: dict[str, Any] | None, latency: float 
     (estimated from the stream)``) when the server reported no output tokens. ``cost``: the call's
     price as text, shown when given.
     """
-    parts = [model or "?"]
+    parts = [model or "model not reported"]
     usage = usage if isinstance(usage, dict) else {}
-    prompt_tokens = token_count(usage.get("prompt_tokens"))  # what a server sent: counts only
     completion_tokens = token_count(usage.get("completion_tokens"))
     estimate = completion_tokens is None and bool(estimated_out)
     out_tokens = estimated_out if estimate else completion_tokens
-    if estimate:
-        parts.append(f"{_n(prompt_tokens)} in / ~{out_tokens} out tokens (estimated from the stream)")
-    elif prompt_tokens is not None or completion_tokens is not None:
-        reasoning = token_count(usage.get("reasoning_tokens"))
-        parts.append(f"{_n(prompt_tokens)} in / {_n(completion_tokens)} out tokens"
-                     + (f" ({reasoning} reasoning)" if reasoning else ""))
-    else:
-        parts.append("tokens not reported")
+    tokens = token_words(token_count(usage.get("prompt_tokens")), completion_tokens,
+                         estimated_out if estimate else None, token_count(usage.get("reasoning_tokens")))
+    if status != "error" or tokens != "tokens " + NOT_REPORTED:  # a failed call: its error says why
+        parts.append(tokens)
     if latency is not None:
         parts.append(f"{latency:.2f} s")
         generating = latency - (time_to_first_token or 0.0)  # a stream's rate: from its first token on
@@ -105,5 +100,27 @@ def status_line(model: str | None, usage: dict[str, Any] | None, latency: float 
     return " · ".join(parts)
 
 
-def _n(value: int | None) -> str:
-    return "?" if value is None else str(value)
+NOT_REPORTED = "not reported by the server"
+
+
+def token_words(prompt: int | None, completion: int | None, estimated_out: int | None = None,
+                reasoning: int | None = None) -> str:
+    """Token counts in words, never a bare ``?``: ``12 in / 34 out tokens``, ``12 in / ~34 out tokens
+    (out estimated from the stream)``, ``34 out tokens (in: not reported by the server)``, ``tokens
+    not reported by the server``. ``estimated_out`` counts when ``completion`` is unknown."""
+    out = f"~{estimated_out}" if completion is None and estimated_out else None if completion is None \
+        else str(completion)
+    extra = [f"{reasoning} reasoning"] if reasoning else []
+    if out is not None and completion is None:
+        extra.append("out estimated from the stream" if prompt is not None else "estimated from the stream")
+    if prompt is None and out is None:
+        return "tokens " + NOT_REPORTED
+    if prompt is None:
+        extra.append("in: " + NOT_REPORTED)
+        text = f"{out} out tokens"
+    elif out is None:
+        extra.append("out: " + NOT_REPORTED)
+        text = f"{prompt} in tokens"
+    else:
+        text = f"{prompt} in / {out} out tokens"
+    return text + (f" ({'; '.join(extra)})" if extra else "")

@@ -348,6 +348,10 @@ def log_table(records: Sequence[dict[str, Any]], columns: Sequence[str], full: b
             row["latency"] = f"{row['latency']:.2f}"
         rows.append(row)
     shown = list(columns) if full else [c for c in columns if any(r.get(c) not in (None, "") for r in rows)]
+    for row in rows:  # a count the server did not send stays None in the log; here it is said in words
+        for name in ("prompt_tokens", "completion_tokens"):
+            if row.get(name) is None and row.get("status") != "error" and name in shown:
+                row[name] = "not reported"
     if full:
         return LogTable(rows, shown, total, width=None, labels=LOG_LABELS)
     return LogTable(rows, shown or list(columns), total, width=60, fit=LOG_LINE, labels=LOG_LABELS)

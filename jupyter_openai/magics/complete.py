@@ -323,11 +323,13 @@ class CompleteMagics(ConfiguredMagics):
 
         args = parse_argstring(self.complete_local, line)
         if args.action == "stop":
-            print(
-                "Stopped the local model server."
-                if local_server.stop_shared_server()
-                else "The local model server is not running."
-            )
+            if not local_server.stop_shared_server():
+                print("The local model server is not running.")
+            elif others := getattr(local_server.shared_server(start=False), "others", 0):
+                print(f"This kernel no longer uses the local model server; {others} other process(es) still do, "
+                      "so it keeps running (it stops once idle).")
+            else:
+                print("Stopped the local model server.")
             return
         if not local_server.is_available():
             raise UsageError(f"The offline model is not installed: {local_server.INSTALL_HINT}")
@@ -339,9 +341,10 @@ class CompleteMagics(ConfiguredMagics):
                 "The local model server is not running (it starts on first use; %complete_local start starts it now)."
             )
             return
+        shared = f", shared by {state['kernels']} processes" if int(state.get("kernels") or 0) > 1 else ""
         print(
             f"{local_server.MODEL_LABEL} as model {state['model']!r} at {state['base_url']} "
-            f"(pid {state['pid']}, log {state['log']})"
+            f"(pid {state['pid']}, log {state['log']}{shared})"
         )
 
 

@@ -323,6 +323,10 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
             from ..transport import replay
 
             replay.attach(self._client._session)  # a recording or a replay in force (none: nothing)
+            if self.offline() and not isinstance(replay.active, replay.Replayer):
+                from .. import local_server
+
+                self._client.prompt_counter = local_server.prompt_counter(local_server.shared_server(start=False))
         return self._client
 
 

@@ -92,10 +92,12 @@ class Grid:
 
     @staticmethod
     def _tokens(row: dict[str, Any]) -> str:
-        if row["prompt_tokens"] is None and row["completion_tokens"] is None:
-            return "?"
-        return f"{row['prompt_tokens'] if row['prompt_tokens'] is not None else '?'} / " \
-               f"{row['completion_tokens'] if row['completion_tokens'] is not None else '?'}"
+        from ..calls.summary import token_words
+
+        if row["prompt_tokens"] is not None and row["completion_tokens"] is not None:
+            return f"{row['prompt_tokens']} / {row['completion_tokens']}"
+        return token_words(row["prompt_tokens"], row["completion_tokens"],  # what is missing, in words
+                           row.get("completion_tokens_estimated"))
 
     def _cells(self, row: dict[str, Any]) -> list[str]:
         from ..session.cost import money
@@ -103,7 +105,7 @@ class Grid:
         latency = f"{row['latency']:.2f} s" if isinstance(row["latency"], (int, float)) else "?"
         status = row["status"] if not row["error"] else f"{row['status']}: {row['error']}"
         return [*(str(row[name]) for name in self.compared), row["answer"], self._tokens(row), latency,
-                money(row["cost_usd"]), status]
+                money(row["cost_usd"]) if row["cost_usd"] is not None else "unknown", status]
 
     @property
     def headers(self) -> list[str]:

@@ -71,7 +71,7 @@ def test_an_error_keeps_the_count_of_partial_text() -> None:
     summary = summarize(outcome(texts=["Echo:"], status="error", error=error, usage=None, finish_reasons=[None]))
     assert summary.notes == ["Stream error: the server sent an error mid-stream: boom [request id req_9] "
                              "(partial text kept: 5 chars)"]
-    assert summary.status == "gpt-5.4-mini · tokens not reported · 1.00 s · finish: - · error"
+    assert summary.status == "gpt-5.4-mini · 1.00 s · finish: - · error"
 
 
 def test_interrupted_and_truncated_calls_are_noted() -> None:
@@ -96,3 +96,40 @@ def test_real_refusal_and_gpt5_note(client: OpenAIClient, server: FakeOpenAIServ
                              "(remembered for this session)"]
     assert adapted.status.startswith("gpt-5.4-mini · 3 in / 12 out tokens (8 reasoning) · ")
     assert [r["refusal"] for r in log] == [REFUSAL_TEXT, None]
+
+
+# -- issue 22: token counts a server did not send are said in words ---------------------------------
+def test_a_server_that_sends_no_usage_in_streams_is_worded_never_a_question_mark(make_server: Any) -> None:
+    """llama-cpp-python's profile ignores ``stream_options`` (as the real server does): the status line
+    estimates the output from the stream and says the prompt's count was not reported."""
+    fake = make_server(profile="llama-cpp-python", api_key=None)
+    with OpenAIClient(base_url=fake.url, max_retries=0) as client:
+        out = run_call(client, CallRequest("one two three", "fake-chat", "chat", stream=True), log=SessionLog())
+    assert out.usage is None and out.record["prompt_tokens"] is None and out.record["completion_tokens"] is None
+    status = summarize(out).status
+    assert "out tokens (estimated from the stream; in: not reported by the server)" in status, status
+    assert "?" not in status
+
+
+def test_a_prompt_counter_fills_the_prompt_tokens_of_a_stream_without_usage(make_server: Any) -> None:
+    """The offline server's client counts prompts with its tokenizer (``prompt_counter``); the count
+    reaches the outcome, the status line and the log record. Other servers' counts are never replaced."""
+    fake = make_server(profile="llama-cpp-python", api_key=None)
+    asked: list[tuple[str, Any]] = []
+
+    def count(endpoint: str, payload: Any) -> int:
+        asked.append((endpoint, payload))
+        return 41
+
+    with OpenAIClient(base_url=fake.url, max_retries=0) as client:
+        client.prompt_counter = count
+        chat = run_call(client, CallRequest("one two three", "fake-chat", "chat", stream=True), log=SessionLog())
+        text = run_call(client, CallRequest("one two", "davinci-002", "completions", stream=True), log=SessionLog())
+    assert asked == [("chat", [{"role": "user", "content": "one two three"}]), ("completions", "one two")]
+    for out in (chat, text):
+        assert out.record["prompt_tokens"] == 41 and out.record["completion_tokens"] is None
+        assert "41 in / ~" in summarize(out).status and "(out estimated from the stream)" in summarize(out).status
+    with FakeOpenAIServer(api_key=None) as openai_like, OpenAIClient(base_url=openai_like.url) as client:
+        client.prompt_counter = count
+        reported = run_call(client, CallRequest("one two three", "fake-chat", "chat", stream=True), log=SessionLog())
+    assert reported.record["prompt_tokens"] != 41 and len(asked) == 2  # a reported count is kept, nothing asked

@@ -194,7 +194,9 @@ def test_stream_through_the_magic(local_shell: Any, local_server: LocalServer, m
     assert record["completion"] == answer
     assert record["prompt_tokens"] is None and record["completion_tokens"] is None  # never a made-up 0
     out = capsys.readouterr()
-    assert "? in / ~16 out tokens (estimated from the stream)" in out.out and "Traceback" not in out.err
+    # Reached by its URL (not as the offline model): the server's silence is said in words, never a bare "?".
+    assert "~16 out tokens (estimated from the stream; in: not reported by the server)" in out.out
+    assert "?" not in out.out.splitlines()[-1] and "Traceback" not in out.err
 
     local_shell.run_cell_magic("complete", "-e completions --max-tokens 8 --echo --no-stream -o echoed", STORY_START)
     assert local_shell.user_ns["echoed"].startswith(STORY_START)
@@ -318,6 +320,64 @@ def test_two_turn_name_recall_with_the_offline_defaults(offline_shell: Any, caps
         assert {k: sent[k] for k in OFFLINE_DEFAULTS} == OFFLINE_DEFAULTS, sent
     _timing["two-turn recall, 6 seeds"] = time.monotonic() - started
     assert sum(recalled) >= 4, f"recalled for {sum(recalled)} of {len(RECALL)} seeds: {recalled}"
+
+
+def test_an_unknown_model_is_one_line_naming_what_the_offline_server_serves(
+        offline_shell: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 22: llama-cpp-python answers any model name with its one model and echoes the name; the
+    offline server refuses it with OpenAI's 404 instead, and the magic shows one line saying what it
+    serves and how to reach other models."""
+    offline_shell.run_cell_magic("complete", "-m no-such-model --max-tokens 4", "Say hello.")
+    out = capsys.readouterr()
+    errors = [line for line in (out.out + out.err).splitlines() if "404" in line]
+    assert len(errors) == 1 and "Traceback" not in out.err, out
+    error = _one_line(Exception(errors[0]))
+    assert f"serves only {MODEL_ALIAS!r}" in error and "not 'no-such-model'" in error
+    assert "OPENAI_API_KEY" in error and "CompleteMagics.base_url" in error
+    assert "Available models closest" not in error  # the server's message names them already
+    record = session_log[-1]
+    assert record["status"] == "error" and record["completion"] == "" and record["requested_model"] == "no-such-model"
+    server = local.shared_server(start=False)
+    with OpenAIClient(api_key=server.api_key, base_url=server.base_url, max_retries=0, direct=True,
+                      read_timeout=60) as client:
+        for stream in (False, True):
+            with pytest.raises(NotFoundError) as info:
+                client.chat("no-such-model", CHAT, max_tokens=2, stream=stream)
+            assert info.value.code == "model_not_found"
+        with pytest.raises(NotFoundError):
+            client.completion("gpt-4o-mini", STORY_START, max_tokens=2)
+        assert client.chat(MODEL_ALIAS, CHAT, max_tokens=2).model == MODEL_ALIAS  # its own name still works
+
+
+def test_offline_streams_count_the_prompt_with_the_server_tokenizer(offline_shell: Any,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 22: the bundled server streams no usage; the offline path counts the prompt with the
+    server's own tokenizer (``/extras/tokenize/count`` over the model's chat template), which equals
+    what the server itself reports for the same call unstreamed. The output stays an estimate."""
+    offline_shell.run_cell_magic("complete", "--max-tokens 6", "Tell me about the sea.")
+    chat = session_log[-1]
+    offline_shell.run_cell_magic("complete", "-e completions --max-tokens 6", STORY_START)
+    text = session_log[-1]
+    offline_shell.run_cell_magic("chat", "--max-tokens 6", "My name is Ann.")
+    first = session_log[-1]
+    offline_shell.run_cell_magic("chat", "--max-tokens 6", "What is my name?")
+    turn = session_log[-1]
+    assert turn["messages_sent"] == 3
+    status = [line for line in capsys.readouterr().out.splitlines() if "finish:" in line]
+    server = local.shared_server(start=False)
+    with OpenAIClient(api_key=server.api_key, base_url=server.base_url, max_retries=0, direct=True,
+                      read_timeout=60) as client:
+        expect_chat = client.chat(MODEL_ALIAS, CHAT, max_tokens=1).usage["prompt_tokens"]
+        expect_text = client.completion(MODEL_ALIAS, STORY_START, max_tokens=1).usage["prompt_tokens"]
+        sent = [{"role": "system", "content": turn["system"]}] if turn["system"] else []
+        sent += [{"role": "user", "content": "My name is Ann."}, {"role": "assistant", "content": first["completion"]},
+                 {"role": "user", "content": "What is my name?"}]
+        expect_turn = client.chat(MODEL_ALIAS, sent, max_tokens=1).usage["prompt_tokens"]
+    assert (chat["prompt_tokens"], text["prompt_tokens"], turn["prompt_tokens"]) == (expect_chat, expect_text,
+                                                                                     expect_turn)
+    assert chat["completion_tokens"] is None and text["completion_tokens"] is None  # never made up
+    assert len(status) == 4 and f"{expect_chat} in / ~" in status[0] and f"{expect_text} in / ~" in status[1]
+    assert all("?" not in line and "(out estimated from the stream)" in line for line in status), status
 
 
 def test_complete_local_status_stop_start(offline_shell: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -90,7 +90,7 @@ def test_tokens_are_none_when_the_server_sends_no_usage(shell, server: FakeOpenA
     record = session_log[-1]
     assert record["status"] == "ok" and record["completion"] == ANSWER
     assert (record["prompt_tokens"], record["completion_tokens"], record["total_tokens"]) == (None, None, None)
-    assert "(estimated from the stream)" in status(cap)  # the screen estimates; the log keeps None
+    assert "(estimated from the stream; " in status(cap)  # the screen estimates; the log keeps None
 
 
 def test_error_record(shell, server: FakeOpenAIServer) -> None:

@@ -300,6 +300,8 @@ class _Handler(wire.BaseHandler):
         if not stream:
             return self.send_json(200, payloads.response_body(plan, response_id), extra)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if fake.profile == "llama-cpp-python":  # llama_cpp/llama.py streams no usage; stream_options is ignored
+            include_usage = False
         events = payloads.stream_events(plan, response_id, include_usage, bool(fault.get("empty_choices_first")),
                                         not fault.get("no_done"))
         self._stream(events, fault, extra, _chat_error)
