@@ -2,7 +2,7 @@
 
     python benchmarks/offline_defaults.py [--seeds 10] [--first-seed 0] [--only 'LABEL|LABEL'] [--out answers.json]
 
-Starts the bundled model (``jupyter_openai.local_server.LocalServer``, SmolLM2-135M-Instruct) and asks
+Starts the bundled model (``jupyter_openai.offline.server.LocalServer``, SmolLM2-135M-Instruct) and asks
 it, for every candidate setting and every seed, three fixed tasks through the project's client on
 ``/v1/chat/completions`` (not streamed):
 
@@ -118,7 +118,7 @@ def table(results: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     from jupyter_openai.client import OpenAIClient
     from jupyter_openai.config import Settings
-    from jupyter_openai.local_server import LocalServer
+    from jupyter_openai.offline.server import LocalServer
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=10)

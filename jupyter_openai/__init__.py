@@ -33,7 +33,7 @@ __all__ = [
 
 __getattr__, __dir__ = exports(__name__, {
     ".client": ("OpenAIClient",),
-    ".local_server": ("LocalServer",),
+    ".offline.server": ("LocalServer",),
     ".secret": ("Secret",),
     ".config": ("is_openai_host",),
     ".session.log": ("session_log", "SessionLog"),

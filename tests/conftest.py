@@ -45,7 +45,7 @@ def private_offline_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     folder, not the user's cache; whatever server is still recorded there is stopped at the end."""
     import os
 
-    from jupyter_openai import local_registry
+    from jupyter_openai.offline import registry as local_registry
     from tests.support.llama_server import BINARY_ENV, find_binary
 
     binary, _ = find_binary()  # built in the real cache folder: named, since the cache moves
@@ -227,7 +227,7 @@ def llama_server_binary() -> Path:
 @pytest.fixture(scope="session")
 def gguf_model() -> Path:
     """The bundled SmolLM2-135M GGUF file, or a skip."""
-    from jupyter_openai.local_server import find_model
+    from jupyter_openai.offline.server import find_model
 
     model = find_model()
     if model is None:
@@ -276,13 +276,13 @@ class RealServer:
     pytest.param("llama-server", marks=pytest.mark.llama_server),
 ])
 def real_server(request: pytest.FixtureRequest, timing_report: list[str]) -> Iterator[RealServer]:
-    """Each real server in turn: llama-cpp-python's (jupyter_openai.local_server) and llama.cpp's ``llama-server``.
+    """Each real server in turn: llama-cpp-python's (jupyter_openai.offline.server) and llama.cpp's ``llama-server``.
 
     Its teardown reports how long the tests on it took (start-up and ``timing`` marks included).
     """
     started = time.monotonic()
     if request.param == "llama-cpp-python":
-        from jupyter_openai import local_server as local
+        from jupyter_openai.offline import server as local
 
         if not local.is_available():
             pytest.skip('the offline model is not installed (pip install "jupyter-openai[local]")')

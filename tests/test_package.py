@@ -25,14 +25,14 @@ FLOORS: list[set[str]] = [
     {"base"},
     {"api"},
     {"transport", "session"},
-    {"client", "local_server", "local_child"},
+    {"client", "offline"},
     {"calls"},
     {"batch"},
     {"display"},
     {"widgets"},
     {"magics"},
 ]
-BASE = {"errors", "secret", "config", "version", "lazy", "local_registry"}
+BASE = {"errors", "secret", "config", "version", "lazy"}
 FLOOR = {room: number for number, rooms in enumerate(FLOORS) for room in rooms}
 FRONT_ENDS = {"widgets", "magics"}
 #: Third-party packages allowed only in some rooms.

@@ -106,7 +106,7 @@ def default_client() -> tuple[Any, str | None]:
     from ..config import ENV_API_KEY, ENV_BASE_URL
 
     if not os.environ.get(ENV_API_KEY, "").strip() and not os.environ.get(ENV_BASE_URL, "").strip():
-        from .. import local_server
+        from ..offline import server as local_server
 
         if local_server.is_available():
             server = local_server.shared_server()

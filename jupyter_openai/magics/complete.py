@@ -319,7 +319,7 @@ class CompleteMagics(ConfiguredMagics):
     @line_magic
     def complete_local(self, line: str) -> None:
         """Start, stop or show the bundled offline model server: ``%complete_local start|stop|status``."""
-        from .. import local_server
+        from ..offline import server as local_server
 
         args = parse_argstring(self.complete_local, line)
         if args.action == "stop":

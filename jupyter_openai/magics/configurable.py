@@ -252,7 +252,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         return not has_key and not self.base_url and not os.environ.get(ENV_BASE_URL, "").strip()
 
     def _offline_settings(self, settings: Settings) -> Settings:
-        from .. import local_server
+        from ..offline import server as local_server
 
         if not local_server.is_available():
             hint = local_server.INSTALL_HINT
@@ -271,7 +271,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         """The model trait. When it is untouched: the offline model's name when calls go offline,
         and the server's first listed model when the base URL points at another server than OpenAI
         (one ``/models`` request per client; ``ask_server=False``: only if already known)."""
-        from ..local_server import MODEL_ALIAS
+        from ..offline.server import MODEL_ALIAS
 
         if not self._model_untouched():
             return self.model
@@ -324,7 +324,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
 
             replay.attach(self._client._session)  # a recording or a replay in force (none: nothing)
             if self.offline() and not isinstance(replay.active, replay.Replayer):
-                from .. import local_server
+                from ..offline import server as local_server
 
                 self._client.prompt_counter = local_server.prompt_counter(local_server.shared_server(start=False))
         return self._client

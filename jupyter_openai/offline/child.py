@@ -1,6 +1,6 @@
 """The offline server's own process: boots ``llama_cpp.server`` with a model guard and a watchdog.
 
-Run as a script by :class:`~jupyter_openai.local_server.LocalServer` (``python local_child.py OPTIONS
+Run as a script by :class:`~jupyter_openai.offline.server.LocalServer` (``python local_child.py OPTIONS
 -- SERVER ARGS``), never imported by the package, so it needs nothing of it (the registry is loaded
 by its file path). It:
 

