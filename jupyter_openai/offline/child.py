@@ -1,6 +1,6 @@
 """The offline server's own process: boots ``llama_cpp.server`` with a model guard and a watchdog.
 
-Run as a script by :class:`~jupyter_openai.offline.server.LocalServer` (``python local_child.py OPTIONS
+Run as a script by :class:`~jupyter_openai.offline.server.LocalServer` (``python child.py OPTIONS
 -- SERVER ARGS``), never imported by the package, so it needs nothing of it (the registry is loaded
 by its file path). It:
 
@@ -91,9 +91,9 @@ def guard(app: Asgi, served: Collection[str], label: str, key: str = "") -> Asgi
 
 
 def _registry() -> Any:
-    """local_registry.py, loaded by its path (the package is not imported here)."""
+    """registry.py, loaded by its path (the package is not imported here)."""
     spec = importlib.util.spec_from_file_location("_jupyter_openai_local_registry",
-                                                  Path(__file__).with_name("local_registry.py"))
+                                                  Path(__file__).with_name("registry.py"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     """Read the key, start the watchdog, serve (``argv``: this script's options, ``--``, the server's)."""
     words = sys.argv[1:] if argv is None else argv
     split = words.index("--") if "--" in words else len(words)
-    parser = argparse.ArgumentParser(prog="local_child")
+    parser = argparse.ArgumentParser(prog="jupyter_openai.offline.child")
     parser.add_argument("--parent", type=int, help="end when this process is no longer the parent")
     parser.add_argument("--registry", help="the shared server's registry folder (leases)")
     parser.add_argument("--idle", type=float, default=300.0, help="seconds without a lease before ending")
