@@ -11,11 +11,10 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument
 
 from ..api.params import ENDPOINT_CHOICES, OPTION_PARAMS
-from .arguments import magic_arguments
-from .configurable import param_options, usage_errors
+from .configurable import usage_errors
+from .options import argument, magic_arguments, param_options
 
 
 @magics_class

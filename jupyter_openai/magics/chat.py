@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, parse_argstring
 
 from ..api.params import CHAT, OPTION_PARAMS, RESPONSES
-from .arguments import magic_arguments
 from .configurable import usage_errors
-from .options import call_options
+from .options import argument, call_options, magic_arguments, parse_argstring
 
 if TYPE_CHECKING:
     from ..session.conversation import Conversation

@@ -16,13 +16,11 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, parse_argstring
 
 from ..api.params import ENDPOINTS, OPTION_PARAMS, PARAMS
 from . import batch
-from .arguments import magic_arguments
-from .configurable import ConfiguredMagics, param_options, remove_magics, usage_errors
-from .options import call_options
+from .configurable import ConfiguredMagics, remove_magics, usage_errors
+from .options import argument, call_options, magic_arguments, param_options, parse_argstring
 from .questions import keep_question_prompts
 
 #: The one line when Ctrl-C stops the final render or the status line (the call itself is over).
