@@ -20,8 +20,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, TraitError, Unicode, observe, validate
 
-from ..api.params import ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES
-from ..calls.request import DEFAULTS
+from ..api.params import DEFAULTS, ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES
 from ..config import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,

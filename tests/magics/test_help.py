@@ -115,7 +115,7 @@ def parsers():
 ip = InteractiveShell.instance()
 ip.run_line_magic("load_ext", "jupyter_openai")
 at_load = parsers()
-call_only = [m for m in ("IPython.core.magic_arguments", "jupyter_openai.calls.line",
+call_only = [m for m in ("IPython.core.magic_arguments", "jupyter_openai.calls.line", "jupyter_openai.calls.request",
                          "jupyter_openai.session.conversation", "jupyter_openai.session.log") if m in sys.modules]
 ip.find_cell_magic("chat").__doc__  # the help asked for (%%chat?, Shift-Tab): that parser only
 after_help = parsers()
