@@ -1,6 +1,6 @@
 """Import and ``%load_ext`` cost in fresh interpreters.
 
-    python benchmarks/bench_import.py [--runs 9] [--install-jai] [--commit REV [--load-ext-only]]
+    python benchmarks/bench_import.py [--runs 9] [--install-jai] [--commit REV [--rounds 25] [--load-ext-only]]
 
 1. ``import requests``, ``import jupyter_openai.client`` and ``import openai``, each timed with
    ``time.perf_counter()`` and ``time.process_time()`` around the import in a fresh ``python -c``
@@ -15,8 +15,8 @@
 
 3. With ``--commit REV``: ``%load_ext jupyter_openai`` at that commit beside the checkout. The
    commit's ``jupyter_openai`` is extracted with ``git archive`` into a temp folder (as
-   ``compare_commits.py`` does); each round runs both, in alternating order, each in a fresh
-   interpreter as in 2. Judged: the median over rounds of (checkout CPU / commit CPU), measured in
+   ``compare_commits.py`` does); each of ``--rounds`` rounds runs both, in alternating order, each
+   in a fresh interpreter as in 2. Judged: the median over rounds of (checkout CPU / commit CPU), measured in
    the same round. Target: ≤ 0.8. Timed twice: with bytecode caches warm (judged: what a user
    pays once the package has been imported or installed) and with each tree's package compiled
    from source in every round (the rest from caches: what ``PYTHONDONTWRITEBYTECODE=1`` with no
@@ -256,13 +256,14 @@ def time_side_by_side(commit: str, rounds: int, cwd: str) -> dict[str, Any]:
     return out
 
 
-def measure(runs: int, install: bool, commit: str | None = None, load_ext_only: bool = False) -> dict[str, Any]:
+def measure(runs: int, install: bool, commit: str | None = None, load_ext_only: bool = False,
+            rounds: int = 25) -> dict[str, Any]:
     cwd = tempfile.mkdtemp(prefix="bench-import-")  # not the repo: no local shadowing
     try:
         result = {"runs": runs} if load_ext_only else _measure_all(runs, install, cwd)
         if commit:
             load = common.Load()
-            result["side_by_side"] = time_side_by_side(commit, 3 * runs, cwd)
+            result["side_by_side"] = time_side_by_side(commit, rounds, cwd)
             result["side_by_side"]["machine"] = common.Load.text(load.summary())
             result.setdefault("targets", {})[f"%load_ext ≤ {SIDE_BY_SIDE_TARGET}× {commit}'s, side by side"] = \
                 result["side_by_side"]["met"]
@@ -425,15 +426,16 @@ def main() -> dict[str, Any]:
                 help="pip install jupyter-ai-magics into a private virtualenv first, if missing",
             ),
             p.add_argument("--commit", metavar="REV",
-                           help="also time %%load_ext jupyter_openai at this commit beside the checkout (3 × runs "
-                                "rounds, rounds interleaved)"),
+                           help="also time %%load_ext jupyter_openai at this commit beside the checkout"),
+            p.add_argument("--rounds", type=int, default=25,
+                           help="with --commit: rounds, each timing both trees (default 25)"),
             p.add_argument("--load-ext-only", action="store_true",
                            help="with --commit: time only the side-by-side %%load_ext"),
         ),
     )
     if args.load_ext_only and not args.commit:
         raise SystemExit("--load-ext-only needs --commit REV")
-    result = measure(max(args.runs, 7), args.install_jai, args.commit, args.load_ext_only)
+    result = measure(max(args.runs, 7), args.install_jai, args.commit, args.load_ext_only, max(args.rounds, 7))
     text = report(result)
     print(text)
     return common.publish(args, result, text)

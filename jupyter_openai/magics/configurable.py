@@ -140,7 +140,8 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         super().__init__(shell=shell, **kwargs)
         self._client: Any = None
         self._client_settings: Settings | None = None
-        if self.log_file is not None or "jupyter_openai.session.log" in sys.modules:  # (not loaded yet: no file)
+        # The session log writes to the log_file trait's file; one not imported yet has no file to reset.
+        if self.log_file is not None or "jupyter_openai.session.log" in sys.modules:
             self.log.path = self.log_file
         self._config_at_load = config_section(self)  # what the config file (or the shell's start) set
         if self.prices or self.max_cost_usd is not None:  # from the config file: observers do not run for it
