@@ -24,12 +24,12 @@ from jupyter_openai.session.conversation import conversations
 from tests.support.cells import run
 
 #: Every magic the extension registers, with the prefix its help is asked with; all but
-#: %complete_config (which takes no options) have a parser.
+#: %complete_config and %complete_key (which take no options) have a parser.
 MAGICS = {"%%complete": "CompleteMagics", "%complete": "CompleteMagics", "%complete_log": "CompleteMagics",
           "%complete_models": "CompleteMagics", "%complete_form": "CompleteMagics",
           "%complete_local": "CompleteMagics", "%complete_config": "CompleteMagics", "%%chat": "ChatMagics",
           "%chat": "ChatMagics", "%chat_history": "ChatMagics", "%complete_replay": "LabMagics",
-          "%%complete_batch": "BatchMagics"}
+          "%%complete_batch": "BatchMagics", "%complete_key": "KeyMagics"}
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -50,7 +50,7 @@ def test_every_magic_of_the_extension_is_listed(shell: InteractiveShell) -> None
     assert registered == set(MAGICS)
 
 
-@pytest.mark.parametrize("name", sorted(set(MAGICS) - {"%complete_config"}))
+@pytest.mark.parametrize("name", sorted(set(MAGICS) - {"%complete_config", "%complete_key"}))
 def test_the_help_is_the_parsers_whole_help(shell: InteractiveShell, name: str) -> None:
     magic = _magic(shell, name)
     parser = magic.parser  # type: ignore[attr-defined]
