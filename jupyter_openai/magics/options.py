@@ -14,7 +14,8 @@ completer. IPython's decorator builds them when the class is created, which was 
 :func:`param_options` adds one option per request parameter (from
 :mod:`~jupyter_openai.api.params`), and :func:`call_options` the options of a call that
 ``%%complete`` and ``%%chat`` both take, so ``%%chat?`` lists what ``%%complete?`` lists, from
-the same declarations.
+the same declarations; both are :class:`options`, whose ``@argument`` lines are made when the
+parser is built too.
 """
 
 from __future__ import annotations
@@ -118,15 +119,26 @@ def parse_argstring(magic_func: Any, argstring: str, *, partial: bool = False) -
     return magic_func.parser.parse_argstring(argstring, partial=partial)
 
 
-def param_options(params: tuple[Param, ...], prefix: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Add one magic option per parameter (flags, help and type from :mod:`~jupyter_openai.api.params`)."""
+class options:  # noqa: N801 - used as a decorator, as argument is
+    """Several ``@argument`` lines as one decorator: ``make()`` returns them, in the order they would be
+    written, when the parser is built (so a magic's class is created without them)."""
 
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        for param in reversed(params):  # magic_arguments adds decorators in reverse order
-            func = argument(*param.flags, dest=param.name, help=prefix + param.help, **_argparse_kind(param))(func)
+    def __init__(self, make: Callable[[], list[Any]]) -> None:
+        self.make = make
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        _declarations(func).append(self)
         return func
 
-    return decorate
+    def add_to_parser(self, parser: Any, group: Any) -> None:
+        for declaration in self.make():
+            declaration.add_to_parser(parser, group)
+
+
+def param_options(params: tuple[Param, ...], prefix: str = "") -> options:
+    """One magic option per parameter (flags, help and type from :mod:`~jupyter_openai.api.params`)."""
+    return options(lambda: [argument(*param.flags, dest=param.name, help=prefix + param.help,
+                                     **_argparse_kind(param)) for param in params])
 
 
 def _argparse_kind(param: Param) -> dict[str, Any]:
@@ -141,12 +153,11 @@ def _argparse_kind(param: Param) -> dict[str, Any]:
     return {}
 
 
-def call_options(system_help: str,
-                 params: tuple[Param, ...] = OPTION_PARAMS) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def call_options(system_help: str, params: tuple[Param, ...] = OPTION_PARAMS) -> options:
     """The options of a call and of how it is shown, as ``%%complete`` has them (``%%chat`` too):
     model, endpoint, system message (``system_help`` says what it does there), every parameter,
     streaming, ``--out``, format, quiet, reasoning and ``--interpolate``."""
-    decorators = (
+    return options(lambda: [
         argument("-m", "--model", help="Model id (default: the model trait)."),
         argument("-e", "--endpoint", choices=ENDPOINT_CHOICES,
                  help="auto (completions for OpenAI's legacy completion models, chat otherwise), chat, completions "
@@ -160,11 +171,4 @@ def call_options(system_help: str,
         argument("--no-reasoning", action="store_true", help="Hide the reasoning text a model sends apart."),
         argument("-i", "--interpolate", action="store_true", default=None,
                  help="Fill {name} from notebook variables."),
-    )
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        for decorator in reversed(decorators):  # as if written one above the other
-            func = decorator(func)
-        return func
-
-    return decorate
+    ])
