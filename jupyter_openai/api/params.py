@@ -25,6 +25,12 @@ ENDPOINT_CHOICES = (AUTO, *ENDPOINTS)  #: what a user may ask for
 ENDPOINT_PATHS = {CHAT: "/chat/completions", COMPLETIONS: "/completions", RESPONSES: "/responses"}
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")  # GUIDE 10; "max" is model-specific
 VERBOSITIES = ("low", "medium", "high")
+#: What a call uses for anything neither the user nor the configuration set; the model is the small GPT-5.4
+#: model, what OpenAI serves today (GUIDE 10). Here rather than in calls/request.py, so that the magics'
+#: settings (whose defaults these are) load without that module: ``%load_ext`` stays fast.
+DEFAULTS: dict[str, Any] = {"model": "gpt-5.4-mini", "endpoint": AUTO, "system": None, "stream": True,
+                            "temperature": None, "top_p": None, "max_tokens": 256, "reasoning_effort": None,
+                            "verbosity": None, "store": False}
 
 #: Form controls: a slider (``step``; ints get a slider up to ``form_max``), a number box, a
 #: text field, a checkbox. ``None``: the parameter has no control in the form.

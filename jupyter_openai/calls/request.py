@@ -15,16 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..api.params import AUTO, CHAT, COMPLETIONS, ENDPOINT_CHOICES, PARAMS, RESPONSES, check_params
+from ..api.params import AUTO, CHAT, COMPLETIONS, DEFAULTS, ENDPOINT_CHOICES, PARAMS, RESPONSES, check_params
 from ..api.responses import keeping_reasoning
 from ..errors import ConfigurationError
 
-#: The small GPT-5.4 model: what OpenAI serves today (GUIDE 10).
-DEFAULT_MODEL = "gpt-5.4-mini"
-#: What a call uses for anything neither the user nor the configuration set.
-DEFAULTS: dict[str, Any] = {"model": DEFAULT_MODEL, "endpoint": AUTO, "system": None, "stream": True,
-                            "temperature": None, "top_p": None, "max_tokens": 256, "reasoning_effort": None,
-                            "verbosity": None, "store": False}
+#: The small GPT-5.4 model: what OpenAI serves today (GUIDE 10). :data:`DEFAULTS`, what a call uses for anything
+#: neither the user nor the configuration set, is declared in :mod:`~jupyter_openai.api.params`.
+DEFAULT_MODEL = DEFAULTS["model"]
 #: The request fields that are not sampling parameters (``history``: earlier messages of a conversation;
 #: ``items``: earlier output items carried whole, and ``keep_reasoning``: a later request will carry this
 #: one's reasoning items, both for a tool round on the Responses API, GUIDE 15).

@@ -16,21 +16,11 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..api.params import ENDPOINTS, OPTION_PARAMS, PARAMS
-from ..calls.line import (
-    check_out_name,
-    interpolate,
-    option_value,
-    schema_option,
-    split_options,
-    unescape,
-    unfilled_names,
-)
 from . import batch
-from .configurable import ConfiguredMagics, param_options, remove_magics, usage_errors
-from .options import call_options
+from .configurable import ConfiguredMagics, remove_magics, usage_errors
+from .options import argument, call_options, magic_arguments, param_options, parse_argstring
 from .questions import keep_question_prompts
 
 #: The one line when Ctrl-C stops the final render or the status line (the call itself is over).
@@ -76,6 +66,8 @@ class CompleteMagics(ConfiguredMagics):
 
             %complete -m davinci-002 Once upon a time
         """
+        from ..calls.line import check_out_name, option_value, split_options
+
         with usage_errors():
             argv, rest = split_options(line, self.complete.parser._option_string_actions)
             argv = [option_value(token, self.shell.user_ns) for token in argv]  # -m $model
@@ -110,6 +102,8 @@ class CompleteMagics(ConfiguredMagics):
 
     def _options(self, args: Any, prompt: str) -> dict[str, Any]:
         """The user's options for :func:`~jupyter_openai.calls.request.build_request` (None: not given)."""
+        from ..calls.line import interpolate, schema_option, unescape, unfilled_names
+
         if not prompt.strip():
             raise UsageError("the prompt is empty: write it in the cell below %%complete")
         if args.interpolate or (args.interpolate is None and self.interpolate):
@@ -277,6 +271,7 @@ class CompleteMagics(ConfiguredMagics):
     @line_magic
     def complete_form(self, line: str) -> Any:
         """Open the form: tune parameters with sliders, stream the answer, stop it."""
+        from ..calls.line import option_value, split_options, unescape
         from ..widgets.form import CompletionForm
 
         with usage_errors():  # read as %%complete's line is: quotes removed, the prompt as written

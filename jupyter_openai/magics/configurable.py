@@ -11,17 +11,16 @@ session log, whose file is the ``log_file`` trait.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics
-from IPython.core.magic_arguments import argument
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, TraitError, Unicode, observe, validate
 
-from ..api.params import ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES, Param
-from ..calls.request import DEFAULTS
+from ..api.params import DEFAULTS, ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES
 from ..config import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,
@@ -32,8 +31,10 @@ from ..config import (
     Settings,
 )
 from ..errors import ConfigurationError
-from ..session.log import session_log
 from .traits import MaskedConfigMixin, SecretTrait
+
+if TYPE_CHECKING:
+    from ..session.log import SessionLog
 
 FORMATS = ("auto", "text", "markdown")
 FORMAT_HELP = ("How answers show: auto (Markdown in Jupyter, rendered as it streams; plain text in a terminal), "
@@ -59,27 +60,10 @@ def usage_errors(*also: type[Exception]) -> Iterator[None]:
         raise UsageError(str(exc)) from None
 
 
-def param_options(params: tuple[Param, ...], prefix: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Add one magic option per parameter (flags, help and type from :mod:`~jupyter_openai.api.params`)."""
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        for param in reversed(params):  # magic_arguments adds decorators in reverse order
-            func = argument(*param.flags, dest=param.name, help=prefix + param.help, **_argparse_kind(param))(func)
-        return func
-
-    return decorate
-
-
-def _argparse_kind(param: Param) -> dict[str, Any]:
-    if param.kind is bool:
-        return {"action": "store_true", "default": None}
-    if param.kind == (str, list):
-        return {"action": "append"}
-    if param.kind in (int, float):
-        return {"type": param.kind}
-    if param.choices:
-        return {"choices": param.choices}
-    return {}
+def config_section(magics: Any) -> dict[str, Any]:
+    """The magics' own section of the traitlets config, as a plain dict."""
+    section = magics.config.get(type(magics).__name__, {})
+    return dict(section) if hasattr(section, "keys") else {}
 
 
 Secret = SecretTrait  # the trait's old name: it lives in traits.py with the masking of Config objects
@@ -156,11 +140,10 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         super().__init__(shell=shell, **kwargs)
         self._client: Any = None
         self._client_settings: Settings | None = None
-        self.log = session_log  #: the session log this shell's calls go to (path: the log_file trait)
-        self.log.path = self.log_file
-        from .sources import config_section  # what the config file (or the shell's start) set: %config comes later
-
-        self._config_at_load = config_section(self)
+        # The session log writes to the log_file trait's file; one not imported yet has no file to reset.
+        if self.log_file is not None or "jupyter_openai.session.log" in sys.modules:
+            self.log.path = self.log_file
+        self._config_at_load = config_section(self)  # what the config file (or the shell's start) set
         if self.prices or self.max_cost_usd is not None:  # from the config file: observers do not run for it
             self._on_prices()
 
@@ -170,6 +153,13 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         watch = registry.get("KeyMagics")  # magics/key.py: set from a cell, one warning pointing to %complete_key
         if watch is not None:
             watch.key_set(change["new"])
+
+    @property
+    def log(self) -> SessionLog:
+        """The session log this shell's calls go to (its file: the ``log_file`` trait); imported on first use."""
+        from ..session.log import session_log
+
+        return session_log
 
     @observe("log_file")
     def _on_log_file(self, change: dict[str, Any]) -> None:
@@ -293,8 +283,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
 
     def _explicit_traits(self) -> set[str]:
         """The traits set in this magics' config (``ipython_config.py``, ``%config``)."""
-        section = self.config.get(type(self).__name__, {})
-        return set(section) if hasattr(section, "keys") else set()
+        return set(config_section(self))
 
     def defaults(self, *, ask_server: bool = True) -> dict[str, Any]:
         """What a call uses for options not given: the traits (``%config``), with the offline

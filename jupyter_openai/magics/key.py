@@ -10,6 +10,7 @@ while a cell runs, or a cell whose source assigns a key literal), gets one warni
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -23,11 +24,27 @@ FROM_CELL = ("The API key was set from a cell: it stays in this notebook's histo
 NO_INPUT = ("This front end cannot ask for input: set OPENAI_API_KEY in the environment before starting "
             "Jupyter, or c.CompleteMagics.api_key in ipython_config.py")
 #: A cell that writes a key literal: ``api_key = '…'`` (any ``…api_key`` name, as a keyword, a dict
-#: key or an environ item), or ``%env``/``%set_env`` of an ``…API_KEY`` variable.
-KEY_IN_SOURCE = re.compile(r"""
+#: key or an environ item), or ``%env``/``%set_env`` of an ``…API_KEY`` variable. ``KEY_IN_SOURCE``, the
+#: compiled pattern, is compiled when the first cell runs (:func:`key_in_source`), not at ``%load_ext``.
+KEY_PATTERN = r"""
       api_key\w*['"]?\]?\s*[=:,]\s*[rbuf]{0,2}['"][^'"\s]
     | ^\s*%(?:set_)?env\s+\w*api_key\w*(?:\s*=\s*|\s+)\S
-""", re.I | re.M | re.X)
+"""
+
+
+@functools.cache
+def key_in_source() -> re.Pattern[str]:
+    """:data:`KEY_PATTERN`, compiled (once)."""
+    return re.compile(KEY_PATTERN, re.I | re.M | re.X)
+
+
+KEY_IN_SOURCE: re.Pattern[str]  # the module's __getattr__ gives it: key_in_source()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KEY_IN_SOURCE":
+        return key_in_source()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @magics_class
@@ -44,7 +61,7 @@ class KeyMagics(Magics):
         """``pre_run_cell`` event: a cell starts; warn if its source writes a key."""
         self._running += 1
         self._warned = False
-        if KEY_IN_SOURCE.search(getattr(info, "raw_cell", None) or ""):
+        if key_in_source().search(getattr(info, "raw_cell", None) or ""):
             self._warn()
 
     def post_run_cell(self, result: Any) -> None:
@@ -125,4 +142,4 @@ def unload(ipython: Any) -> None:
                 pass
 
 
-__all__ = ["FROM_CELL", "KEY_IN_SOURCE", "KeyMagics", "load", "unload"]
+__all__ = ["FROM_CELL", "KEY_IN_SOURCE", "KEY_PATTERN", "KeyMagics", "key_in_source", "load", "unload"]

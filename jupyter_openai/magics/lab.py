@@ -13,9 +13,9 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .configurable import usage_errors
+from .options import argument, magic_arguments, parse_argstring
 
 NO_PROBS = ("No token probabilities came back: the {endpoint} endpoint of this server sent none "
             "(the Responses API and some servers do not send logprobs)")

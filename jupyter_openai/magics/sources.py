@@ -15,18 +15,13 @@ from typing import Any
 
 from ..config import ENV_API_KEY, ENV_BASE_URL, ENV_ORGANIZATION, ENV_PROJECT, is_openai_host
 from ..secret import mask_key
+from .configurable import config_section
 
 #: setting (trait name) -> the environment variables that can set it
 ENVIRONMENT = {"api_key": (ENV_API_KEY,), "organization": ENV_ORGANIZATION, "project": (ENV_PROJECT,),
                "base_url": (ENV_BASE_URL,)}
 REPORTED = ("api_key", "organization", "project", "base_url", "model", "endpoint", "timeout", "connect_timeout",
             "max_retries")
-
-
-def config_section(magics: Any) -> dict[str, Any]:
-    """The magics' own section of the traitlets config, as a plain dict."""
-    section = magics.config.get(type(magics).__name__, {})
-    return dict(section) if hasattr(section, "keys") else {}
 
 
 def _configured(magics: Any, name: str, at_load: dict[str, Any]) -> str | None:
