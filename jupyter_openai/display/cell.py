@@ -10,6 +10,7 @@ is a display of its own: small and muted in Jupyter, one plain line in a termina
 from __future__ import annotations
 
 import html
+import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -43,11 +44,50 @@ STATUS_STYLE = ("font-size:85%;color:var(--jp-ui-font-color2,inherit);opacity:0.
                 "font-family:var(--jp-ui-font-family,inherit)")
 
 
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_CODE_SPAN = re.compile(r"(`+)(?:.*?[^`])??\1(?!`)", re.S)
+_MONEY = re.compile(r"(?<![\\$])\$(?=\d)")
+
+
+def escape_money(markdown: str) -> str:
+    """``markdown`` with each ``$`` directly before a digit escaped (``\\$5``), outside code spans
+    and code blocks: JupyterLab reads ``$…$`` as TeX, so "$0.15 (input) and $0.60" would
+    render as mathematics. Maths models write (``$x^2$``, ``$$…$$``) is left as it is."""
+    if "$" not in markdown:
+        return markdown
+    lines, fence, indented, blank = [], "", False, True
+    for line in markdown.split("\n"):
+        opened = _FENCE.match(line)
+        if fence:  # inside a fenced block until its closing fence (a longer or equal run of its character)
+            if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence) \
+                    and not line.strip().lstrip(fence[0]):
+                fence = ""
+        elif opened:
+            fence = opened.group(1)
+        else:
+            indented = (line.startswith(("    ", "\t")) and (blank or indented)) if line.strip() else indented
+            if not indented:
+                line = _escape_outside_spans(line)
+        blank = not line.strip()
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _escape_outside_spans(line: str) -> str:
+    out, at = [], 0
+    for span in _CODE_SPAN.finditer(line):
+        out += [_MONEY.sub(r"\\$", line[at:span.start()]), span.group(0)]
+        at = span.end()
+    out.append(_MONEY.sub(r"\\$", line[at:]))
+    return "".join(out)
+
+
 def answer_bundle(text: str, markdown: bool) -> dict[str, str]:
-    """An answer's display data: Markdown with a plain-text fallback, or plain text that wraps at
-    word boundaries in HTML front ends."""
+    """An answer's display data: Markdown with a plain-text fallback (a ``$`` before a digit is
+    money, not TeX: :func:`escape_money`), or plain text that wraps at word boundaries in HTML
+    front ends."""
     if markdown:
-        return {"text/markdown": text, "text/plain": text}
+        return {"text/markdown": escape_money(text), "text/plain": text}
     return {"text/plain": text, "text/html": f'<div class="jo-answer" style="{TEXT_STYLE}">{html.escape(text)}</div>'}
 
 
@@ -65,9 +105,18 @@ def _show_line(handles: bool, line: str, kind: str = "status") -> None:
 
 
 def show_note(shell: Any, line: str) -> None:
-    """A note before an answer (which server answers, say): muted HTML that wraps at words in
-    Jupyter, a printed line in a terminal."""
+    """An informational note (which server answers, turns dropped, fewer choices than asked): muted
+    HTML in the status line's style that wraps at words in Jupyter, a printed line in a terminal."""
     _show_line(use_display_handles(shell), line, "note")
+
+
+def show_notes(shell: Any, notes: Sequence[str] = (), errors: Sequence[str] = ()) -> None:
+    """What follows a call's status line, in the order every front end keeps: the notes (muted,
+    :func:`show_note`), then the errors (red, :func:`error_line`)."""
+    for note in notes:
+        show_note(shell, note)
+    for error in errors:
+        error_line(error)
 
 
 class WordWrap:

@@ -156,6 +156,7 @@ class ChatMagics(Magics):
     def _turn(self, conversation: Conversation, args: Any, prompt: str) -> None:
         from ..api.params import COMPLETIONS
         from ..calls.run import Origin
+        from ..calls.summary import dropped_turns
         from ..display.cell import error_line
 
         settings, key = self.settings, self.turn_key()
@@ -164,9 +165,7 @@ class ChatMagics(Magics):
         request = settings.build(args, prompt, history=plan.history, system=conversation.system)
         if request.endpoint == COMPLETIONS:
             raise UsageError("%%chat works with the chat and responses endpoints only (-e chat or -e responses)")
-        if plan.dropped:
-            error_line(f"Note: dropped the {plan.dropped} oldest turn(s) of conversation {conversation.name!r} "
-                       f"to send {plan.why}")
+        notes = (dropped_turns(plan.dropped, conversation.name, plan.why),) if plan.dropped else ()
         number = plan.index + 1
         origin = Origin("chat", settings._cell_number(), conversation=conversation.name, turn=number)
 
@@ -174,7 +173,7 @@ class ChatMagics(Magics):
             if outcome.status in KEPT:
                 conversation.record(plan, Turn.answered(request.prompt, outcome, key))
 
-        outcome = settings.show_call(args, request, origin, on_outcome=keep)
+        outcome = settings.show_call(args, request, origin, on_outcome=keep, notes=notes)
         if outcome.status not in KEPT:
             error_line(f"Turn {number} was not added to conversation {conversation.name!r} (the call failed); "
                        "run the cell again to retry")

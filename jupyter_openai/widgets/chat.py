@@ -18,6 +18,7 @@ import ipywidgets as W
 
 from ..calls.request import CallRequest, build_request
 from ..calls.run import CallOutcome, Origin
+from ..calls.summary import dropped_turns
 from ..errors import ConfigurationError
 from ..session.conversation import DEFAULT_NAME, Conversation, Conversations, Plan, Turn, conversations
 from .controls import tag
@@ -98,7 +99,8 @@ class ChatForm(CompletionForm):
             return super().submit()  # shows the error line as the form does
         max_turns, max_tokens = self._caps
         self.conversation.system = self._system.value.strip() or None  # the field is the conversation's
-        self._plan = self.conversation.plan(request.prompt, None, max_turns=max_turns, max_tokens=max_tokens)
+        plan = self._plan = self.conversation.plan(request.prompt, None, max_turns=max_turns, max_tokens=max_tokens)
+        self._notes_before = [dropped_turns(plan.dropped, self.conversation.name, plan.why)] if plan.dropped else []
         self._request = request
         return super().submit()
 

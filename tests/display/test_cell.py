@@ -48,9 +48,9 @@ USAGE = {"prompt_tokens": 12, "completion_tokens": 40, "total_tokens": 52}
             ("m", {"completion_tokens": 5}, 1.0, None, "length", "ok"),
             "m · 5 out tokens (in: not reported by the server) · 1.00 s · 5.0 tok/s · finish: length",
         ),
-        ((None, None, None, None, None, "error"), "model not reported · finish: - · error"),
+        ((None, None, None, None, None, "error"), "model not reported · error"),
         (("m", USAGE, 0.5, 0.5, None, "interrupted"),  # an answer in one piece: the rate over the whole call
-         "m · 12 in / 40 out tokens · 0.50 s · 80.0 tok/s · finish: - · interrupted"),
+         "m · 12 in / 40 out tokens · 0.50 s · 80.0 tok/s · interrupted"),
         (("m", None, 2.0, 1.0, "stop", "ok", 30),
          "m · ~30 out tokens (estimated from the stream; in: not reported by the server) · 2.00 s · ~30.0 tok/s · "
          "finish: stop"),
