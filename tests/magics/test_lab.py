@@ -14,6 +14,7 @@ from jupyter_openai.calls.run import Origin, run_call
 from jupyter_openai.magics.lab import NO_PROBS, complete_magics, probs_view
 from jupyter_openai.session.log import session_log
 from tests.servers.fake import TEST_KEY
+from tests.support.shown import notes, shown_order
 
 
 @pytest.mark.parametrize("stream", ["", "--no-stream"])
@@ -43,7 +44,8 @@ def test_a_server_that_sends_none_says_so_in_one_line(make_shell: object, body_s
     ip = make_shell(env={"OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": body_server.url})  # type: ignore
     with capture_output() as cap:
         ip.run_cell("%%complete --show-probs --no-stream -m m\nhi")
-    assert cap.stderr.strip() == NO_PROBS.format(endpoint="chat")
+    assert notes(cap) == [NO_PROBS.format(endpoint="chat")] and cap.stderr == ""  # a note, after the status line
+    assert shown_order(cap)[-2:] == ["status", "note"]
     assert session_log[-1]["completion"] == "hello"
 
 
