@@ -21,9 +21,8 @@ from ..calls.line import check_out_name, option_value, split_options, unescape
 from ..session.conversation import DEFAULT_NAME, Conversation, Turn, conversations
 from .configurable import usage_errors
 from .options import call_options
+from .sources import OFFLINE_TOKEN_BUDGET
 
-#: What the offline model's turns may send at most, in estimated tokens (its context is 2048 tokens).
-OFFLINE_TOKEN_BUDGET = 1536
 #: Outcome statuses a turn is kept with (an ``error`` turn is not added).
 KEPT = ("ok", "truncated", "interrupted")
 #: ``%%complete``'s parameter options that apply to a turn: those of chat or responses (``--logprobs``

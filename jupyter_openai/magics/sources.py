@@ -22,6 +22,9 @@ ENVIRONMENT = {"api_key": (ENV_API_KEY,), "organization": ENV_ORGANIZATION, "pro
                "base_url": (ENV_BASE_URL,)}
 REPORTED = ("api_key", "organization", "project", "base_url", "model", "endpoint", "timeout", "connect_timeout",
             "max_retries")
+#: What the offline model's %%chat turns send at most when chat_max_tokens is unset, in estimated tokens
+#: (its context is 2048 tokens).
+OFFLINE_TOKEN_BUDGET = 1536
 #: The call defaults reported after the connection: setting -> what its unset value (None) means.
 CALL_DEFAULTS = {"max_tokens": "no limit (the model's context)", "temperature": "the server's default",
                  "top_p": "the server's default", "output_format": None, "reasoning_effort": "the model's default",
@@ -86,8 +89,6 @@ def report(magics: Any) -> list[dict[str, Any]]:
 
 def _call_defaults(magics: Any, at_load: dict[str, Any], offline: bool) -> list[dict[str, Any]]:
     """The rows of the call defaults: a value left unset says what that means."""
-    from .chat import OFFLINE_TOKEN_BUDGET
-
     rows = []
     for name, unset in CALL_DEFAULTS.items():
         value, source = getattr(magics, name), _configured(magics, name, at_load) or "default"
