@@ -39,6 +39,9 @@ def answer_block(texts: Sequence[str], index: int, many: bool, markdown: bool = 
 #: style breaks words anywhere), in the notebook's code font.
 TEXT_STYLE = ("white-space:pre-wrap;word-break:normal;overflow-wrap:break-word;margin:0;"
               "font-family:var(--jp-code-font-family,monospace);font-size:var(--jp-code-font-size,inherit)")
+#: The class that keeps MathJax from reading ``$…$`` as TeX in HTML that shows text as it is (JupyterLab
+#: typesets HTML outputs too): ``mathjax_ignore`` for MathJax 3 (JupyterLab 4), ``tex2jax_ignore`` for MathJax 2.
+NO_MATHS = "tex2jax_ignore mathjax_ignore"
 #: The status line: small, muted, in the theme's secondary text colour (any theme, VS Code included).
 STATUS_STYLE = ("font-size:85%;color:var(--jp-ui-font-color2,inherit);opacity:0.85;margin-top:0.3em;"
                 "font-family:var(--jp-ui-font-family,inherit)")
@@ -85,10 +88,11 @@ def _escape_outside_spans(line: str) -> str:
 def answer_bundle(text: str, markdown: bool) -> dict[str, str]:
     """An answer's display data: Markdown with a plain-text fallback (a ``$`` before a digit is
     money, not TeX: :func:`escape_money`), or plain text that wraps at word boundaries in HTML
-    front ends."""
+    front ends (and is never read as TeX)."""
     if markdown:
         return {"text/markdown": escape_money(text), "text/plain": text}
-    return {"text/plain": text, "text/html": f'<div class="jo-answer" style="{TEXT_STYLE}">{html.escape(text)}</div>'}
+    return {"text/plain": text,
+            "text/html": f'<div class="jo-answer {NO_MATHS}" style="{TEXT_STYLE}">{html.escape(text)}</div>'}
 
 
 def status_bundle(line: str, kind: str = "status") -> dict[str, str]:
@@ -335,7 +339,7 @@ class Table:
         body = "".join("<tr>" + "".join(self._html_cell(self._text(r[c]), w)
                                         for c, w in zip(self.columns, widths, strict=True)) + "</tr>"
                        for r in self.rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return f'<table class="{NO_MATHS}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
     def _html_cell(self, text: str, width: int) -> str:
         shown = self._cut(text, max(width, self._width or width) if not self._fit else width)

@@ -119,7 +119,8 @@ class Grid:
             body += "<tr>" + "".join(
                 f'<td style="text-align:left;white-space:pre-wrap;vertical-align:top">{html.escape(c)}</td>'
                 for c in cells) + "</tr>"
-        return (f'<table class="jo-grid"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        return (f'<table class="jo-grid tex2jax_ignore mathjax_ignore"><thead><tr>{head}</tr></thead>'  # text, not TeX
+                f"<tbody>{body}</tbody></table>"
                 f"<div>{html.escape(self._summary())}</div>")
 
     def __repr__(self) -> str:

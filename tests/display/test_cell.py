@@ -108,7 +108,8 @@ def test_table_keeps_column_order_and_fills_missing_keys() -> None:
 def test_empty_table() -> None:
     table = Table([], ["id"])
     assert repr(table) == "(empty)"
-    assert table._repr_html_() == "<table><thead><tr><th>id</th></tr></thead><tbody></tbody></table>"
+    assert table._repr_html_() == ('<table class="tex2jax_ignore mathjax_ignore"><thead><tr><th>id</th></tr></thead>'
+                                   "<tbody></tbody></table>")
 
 
 def test_table_html_escapes_cells_and_headers() -> None:
@@ -253,7 +254,10 @@ def test_markdown_answers_escape_money_and_keep_the_text_as_sent() -> None:
     text = "It costs $0.15 per million tokens, $x$ is maths"
     assert answer_bundle(text, markdown=True) == {
         "text/markdown": r"It costs \$0.15 per million tokens, $x$ is maths", "text/plain": text}
-    assert answer_bundle(text, markdown=False)["text/plain"] == text  # plain text: as sent
+    plain = answer_bundle(text, markdown=False)
+    assert plain["text/plain"] == text  # plain text: as sent, and its HTML never typeset as TeX
+    assert plain["text/html"].startswith('<div class="jo-answer tex2jax_ignore mathjax_ignore"')
+    assert Table([{"a": "$5 and $6"}], ["a"])._repr_html_().startswith('<table class="tex2jax_ignore mathjax_ignore">')
     (item,) = output_items([text], "", 1, True, True)  # the form's output too
     assert item["data"]["text/markdown"].startswith(r"It costs \$0.15")
 

@@ -130,3 +130,11 @@ def test_a_logprob_of_1000_shows_as_certain_never_raises(make_shell: object, bod
         page = _probability_views(cap)[0]["text/html"]
         assert "hi: 100.0%\n  hi  100.0%\n  yo  100.0%" in page and "␣there: 100.0%" in page
         assert session_log[-1]["completion"] == "hi there" and not cap.stderr
+
+
+def test_the_grid_is_never_read_as_mathematics(shell: object, server: object) -> None:
+    """Issue 22: JupyterLab typesets ``$…$`` in HTML outputs too; the grid's cells (answers, costs) are text."""
+    with capture_output() as cap:
+        shell.run_cell("%%complete --compare -t 0,1\nit costs $5 and $6")  # type: ignore[attr-defined]
+    page = next(o.data["text/html"] for o in cap.outputs if "jo-grid" in o.data.get("text/html", ""))
+    assert page.startswith('<table class="jo-grid tex2jax_ignore mathjax_ignore">') and "$6 and $5" in page
