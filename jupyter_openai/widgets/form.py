@@ -36,7 +36,7 @@ from ..calls.request import AUTO, DEFAULTS, CallRequest, build_request, choose_e
 from ..calls.run import CallOutcome, Origin, Progress, run_call
 from ..calls.summary import DETACHED, summarize, unexpected
 from ..client import OpenAIClient
-from ..display.cell import output_items
+from ..display.cell import NO_MATHS, output_items
 from ..errors import ConfigurationError, one_line
 from ..session.log import SessionLog, session_log
 from ..transport.cancel import CancelToken
@@ -136,6 +136,9 @@ class CompletionForm(W.VBox):
         self._preview = _tag(W.Text(description="as a magic", layout=wide), "preview")
         self._output = _tag(W.Output(layout=W.Layout(min_height="3em", padding="4px")), "output")
         self._status, self._notes, self._error = (_tag(W.Label(), name) for name in ("status", "note", "error"))
+        for label in (self._status, self._notes, self._error):  # widgets typeset $…$: "cost $0.51 of $0.50" is text
+            for name in NO_MATHS.split():
+                label.add_class(name)
         self._notes_before: list[str] = []  # notes about what a call sends (a subclass's), shown after it
         for widget in (self._endpoint, self._system, self._prompt, self._stream, self._show_probs,
                        *self._controls.values()):

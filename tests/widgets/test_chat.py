@@ -170,3 +170,9 @@ def test_dropped_turns_are_a_muted_note_after_the_status_line(client: OpenAIClie
         assert [m["content"] for m in server.requests[-1].body["messages"] if m["role"] == "user"] == ["t2", "t3"]
     finally:
         made.close()
+
+
+def test_the_transcript_is_never_typeset_as_mathematics(form: ChatForm) -> None:
+    send(form, "Is $5 more than $4?")
+    assert form.transcript.startswith('<div class="tex2jax_ignore mathjax_ignore">')
+    assert "Is $5 more than $4?" in form.transcript

@@ -555,3 +555,10 @@ def test_an_answer_cut_at_max_tokens_says_how_to_raise_it_in_the_form(make_form,
     form._max_tokens.value = 3
     run(form)
     assert form.status_text.endswith(" · stopped at max tokens 3 (as asked): raise max tokens above (to 1024, say)")
+
+
+def test_the_status_notes_and_error_lines_are_never_typeset_as_mathematics(make_form):
+    """Widgets typeset ``$…$`` as TeX in JupyterLab; the classes MathJax skips keep "$0.51 of $0.50" text."""
+    form = make_form()
+    for label in (form._status, form._notes, form._error):
+        assert {"tex2jax_ignore", "mathjax_ignore"} <= set(label._dom_classes)
