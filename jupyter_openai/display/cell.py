@@ -10,13 +10,14 @@ is a display of its own: small and muted in Jupyter, one plain line in a termina
 from __future__ import annotations
 
 import html
-import re
 import shutil
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from IPython.display import DisplayHandle, display
+
+from .maths import NO_MATHS, escape_money
 
 if TYPE_CHECKING:
     from ..calls.run import Progress
@@ -39,50 +40,9 @@ def answer_block(texts: Sequence[str], index: int, many: bool, markdown: bool = 
 #: style breaks words anywhere), in the notebook's code font.
 TEXT_STYLE = ("white-space:pre-wrap;word-break:normal;overflow-wrap:break-word;margin:0;"
               "font-family:var(--jp-code-font-family,monospace);font-size:var(--jp-code-font-size,inherit)")
-#: The class that keeps MathJax from reading ``$…$`` as TeX in HTML that shows text as it is (JupyterLab
-#: typesets HTML outputs too): ``mathjax_ignore`` for MathJax 3 (JupyterLab 4), ``tex2jax_ignore`` for MathJax 2.
-NO_MATHS = "tex2jax_ignore mathjax_ignore"
 #: The status line: small, muted, in the theme's secondary text colour (any theme, VS Code included).
 STATUS_STYLE = ("font-size:85%;color:var(--jp-ui-font-color2,inherit);opacity:0.85;margin-top:0.3em;"
                 "font-family:var(--jp-ui-font-family,inherit)")
-
-
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_CODE_SPAN = re.compile(r"(`+)(?:.*?[^`])??\1(?!`)", re.S)
-_MONEY = re.compile(r"(?<![\\$])\$(?=\d)")
-
-
-def escape_money(markdown: str) -> str:
-    """``markdown`` with each ``$`` directly before a digit escaped (``\\$5``), outside code spans
-    and code blocks: JupyterLab reads ``$…$`` as TeX, so "$0.15 (input) and $0.60" would
-    render as mathematics. Maths models write (``$x^2$``, ``$$…$$``) is left as it is."""
-    if "$" not in markdown:
-        return markdown
-    lines, fence, indented, blank = [], "", False, True
-    for line in markdown.split("\n"):
-        opened = _FENCE.match(line)
-        if fence:  # inside a fenced block until its closing fence (a longer or equal run of its character)
-            if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence) \
-                    and not line.strip().lstrip(fence[0]):
-                fence = ""
-        elif opened:
-            fence = opened.group(1)
-        else:
-            indented = (line.startswith(("    ", "\t")) and (blank or indented)) if line.strip() else indented
-            if not indented:
-                line = _escape_outside_spans(line)
-        blank = not line.strip()
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def _escape_outside_spans(line: str) -> str:
-    out, at = [], 0
-    for span in _CODE_SPAN.finditer(line):
-        out += [_MONEY.sub(r"\\$", line[at:span.start()]), span.group(0)]
-        at = span.end()
-    out.append(_MONEY.sub(r"\\$", line[at:]))
-    return "".join(out)
 
 
 def answer_bundle(text: str, markdown: bool) -> dict[str, str]:

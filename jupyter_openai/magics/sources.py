@@ -89,11 +89,13 @@ def report(magics: Any) -> list[dict[str, Any]]:
 
 def _call_defaults(magics: Any, at_load: dict[str, Any], offline: bool) -> list[dict[str, Any]]:
     """The rows of the call defaults: a value left unset says what that means."""
-    rows = []
+    rows, used = [], magics.defaults(ask_server=False)  # what a call uses: the offline model's sampling too
     for name, unset in CALL_DEFAULTS.items():
         value, source = getattr(magics, name), _configured(magics, name, at_load) or "default"
         if value is None and name == "chat_max_tokens" and offline:
             value, source = OFFLINE_TOKEN_BUDGET, "offline model"
+        elif value is None and offline and used.get(name) is not None:
+            value, source = used[name], "offline model"
         rows.append({"setting": name, "value": unset if value is None else value, "source": source})
     return rows
 

@@ -19,7 +19,7 @@ import ipywidgets as W
 from ..calls.request import CallRequest, build_request
 from ..calls.run import CallOutcome, Origin
 from ..calls.summary import dropped_turns
-from ..display.cell import NO_MATHS
+from ..display.maths import NO_MATHS
 from ..errors import ConfigurationError
 from ..session.conversation import DEFAULT_NAME, Conversation, Conversations, Plan, Turn, conversations
 from .controls import tag

@@ -36,7 +36,8 @@ from ..calls.request import AUTO, DEFAULTS, CallRequest, build_request, choose_e
 from ..calls.run import CallOutcome, Origin, Progress, run_call
 from ..calls.summary import DETACHED, summarize, unexpected
 from ..client import OpenAIClient
-from ..display.cell import NO_MATHS, output_items
+from ..display.cell import output_items
+from ..display.maths import NO_MATHS
 from ..errors import ConfigurationError, one_line
 from ..session.log import SessionLog, session_log
 from ..transport.cancel import CancelToken

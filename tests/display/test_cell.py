@@ -25,7 +25,6 @@ from jupyter_openai.display.cell import (
     WordWrap,
     answer_bundle,
     error_line,
-    escape_money,
     output_items,
     reasoning_bundle,
     show_notes,
@@ -230,24 +229,6 @@ def test_answer_bundle_as_plain_text_wraps_at_words_and_escapes() -> None:
     assert bundle["text/html"].endswith(">a &lt;b&gt; &amp; **c**</div>")
     assert "white-space:pre-wrap;word-break:normal" in bundle["text/html"]
     assert answer_bundle("**c**", markdown=True) == {"text/markdown": "**c**", "text/plain": "**c**"}
-
-
-# -- a $ before a digit is money, not TeX (JupyterLab renders $…$ as maths) ------------------------
-@pytest.mark.parametrize(("markdown", "shown"), [
-    ("$0.15 (input) and $0.60 (output)", r"\$0.15 (input) and \$0.60 (output)"),
-    ("US$3, -$2 and ($4)", r"US\$3, -\$2 and (\$4)"),
-    (r"already \$5", r"already \$5"),
-    ("maths $x^2$, $\\alpha$ and $$\\sum_i x_i$$", "maths $x^2$, $\\alpha$ and $$\\sum_i x_i$$"),
-    ("$$1 + 1$$", "$$1 + 1$$"),
-    ("`$5` and ``a ` $6`` cost $7", r"`$5` and ``a ` $6`` cost \$7"),
-    ("```python\nprice = '$5'\n```\nthat is $5", "```python\nprice = '$5'\n```\nthat is \\$5"),
-    ("~~~\n$1\n~~~~\n$2", "~~~\n$1\n~~~~\n\\$2"),
-    ("```\nstill streaming $5", "```\nstill streaming $5"),  # an open fence: code until it closes
-    ("text\n\n    code = '$5'\n\n$6", "text\n\n    code = '$5'\n\n\\$6"),
-    ("no dollars", "no dollars"),
-])
-def test_escape_money(markdown: str, shown: str) -> None:
-    assert escape_money(markdown) == shown
 
 
 def test_markdown_answers_escape_money_and_keep_the_text_as_sent() -> None:

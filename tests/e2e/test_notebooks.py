@@ -113,7 +113,7 @@ def test_no_money_renders_as_mathematics(path: Path) -> None:
     """Issue 22: JupyterLab reads ``$…$`` in Markdown as TeX, so "$0.15 (input) and $0.60" became
     maths. A ``$`` before a digit is written ``\\$`` in Markdown cells, and in the Markdown the
     answers' stored outputs show (outside code, as :func:`escape_money` does)."""
-    from jupyter_openai.display.cell import escape_money
+    from jupyter_openai.display.maths import escape_money
 
     for cell in _load(path).cells:
         if cell.cell_type == "markdown":
@@ -228,7 +228,8 @@ def test_binder_requirements_install_in_a_fresh_venv(tmp_path: Path) -> None:
         pytest.skip("no package index reachable")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     probe = (
-        "import jupyter_openai, pandas, matplotlib, ipywidgets; from jupyter_openai.offline import server as local_server; "
+        "import jupyter_openai, pandas, matplotlib, ipywidgets; "
+        "from jupyter_openai.offline import server as local_server; "
         "print(jupyter_openai.__file__); print(local_server.is_available())"
     )
     run = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -95,3 +95,7 @@ def test_the_offline_chat_budget_is_reported_as_the_offline_models(make_shell, m
     monkeypatch.setattr(type(magics), "default_model", lambda self, **kw: "smollm2")
     rows = _by_setting(settings_report(shell))
     assert rows["chat_max_tokens"] == {"setting": "chat_max_tokens", "value": 1536, "source": "offline model"}
+    assert rows["temperature"] == {"setting": "temperature", "value": 0.2, "source": "offline model"}  # measured
+    shell.run_line_magic("config", "CompleteMagics.temperature = 0.7")
+    assert _by_setting(settings_report(shell))["temperature"] == {"setting": "temperature", "value": 0.7,
+                                                                  "source": "%config"}
