@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.display import DisplayHandle, display
 
+from .maths import NO_MATHS, escape_money
+
 if TYPE_CHECKING:
     from ..calls.run import Progress
 
@@ -44,11 +46,13 @@ STATUS_STYLE = ("font-size:85%;color:var(--jp-ui-font-color2,inherit);opacity:0.
 
 
 def answer_bundle(text: str, markdown: bool) -> dict[str, str]:
-    """An answer's display data: Markdown with a plain-text fallback, or plain text that wraps at
-    word boundaries in HTML front ends."""
+    """An answer's display data: Markdown with a plain-text fallback (a ``$`` before a digit is
+    money, not TeX: :func:`escape_money`), or plain text that wraps at word boundaries in HTML
+    front ends (and is never read as TeX)."""
     if markdown:
-        return {"text/markdown": text, "text/plain": text}
-    return {"text/plain": text, "text/html": f'<div class="jo-answer" style="{TEXT_STYLE}">{html.escape(text)}</div>'}
+        return {"text/markdown": escape_money(text), "text/plain": text}
+    return {"text/plain": text,
+            "text/html": f'<div class="jo-answer {NO_MATHS}" style="{TEXT_STYLE}">{html.escape(text)}</div>'}
 
 
 def status_bundle(line: str, kind: str = "status") -> dict[str, str]:
@@ -65,9 +69,18 @@ def _show_line(handles: bool, line: str, kind: str = "status") -> None:
 
 
 def show_note(shell: Any, line: str) -> None:
-    """A note before an answer (which server answers, say): muted HTML that wraps at words in
-    Jupyter, a printed line in a terminal."""
+    """An informational note (which server answers, turns dropped, fewer choices than asked): muted
+    HTML in the status line's style that wraps at words in Jupyter, a printed line in a terminal."""
     _show_line(use_display_handles(shell), line, "note")
+
+
+def show_notes(shell: Any, notes: Sequence[str] = (), errors: Sequence[str] = ()) -> None:
+    """What follows a call's status line, in the order every front end keeps: the notes (muted,
+    :func:`show_note`), then the errors (red, :func:`error_line`)."""
+    for note in notes:
+        show_note(shell, note)
+    for error in errors:
+        error_line(error)
 
 
 class WordWrap:
@@ -286,7 +299,7 @@ class Table:
         body = "".join("<tr>" + "".join(self._html_cell(self._text(r[c]), w)
                                         for c, w in zip(self.columns, widths, strict=True)) + "</tr>"
                        for r in self.rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return f'<table class="{NO_MATHS}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
     def _html_cell(self, text: str, width: int) -> str:
         shown = self._cut(text, max(width, self._width or width) if not self._fit else width)

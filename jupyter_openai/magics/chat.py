@@ -22,8 +22,6 @@ from .options import argument, call_options, magic_arguments, parse_argstring
 if TYPE_CHECKING:
     from ..session.conversation import Conversation
 
-#: What the offline model's turns may send at most, in estimated tokens (its context is 2048 tokens).
-OFFLINE_TOKEN_BUDGET = 1536
 #: Outcome statuses a turn is kept with (an ``error`` turn is not added).
 KEPT = ("ok", "truncated", "interrupted")
 #: ``%%complete``'s parameter options that apply to a turn: those of chat or responses (``--logprobs``
@@ -153,12 +151,15 @@ class ChatMagics(Magics):
         turns = conversation.max_turns or settings.chat_max_turns
         tokens = conversation.max_tokens or settings.chat_max_tokens
         if tokens is None and settings.offline():
+            from .sources import OFFLINE_TOKEN_BUDGET
+
             tokens = OFFLINE_TOKEN_BUDGET
         return turns, tokens
 
     def _turn(self, conversation: Conversation, args: Any, prompt: str) -> None:
         from ..api.params import COMPLETIONS
         from ..calls.run import Origin
+        from ..calls.summary import dropped_turns
         from ..display.cell import error_line
         from ..session.conversation import Turn
 
@@ -168,9 +169,7 @@ class ChatMagics(Magics):
         request = settings.build(args, prompt, history=plan.history, system=conversation.system)
         if request.endpoint == COMPLETIONS:
             raise UsageError("%%chat works with the chat and responses endpoints only (-e chat or -e responses)")
-        if plan.dropped:
-            error_line(f"Note: dropped the {plan.dropped} oldest turn(s) of conversation {conversation.name!r} "
-                       f"to send {plan.why}")
+        notes = (dropped_turns(plan.dropped, conversation.name, plan.why),) if plan.dropped else ()
         number = plan.index + 1
         origin = Origin("chat", settings._cell_number(), conversation=conversation.name, turn=number)
 
@@ -178,7 +177,7 @@ class ChatMagics(Magics):
             if outcome.status in KEPT:
                 conversation.record(plan, Turn.answered(request.prompt, outcome, key))
 
-        outcome = settings.show_call(args, request, origin, on_outcome=keep)
+        outcome = settings.show_call(args, request, origin, on_outcome=keep, notes=notes)
         if outcome.status not in KEPT:
             error_line(f"Turn {number} was not added to conversation {conversation.name!r} (the call failed); "
                        "run the cell again to retry")

@@ -110,10 +110,9 @@ class CompleteMagics(ConfiguredMagics):
             with usage_errors():
                 prompt = interpolate(prompt, self.shell.user_ns)
         elif names := unfilled_names(prompt, self.shell.user_ns):
-            from ..display.cell import error_line
-
             fields = ", ".join("{" + name + "}" for name in names)
-            error_line(f"Note: {fields} sent as written; add -i to fill it from your variables")
+            self._notes_before = [*self._notes_before, f"Note: {fields} sent as written; add -i to fill it from your "
+                                  "variables"]
         options = {param.name: getattr(args, param.name, None) for param in OPTION_PARAMS}  # %%chat has fewer
         options["stop"] = [unescape(s) for s in args.stop] if args.stop else None
         options["schema"] = schema_option(args.schema, self.shell.user_ns)
@@ -139,16 +138,24 @@ class CompleteMagics(ConfiguredMagics):
         such as a conversation's ``history``); mistakes are one-line usage errors."""
         from ..calls.request import build_request
 
+        self._notes_before = []  # notes about what is sent: shown after the call, with the others
         with usage_errors():
             return build_request({**self._options(args, prompt), **extra}, self.defaults())
 
-    def show_call(self, args: Any, request: Any, origin: Any, on_outcome: Callable[[Any], None] | None = None) -> Any:
-        """Run ``request`` and show it as ``%%complete`` does (streamed into the cell, ``--out``,
-        notes, the status line); return the :class:`~jupyter_openai.calls.run.CallOutcome`.
-        ``on_outcome`` gets it as soon as the call is over, before anything is shown."""
+    _notes_before: tuple[str, ...] | list[str] = ()  #: notes :meth:`build` made, for :meth:`show_call` to show
+
+    def show_call(self, args: Any, request: Any, origin: Any, on_outcome: Callable[[Any], None] | None = None,
+                  notes: tuple[str, ...] = ()) -> Any:
+        """Run ``request`` and show it as ``%%complete`` does (streamed into the cell, ``--out``, then
+        the status line, the notes (``notes``: the caller's, first) and the errors); return the
+        :class:`~jupyter_openai.calls.run.CallOutcome`. ``on_outcome`` gets it as soon as the call is
+        over, before anything is shown."""
         from ..calls.run import run_call
         from ..calls.summary import summarize
-        from ..display.cell import CellView, error_line, use_display_handles
+        from ..display.cell import CellView, error_line, show_notes, use_display_handles
+        from .sources import source_of
+
+        before, self._notes_before = [*self._notes_before, *notes], []
 
         client = self.client()
         shown_as = (args.format or self.output_format).lower()
@@ -173,12 +180,12 @@ class CompleteMagics(ConfiguredMagics):
             if getattr(args, "show_probs", False) and not args.quiet:
                 from .lab import show_probs
 
-                show_probs(self, outcome, origin)
-            summary = summarize(outcome, offline=self.offline())
-            for note in summary.notes:
-                error_line(note)
+                before += show_probs(self, outcome, origin)
+            limit = "option" if getattr(args, "max_tokens", None) is not None else source_of(self, "max_tokens")
+            summary = summarize(outcome, offline=self.offline(), limit_source=limit)
             if not args.quiet:
                 view.status(summary.status)
+            show_notes(self.shell, [*before, *summary.notes], summary.errors)
         except KeyboardInterrupt:
             error_line(INTERRUPTED_DISPLAY + (f" (the answer is in {args.out})" if args.out else ""))
         return outcome

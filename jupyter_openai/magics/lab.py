@@ -30,21 +30,18 @@ def complete_magics(shell: Any) -> Any:
 
 
 # -- --show-probs --------------------------------------------------------------------
-def show_probs(magics: Any, outcome: Any, origin: Any) -> None:
+def show_probs(magics: Any, outcome: Any, origin: Any) -> list[str]:
     """Show the answer's tokens coloured by probability, as one output: in a kernel with ipywidgets the
     interactive view (click a token; on completions, continue from an alternative) with the HTML view
     as its fallback in the same bundle (what nbviewer and GitHub show); elsewhere the HTML view (hover
-    for the alternatives)."""
+    for the alternatives). Returns the note to show after the status line when none came back."""
     from IPython.display import HTML, display
 
-    from ..display.cell import error_line
     from ..widgets.probs import probs_html
 
     if not outcome.logprobs:
-        if outcome.status == "ok":
-            endpoint = outcome.request.endpoint if outcome.request is not None else "?"
-            error_line(NO_PROBS.format(endpoint=endpoint))
-        return
+        endpoint = outcome.request.endpoint if outcome.request is not None else "?"
+        return [NO_PROBS.format(endpoint=endpoint)] if outcome.status == "ok" else []
     if getattr(magics.shell, "kernel", None) is not None:  # widgets need a front end to talk to
         try:
             view = probs_view(magics, outcome, origin)
@@ -52,8 +49,9 @@ def show_probs(magics: Any, outcome: Any, origin: Any) -> None:
             view = None
         if view is not None:
             display(view)  # its bundle: the widget and the HTML view
-            return
+            return []
     display(HTML(probs_html(outcome.logprobs)))
+    return []
 
 
 def probs_view(magics: Any, outcome: Any, origin: Any) -> Any:
@@ -121,7 +119,8 @@ class Grid:
             body += "<tr>" + "".join(
                 f'<td style="text-align:left;white-space:pre-wrap;vertical-align:top">{html.escape(c)}</td>'
                 for c in cells) + "</tr>"
-        return (f'<table class="jo-grid"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        return (f'<table class="jo-grid tex2jax_ignore mathjax_ignore"><thead><tr>{head}</tr></thead>'  # text, not TeX
+                f"<tbody>{body}</tbody></table>"
                 f"<div>{html.escape(self._summary())}</div>")
 
     def __repr__(self) -> str:
@@ -151,6 +150,7 @@ def run_compare(magics: Any, argv: list[str], prompt: str, origin: Any) -> None:
         combinations = compare.expand(argv, parser._option_string_actions)
     requests = []
     out = quiet = None
+    magics._notes_before = ()  # notes the combinations' options make (the same for each): shown once, after
     for combination in combinations:
         args = parser.parse_args(combination.argv)
         out, quiet = args.out, args.quiet
@@ -177,10 +177,10 @@ def run_compare(magics: Any, argv: list[str], prompt: str, origin: Any) -> None:
         magics.shell.user_ns[out] = _frame(rows)
     if not quiet:
         display(Grid(rows, compared))
-    if refused:
-        from ..display.cell import error_line
+    from ..display.cell import show_notes
 
-        error_line(f"{len(refused)} call(s) not sent: {refused[0]}")
+    notes, magics._notes_before = list(dict.fromkeys(magics._notes_before)), ()
+    show_notes(magics.shell, notes, [f"{len(refused)} call(s) not sent: {refused[0]}"] if refused else [])
 
 
 def _frame(rows: list[dict[str, Any]]) -> Any:

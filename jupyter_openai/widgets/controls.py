@@ -34,10 +34,11 @@ FORM_STYLE = """<style>
 .jupyter-openai-form .jo-output { border: 1px solid var(--jp-border-color2, rgba(128, 128, 128, 0.4));
   border-radius: 2px; max-width: 100%; box-sizing: border-box; overflow-wrap: break-word; }
 .jupyter-openai-form .jo-error { color: var(--jp-error-color1, #d32f2f); }
-.jupyter-openai-form .jo-status { color: var(--jp-ui-font-color2, inherit); font-size: var(--jp-ui-font-size0, 85%); }
-.jupyter-openai-form .jo-status, .jupyter-openai-form .jo-error { white-space: normal; overflow: visible;
-  text-overflow: clip; height: auto; min-height: var(--jp-widgets-inline-height, 28px); line-height: 1.5;
-  overflow-wrap: anywhere; }
+.jupyter-openai-form .jo-status, .jupyter-openai-form .jo-note { color: var(--jp-ui-font-color2, inherit);
+  font-size: var(--jp-ui-font-size0, 85%); }
+.jupyter-openai-form .jo-status, .jupyter-openai-form .jo-note, .jupyter-openai-form .jo-error { white-space: normal;
+  overflow: visible; text-overflow: clip; height: auto; min-height: var(--jp-widgets-inline-height, 28px);
+  line-height: 1.5; overflow-wrap: anywhere; }
 .jupyter-openai-form .widget-hbox { flex-wrap: wrap; max-width: 100%; }
 """ + STOP_INK + "\n</style>"
 

@@ -25,7 +25,9 @@ from jupyter_openai.display.cell import (
     WordWrap,
     answer_bundle,
     error_line,
+    output_items,
     reasoning_bundle,
+    show_notes,
     status_bundle,
     use_display_handles,
 )
@@ -48,9 +50,9 @@ USAGE = {"prompt_tokens": 12, "completion_tokens": 40, "total_tokens": 52}
             ("m", {"completion_tokens": 5}, 1.0, None, "length", "ok"),
             "m · 5 out tokens (in: not reported by the server) · 1.00 s · 5.0 tok/s · finish: length",
         ),
-        ((None, None, None, None, None, "error"), "model not reported · finish: - · error"),
+        ((None, None, None, None, None, "error"), "model not reported · error"),
         (("m", USAGE, 0.5, 0.5, None, "interrupted"),  # an answer in one piece: the rate over the whole call
-         "m · 12 in / 40 out tokens · 0.50 s · 80.0 tok/s · finish: - · interrupted"),
+         "m · 12 in / 40 out tokens · 0.50 s · 80.0 tok/s · interrupted"),
         (("m", None, 2.0, 1.0, "stop", "ok", 30),
          "m · ~30 out tokens (estimated from the stream; in: not reported by the server) · 2.00 s · ~30.0 tok/s · "
          "finish: stop"),
@@ -105,7 +107,8 @@ def test_table_keeps_column_order_and_fills_missing_keys() -> None:
 def test_empty_table() -> None:
     table = Table([], ["id"])
     assert repr(table) == "(empty)"
-    assert table._repr_html_() == "<table><thead><tr><th>id</th></tr></thead><tbody></tbody></table>"
+    assert table._repr_html_() == ('<table class="tex2jax_ignore mathjax_ignore"><thead><tr><th>id</th></tr></thead>'
+                                   "<tbody></tbody></table>")
 
 
 def test_table_html_escapes_cells_and_headers() -> None:
@@ -226,6 +229,26 @@ def test_answer_bundle_as_plain_text_wraps_at_words_and_escapes() -> None:
     assert bundle["text/html"].endswith(">a &lt;b&gt; &amp; **c**</div>")
     assert "white-space:pre-wrap;word-break:normal" in bundle["text/html"]
     assert answer_bundle("**c**", markdown=True) == {"text/markdown": "**c**", "text/plain": "**c**"}
+
+
+def test_markdown_answers_escape_money_and_keep_the_text_as_sent() -> None:
+    text = "It costs $0.15 per million tokens, $x$ is maths"
+    assert answer_bundle(text, markdown=True) == {
+        "text/markdown": r"It costs \$0.15 per million tokens, $x$ is maths", "text/plain": text}
+    plain = answer_bundle(text, markdown=False)
+    assert plain["text/plain"] == text  # plain text: as sent, and its HTML never typeset as TeX
+    assert plain["text/html"].startswith('<div class="jo-answer tex2jax_ignore mathjax_ignore"')
+    assert Table([{"a": "$5 and $6"}], ["a"])._repr_html_().startswith('<table class="tex2jax_ignore mathjax_ignore">')
+    (item,) = output_items([text], "", 1, True, True)  # the form's output too
+    assert item["data"]["text/markdown"].startswith(r"It costs \$0.15")
+
+
+def test_show_notes_shows_notes_muted_then_errors_red(shell: InteractiveShell) -> None:
+    with capture_output() as cap:
+        show_notes(shell, ["Note: one", "Note: two"], ["It failed"])
+    assert [o.data["text/plain"] for o in cap.outputs] == ["Note: one", "Note: two"]
+    assert all(o.data["text/html"].startswith('<div class="jo-note"') for o in cap.outputs)
+    assert cap.stderr == "It failed\n"
 
 
 def test_status_bundle_is_muted_html_with_the_line_as_text() -> None:

@@ -42,6 +42,8 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
+#: A status line of a call that ended: its finish reason, or the length limit that stopped it (issue 22).
+ENDED = re.compile(r"finish: |stopped at ")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 LIGHT, DARK = "JupyterLab Light", "JupyterLab Dark"
@@ -327,7 +329,7 @@ def test_markdown_answer_streams_from_the_offline_model(lab: tuple[str, str, Pat
         page.evaluate(WATCH_ANSWER)
         _run_all(page)
         cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
-        expect(cell.locator(".jo-status")).to_contain_text("finish:", timeout=120_000)
+        expect(cell.locator(".jo-status")).to_contain_text(ENDED, timeout=120_000)
         found = page.evaluate(MEASURE_ANSWER)
         states = page.evaluate("window.__states")
         cell.screenshot(path=tmp_path / "answer.png")
@@ -367,7 +369,7 @@ def test_probability_view_and_grid_from_the_offline_model(lab: tuple[str, str, P
     with _notebook_page(base, token, tmp_path, 'lab.ipynb', 4, (1024, 1000)) as page:
         _run_all(page)
         probs, grid = page.locator(".jp-Notebook .jp-Cell").nth(2), page.locator(".jp-Notebook .jp-Cell").nth(3)
-        expect(probs.locator(".jo-status")).to_contain_text("finish:", timeout=120_000)
+        expect(probs.locator(".jo-status")).to_contain_text(ENDED, timeout=120_000)
         tokens = probs.locator(".jo-probs .jo-tok")
         expect(tokens.first).to_be_visible()
         assert tokens.count() >= 3

@@ -27,7 +27,7 @@ from jupyter_openai.session.conversation import Conversation, conversations
 from jupyter_openai.session.log import session_log
 from tests.servers.fake import TEST_KEY, FakeOpenAIServer
 from tests.support.cells import SLOW_WORDS, final_texts, interrupt_later, run, value
-from tests.support.shown import status
+from tests.support.shown import notes, shown_order, status
 
 
 def body(server: FakeOpenAIServer) -> dict:
@@ -169,8 +169,8 @@ def test_max_turns_drops_the_oldest_with_a_one_line_note(shell: InteractiveShell
     chat(shell, "t2", "b")
     cap = chat(shell, "t3", "c")
     assert [u for r, u in sent(server) if r == "user"] == ["t2", "t3"]
-    note = [line for line in cap.stderr.splitlines() if "dropped" in line]
-    assert note == ["Note: dropped the 1 oldest turn(s) of conversation 'default' to send at most 2 turn(s)"]
+    assert notes(cap) == ["Note: dropped the 1 oldest turn(s) of conversation 'default' to send at most 2 turn(s)"]
+    assert cap.stderr == "" and shown_order(cap)[-2:] == ["status", "note"]  # muted, after the status line
     assert [t.user for t in conversations["default"]] == ["t2", "t3"]
 
 
@@ -180,7 +180,7 @@ def test_the_token_budget_bounds_what_is_sent(shell: InteractiveShell, server: F
         chat(shell, f"turn {i} " + "word " * 20, f"k{i}")
     sent_tokens = sum(len(text) / 4 + 4 for _, text in sent(server))
     assert sent_tokens <= 60 + 8 and len(sent(server)) < 7
-    assert "dropped" in chat(shell, "x " * 30, "k9").stderr
+    assert "dropped" in notes(chat(shell, "x " * 30, "k9"))[0]
     chat(shell, "short", "k10", line="--token-budget 1000")  # the conversation's own cap wins
     assert conversations["default"].max_tokens == 1000
 

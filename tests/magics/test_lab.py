@@ -14,6 +14,7 @@ from jupyter_openai.calls.run import Origin, run_call
 from jupyter_openai.magics.lab import NO_PROBS, complete_magics, probs_view
 from jupyter_openai.session.log import session_log
 from tests.servers.fake import TEST_KEY
+from tests.support.shown import notes, shown_order
 
 
 @pytest.mark.parametrize("stream", ["", "--no-stream"])
@@ -43,7 +44,8 @@ def test_a_server_that_sends_none_says_so_in_one_line(make_shell: object, body_s
     ip = make_shell(env={"OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": body_server.url})  # type: ignore
     with capture_output() as cap:
         ip.run_cell("%%complete --show-probs --no-stream -m m\nhi")
-    assert cap.stderr.strip() == NO_PROBS.format(endpoint="chat")
+    assert notes(cap) == [NO_PROBS.format(endpoint="chat")] and cap.stderr == ""  # a note, after the status line
+    assert shown_order(cap)[-2:] == ["status", "note"]
     assert session_log[-1]["completion"] == "hello"
 
 
@@ -128,3 +130,11 @@ def test_a_logprob_of_1000_shows_as_certain_never_raises(make_shell: object, bod
         page = _probability_views(cap)[0]["text/html"]
         assert "hi: 100.0%\n  hi  100.0%\n  yo  100.0%" in page and "␣there: 100.0%" in page
         assert session_log[-1]["completion"] == "hi there" and not cap.stderr
+
+
+def test_the_grid_is_never_read_as_mathematics(shell: object, server: object) -> None:
+    """Issue 22: JupyterLab typesets ``$…$`` in HTML outputs too; the grid's cells (answers, costs) are text."""
+    with capture_output() as cap:
+        shell.run_cell("%%complete --compare -t 0,1\nit costs $5 and $6")  # type: ignore[attr-defined]
+    page = next(o.data["text/html"] for o in cap.outputs if "jo-grid" in o.data.get("text/html", ""))
+    assert page.startswith('<table class="jo-grid tex2jax_ignore mathjax_ignore">') and "$6 and $5" in page
