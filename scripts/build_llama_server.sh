@@ -4,11 +4,13 @@
 #   ${JUPYTER_OPENAI_CACHE:-$HOME/.cache/jupyter-openai}/llama-server-<version>/
 #     llama-server   lib/ (llama.cpp's shared libraries)   deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja
 #     STAMP (written last)
-# llama.cpp's core (ggml, libllama, mtmd) is not compiled again: the installed llama-cpp-python wheel
-# holds it as shared libraries built from the same source, so only the server's own sources, common/
-# and cpp-httplib are compiled (scripts/llama_server/CMakeLists.txt) from the llama.cpp vendored in
-# the llama-cpp-python sdist, and linked against copies of those libraries in the cache's lib/.
-# Without such a wheel of this version (or with LLAMA_SERVER_FULL_BUILD=1) all of llama.cpp is built.
+# llama.cpp is not compiled again: the installed llama-cpp-python wheel holds it as shared libraries
+# built from the same source (llama_cpp/lib/libllama.so, libggml*.so, libmtmd.so, and
+# site-packages/lib/libllama-common.so), so only the server's own sources are compiled
+# (scripts/llama_server/CMakeLists.txt), from the llama.cpp vendored in the llama-cpp-python sdist,
+# and linked against copies of those libraries in the cache's lib/ (common/ is compiled too when the
+# wheel has no libllama-common). Without a wheel of this version (or with LLAMA_SERVER_FULL_BUILD=1)
+# all of llama.cpp is compiled, as before.
 # Usage: bash scripts/build_llama_server.sh [VERSION]   (default: the llama-cpp-python in .venv)
 # Progress goes to stderr (a line at least every 20 s); stdout is only the binary's path.
 # A complete cache makes this a no-op.
@@ -78,6 +80,23 @@ print(os.path.join(os.path.dirname(s.origin), "lib"))' 2>/dev/null || true)
     compgen -G "$LIBS/$lib.so.[0-9]*" >/dev/null || { LIBS=; break; }
   done
 fi
+# Its libllama-common too (llama-cpp-python installs it into site-packages/lib): then common/ is not
+# compiled either. Built with OpenSSL, it needs OpenSSL's headers to compile against (else common/ is).
+COMMON=
+if [ -n "$LIBS" ]; then
+  COMMON=$("$PY" -c 'import importlib.metadata as m
+print(next((str(f.locate()) for f in m.files("llama-cpp-python") or ()
+            if f.name.startswith("libllama-common.so.") and f.name.count(".") == 2), ""))' 2>/dev/null || true)
+  if [ -n "$COMMON" ] && [ -f "$COMMON" ]; then
+    COMMON_OPENSSL=OFF
+    if objdump -p "$COMMON" 2>/dev/null | grep -q 'NEEDED.*libssl'; then
+      COMMON_OPENSSL=ON
+      [ -f /usr/include/openssl/ssl.h ] || COMMON=
+    fi
+  else
+    COMMON=
+  fi
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/jupyter-openai-llama-server.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -95,20 +114,27 @@ SRC=$(echo "$WORK"/llama_cpp_python-*/vendor/llama.cpp)
 # Portable (no -march=native), no libcurl/OpenSSL, no web UI (its build would fetch from a hub).
 FLAGS=(-DCMAKE_BUILD_TYPE=Release -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF)
 if [ -n "$LIBS" ]; then
-  how="linked against llama-cpp-python's libraries"
-  echo "== building llama-server $VERSION: its own sources, $how in $LIBS (about 3 min on 2 cores)" >&2
   # The libraries under their sonames (the names the binary asks for), beside the binary it builds.
   mkdir -p "$WORK/lib"
-  for f in "$LIBS"/lib*.so.*; do
+  for f in "$LIBS"/lib*.so.* $COMMON; do
     soname=$(objdump -p "$f" 2>/dev/null | awk '$1 == "SONAME" {print $2}')
-    if [ -n "$soname" ] && [ ! -e "$WORK/lib/$soname" ]; then cp -L "$LIBS/$soname" "$WORK/lib/$soname"; fi
+    if [ -n "$soname" ] && [ ! -e "$WORK/lib/$soname" ]; then cp -L "$(dirname "$f")/$soname" "$WORK/lib/$soname"; fi
   done
   # -O1: the model runs in the prebuilt libraries; the server's own code (HTTP, JSON, templates) needs
   # no more, and compiles in much less time than with -O3.
   OPT=${LLAMA_SERVER_OPT:--O1}
-  run_logged "cmake configure" "$WORK/cmake.log" \
-    cmake -S "$HERE/scripts/llama_server" -B "$WORK/build" "${FLAGS[@]}" -DLLAMA_SRC="$SRC" -DLLAMA_LIBS="$WORK/lib" \
-    -DCMAKE_C_FLAGS_RELEASE="$OPT -DNDEBUG" -DCMAKE_CXX_FLAGS_RELEASE="$OPT -DNDEBUG"
+  FLAGS+=(-DLLAMA_SRC="$SRC" -DLLAMA_LIBS="$WORK/lib" -DCMAKE_C_FLAGS_RELEASE="$OPT -DNDEBUG"
+          -DCMAKE_CXX_FLAGS_RELEASE="$OPT -DNDEBUG")
+  if [ -n "$COMMON" ]; then
+    how="linked against llama-cpp-python's libraries, libllama-common included"
+    FLAGS+=(-DLLAMA_COMMON_LIB="$WORK/lib/$(objdump -p "$COMMON" | awk '$1 == "SONAME" {print $2}')"
+            -DLLAMA_COMMON_OPENSSL="$COMMON_OPENSSL")
+    echo "== building llama-server $VERSION: its own sources only, $how (about 1 min on 2 cores)" >&2
+  else
+    how="linked against llama-cpp-python's libraries, common/ compiled"
+    echo "== building llama-server $VERSION: its own sources and common/, $how (about 3 min on 2 cores)" >&2
+  fi
+  run_logged "cmake configure" "$WORK/cmake.log" cmake -S "$HERE/scripts/llama_server" -B "$WORK/build" "${FLAGS[@]}"
   mkdir -p "$WORK/build/bin" && cp -R "$WORK/lib" "$WORK/build/bin/"
 else
   how="all of llama.cpp compiled (no llama-cpp-python $VERSION wheel with shared libraries installed)"
