@@ -11,8 +11,10 @@ elapsed() {  # seconds -> "2m40s"
   if (( s >= 60 )); then printf '%dm%02ds' $(( s / 60 )) $(( s % 60 )); else printf '%ds' "$s"; fi
 }
 
-last_line() {  # the last non-blank line of a log (carriage returns count as line ends), shortened
-  tail -c 4000 "$1" 2>/dev/null | tr '\r' '\n' | grep -v '^[[:space:]]*$' | tail -n 1 | cut -c 1-110
+last_line() {  # the last non-blank line of a log (carriage returns count as line ends), shortened;
+  # a compiler command line as ninja shows it ("[6/193] /usr/bin/g++ ... -o x.o -c x.cpp") as "[6/193] x.o"
+  tail -c 4000 "$1" 2>/dev/null | tr '\r' '\n' | grep -v '^[[:space:]]*$' | tail -n 1 |
+    sed -E 's|^[[:space:]]*(\[[0-9]+/[0-9]+\]) .* -o ([^ ]+).*|\1 \2|' | cut -c 1-110
 }
 
 run_logged() {
