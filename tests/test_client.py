@@ -365,11 +365,12 @@ def test_retry_after_beyond_the_cap_fails_at_once_saying_when(server: FakeOpenAI
     started = time.monotonic()
     with pytest.raises(RateLimitError) as info:
         ask(client)
-    assert time.monotonic() - started < 2 and delays == [] and len(server.requests) == 1
+    took = time.monotonic() - started  # an HTTP date counts down meanwhile (a busy machine: seconds)
+    assert delays == [] and len(server.requests) == 1  # at once: no wait, no retry
     err = info.value
-    assert seconds - 2 <= err.retry_after <= seconds
+    assert seconds - 2 - took <= err.retry_after <= seconds
     text = one_line(err)
-    assert "wait" in text and (f"{seconds} s" in text or f"{seconds - 1} s" in text)
+    assert "wait" in text and any(f"{s} s" in text for s in range(int(seconds - 2 - took), seconds + 1))
     assert text.startswith("429 Rate limited: Rate limit reached") and err.args == (text,)
 
 
