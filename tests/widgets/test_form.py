@@ -475,9 +475,8 @@ def test_python_constructor_reads_the_environment_and_displays(monkeypatch, serv
 def test_submit_does_not_block_the_caller(make_form, server):
     form = make_form()
     server.add_fault(path="/chat", chunk_delay=0.1)
-    started = time.monotonic()
     form.submit()
-    assert time.monotonic() - started < 0.5 and form.running
+    assert form.running  # submit() returned while the answer streams (its chunks come 0.1 s apart)
     form.submit()  # ignored while running
     assert threading.active_count() >= 2 and form.wait(5) and form.text == ANSWER
     assert len([r for r in server.requests if r.path.endswith("/chat/completions")]) == 1
