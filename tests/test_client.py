@@ -727,7 +727,7 @@ def test_keyboard_interrupt_in_loop_body_then_close(own_server: FakeOpenAIServer
 def test_sigint_while_waiting_for_data(own_server: FakeOpenAIServer) -> None:
     """A real Ctrl-C (SIGINT, as a kernel interrupt sends) arrives while the stream waits in a read:
     the stream marks itself interrupted and closes, with no ``with`` block or ``close()`` by the caller."""
-    own_server.add_fault(chunks=50, chunk_delay=0.4)
+    own_server.add_fault(chunks=50, chunk_delay=1.0)
     client = OpenAIClient(api_key=TEST_KEY, base_url=own_server.url, read_timeout=5)
     stream = client.completion("davinci-002", "x", stream=True)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -735,7 +735,7 @@ def test_sigint_while_waiting_for_data(own_server: FakeOpenAIServer) -> None:
     try:
         with pytest.raises(KeyboardInterrupt):
             for delta in stream:
-                if delta.text == " w1" and timer is None:  # now blocked ~0.4 s until the next chunk
+                if delta.text == " w1" and timer is None:  # now blocked ~1 s until the next chunk
                     timer = threading.Timer(0.1, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
                     timer.start()
     finally:
