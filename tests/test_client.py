@@ -680,7 +680,7 @@ def own_server() -> Iterator[FakeOpenAIServer]:
         yield srv
 
 
-def server_connections_close(srv: FakeOpenAIServer, timeout: float = 3.0) -> bool:
+def server_connections_close(srv: FakeOpenAIServer, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with srv._lock:

@@ -172,7 +172,7 @@ def test_run_call_raises_configuration_errors(client, server: FakeOpenAIServer, 
     assert len(private_log) == 0
 
 
-def _wait_closed(server: FakeOpenAIServer, sockets: set, timeout: float = 3.0) -> bool:
+def _wait_closed(server: FakeOpenAIServer, sockets: set, timeout: float = 30.0) -> bool:
     """True once none of ``sockets`` is still served (the handler saw the client close it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

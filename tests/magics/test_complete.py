@@ -74,7 +74,7 @@ def _served(server: FakeOpenAIServer) -> set:
         return set(server._connections)
 
 
-def wait_closed(server: FakeOpenAIServer, sockets: set, timeout: float = 3.0) -> bool:
+def wait_closed(server: FakeOpenAIServer, sockets: set, timeout: float = 30.0) -> bool:
     """True once the server no longer serves any of ``sockets`` (the client closed them)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

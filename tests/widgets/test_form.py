@@ -55,7 +55,7 @@ def run(form: CompletionForm, timeout: float = 10) -> CompletionForm:
     return form
 
 
-def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+def until(condition: Callable[[], object], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
@@ -307,7 +307,7 @@ def test_stop_mid_stream_keeps_partial_text_and_closes_the_connection(make_form,
     assert not form._submit.disabled and form._stop.disabled
     record = log[-1]
     assert record["status"] == "interrupted" and record["source"] == "form" and record["completion"] == form.text
-    until(lambda: len(server._connections) == streaming - 1, timeout=2)  # the server saw the stream's socket close
+    until(lambda: len(server._connections) == streaming - 1)  # the server saw the stream's socket close
     run(form)  # the form works again after Stop
     assert form.text == ANSWER and log[-1]["status"] == "ok"
 
@@ -332,7 +332,7 @@ def test_stop_before_the_server_answers_frees_the_form_and_logs_later(make_form,
     form.stop()
     assert form.wait(0) and not form._submit.disabled  # stop() gave up on the worker after DETACH_AFTER
     assert form.status_text.startswith("interrupted") and form.text == ""
-    until(lambda: len(log) == 1, timeout=3)  # the background request ends when the headers come
+    until(lambda: len(log) == 1)  # the background request ends when the headers come
     assert log[-1]["status"] == "interrupted" and log[-1]["source"] == "form"
     run(form)
     assert form.text == ANSWER
