@@ -89,7 +89,8 @@ print(next((str(f.locate()) for f in m.files("llama-cpp-python") or ()
             if f.name.startswith("libllama-common.so.") and f.name.count(".") == 2), ""))' 2>/dev/null || true)
   if [ -n "$COMMON" ] && [ -f "$COMMON" ]; then
     COMMON_OPENSSL=OFF
-    if objdump -p "$COMMON" 2>/dev/null | grep -q 'NEEDED.*libssl'; then
+    needed=$(objdump -p "$COMMON" 2>/dev/null || true)
+    if grep -q 'NEEDED.*libssl' <<<"$needed"; then
       COMMON_OPENSSL=ON
       [ -f /usr/include/openssl/ssl.h ] || COMMON=
     fi
