@@ -78,6 +78,8 @@ class OpenAIClient:
         self._skip_stream_options = False
         self._rules = FieldRules()
         self._first_model: str | None = None
+        #: ``count(endpoint, prompt or messages)``: prompt tokens for a stream that reports none (the offline server)
+        self.prompt_counter: Callable[[str, Any], int | None] | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIClient({self.settings!r})"
@@ -130,7 +132,7 @@ class OpenAIClient:
         thread stop the call (:mod:`jupyter_openai.transport.cancel`)."""
         if prompt is None or prompt == "" or prompt == []:
             raise ConfigurationError("prompt must not be empty")
-        body = {"model": self._model(model), "prompt": prompt, **check_params(COMPLETIONS, params)}
+        body = {"model": self._model(model), "prompt": prompt, **check_params(COMPLETIONS, params, stream=stream)}
         return self._create("/completions", COMPLETIONS_KIND, body, stream, extra_body, cancel)
 
     def chat(self, model: str, messages: Sequence[Mapping[str, Any]], *, stream: bool = False,
@@ -144,7 +146,7 @@ class OpenAIClient:
         for message in messages:
             if not isinstance(message, Mapping) or "role" not in message:
                 raise ConfigurationError(f"each message needs a role, got {message!r}")
-        body = {"model": self._model(model), "messages": list(messages), **check_params(CHAT, params)}
+        body = {"model": self._model(model), "messages": list(messages), **check_params(CHAT, params, stream=stream)}
         if "max_tokens" in body and (is_openai_host(self.settings.base_url)  # GUIDE 10: GPT-5 models need it
                                      or takes_max_completion_tokens(body["model"])):
             body["max_completion_tokens"] = body.pop("max_tokens")
@@ -156,14 +158,15 @@ class OpenAIClient:
         """``POST /responses`` (OpenAI's primary API, GUIDE 11): ``input`` a string or a list of
         message items, ``instructions`` the system message. ``max_tokens``, ``reasoning_effort``
         and ``verbosity`` are sent as this API names them (``max_output_tokens``,
-        ``reasoning.effort``, ``text.verbosity``). Answers read as chat's: ``text``, ``reasoning``,
-        ``usage`` with ``prompt_tokens``/``completion_tokens``."""
+        ``reasoning.effort``, ``text.verbosity``); ``store`` is false unless given (the API's default keeps
+        every response, GUIDE 18). Answers read as chat's: ``text``, ``reasoning``, ``usage`` with
+        ``prompt_tokens``/``completion_tokens``."""
         if input is None or input == "" or input == []:
             raise ConfigurationError("input must not be empty")
         body: dict[str, Any] = {"model": self._model(model), "input": input if isinstance(input, str) else list(input)}
         if instructions:
             body["instructions"] = instructions
-        fields = responses.request_fields(check_params(RESPONSES, params))
+        fields = responses.request_fields(check_params(RESPONSES, params, stream=stream))
         if "max_output_tokens" in fields:  # max_tokens, renamed: the Responses API's own lower bound applies
             PARAMS["max_output_tokens"].check(fields["max_output_tokens"], "max_tokens (max_output_tokens)")
         body.update(fields)
@@ -232,7 +235,7 @@ class OpenAIClient:
             available = [entry["id"] for entry in self.list_models()]
         except OpenAIError:
             return error
-        if available and model not in available:
+        if available and model not in available and not all(repr(name) in text for name in available):
             near = ", ".join(model_list.closest(model, available))
             error.message = f"{text} Available models closest to {model!r}: {near}"
             error.args = (str(error),)

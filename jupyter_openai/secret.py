@@ -21,7 +21,9 @@ __all__ = ["Secret", "mask_key", "reveal", "redact", "wire_value", "REDACTED"]
 
 #: What a given secret becomes inside redacted text.
 REDACTED = "sk-***"
-_KEY_PATTERN = re.compile(r"\b(sk|rk|pk)-[A-Za-z0-9_\-*.]{8,}")
+#: What looks like an API key (``sk-``, ``rk-``, ``pk-`` and 8+ key characters), masked by :func:`redact`;
+#: the re module compiles it on first use (not when the package, or ``%load_ext``, imports this module).
+_KEY_PATTERN = r"\b(sk|rk|pk)-[A-Za-z0-9_\-*.]{8,}"
 
 
 def mask_key(key: str | Secret | None) -> str:
@@ -137,7 +139,7 @@ def _redact(value: Any, plain: list[str]) -> Any:
         text = str.__str__(value)
         for secret in plain:
             text = text.replace(secret, REDACTED)
-        return _KEY_PATTERN.sub(lambda m: m.group(1) + "-***", text)
+        return re.sub(_KEY_PATTERN, lambda m: m.group(1) + "-***", text)
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, Secret):

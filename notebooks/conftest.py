@@ -47,7 +47,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    from jupyter_openai import local_server as local
+    from jupyter_openai.offline import server as local
 
     if local.is_available():
         return

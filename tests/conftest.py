@@ -39,6 +39,34 @@ def private_temp_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
         os.environ["TMPDIR"] = saved_env
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_offline_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The offline server the tests' shells (and notebook kernels) share is registered in pytest's own
+    folder, not the user's cache; whatever server is still recorded there is stopped at the end."""
+    import os
+
+    from jupyter_openai.offline import registry as local_registry
+    from tests.support.llama_server import BINARY_ENV, find_binary
+
+    binary, _ = find_binary()  # built in the real cache folder: named, since the cache moves
+    named = binary is not None and BINARY_ENV not in os.environ
+    if named:
+        os.environ[BINARY_ENV] = str(binary)
+    folder = tmp_path_factory.mktemp("cache")
+    saved = os.environ.get(local_registry.CACHE_ENV)
+    os.environ[local_registry.CACHE_ENV] = str(folder)
+    yield folder
+    if named:
+        os.environ.pop(BINARY_ENV, None)
+    if saved is None:
+        os.environ.pop(local_registry.CACHE_ENV, None)
+    else:
+        os.environ[local_registry.CACHE_ENV] = saved
+    record = local_registry.read_record(folder / "offline-server") if (folder / "offline-server").is_dir() else None
+    if record is not None and local_registry.alive(record["pid"], record.get("since")):
+        local_registry.end_group(record["pid"])
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's own OpenAI settings."""
@@ -199,7 +227,7 @@ def llama_server_binary() -> Path:
 @pytest.fixture(scope="session")
 def gguf_model() -> Path:
     """The bundled SmolLM2-135M GGUF file, or a skip."""
-    from jupyter_openai.local_server import find_model
+    from jupyter_openai.offline.server import find_model
 
     model = find_model()
     if model is None:
@@ -248,13 +276,13 @@ class RealServer:
     pytest.param("llama-server", marks=pytest.mark.llama_server),
 ])
 def real_server(request: pytest.FixtureRequest, timing_report: list[str]) -> Iterator[RealServer]:
-    """Each real server in turn: llama-cpp-python's (jupyter_openai.local_server) and llama.cpp's ``llama-server``.
+    """Each real server in turn: llama-cpp-python's (jupyter_openai.offline.server) and llama.cpp's ``llama-server``.
 
     Its teardown reports how long the tests on it took (start-up and ``timing`` marks included).
     """
     started = time.monotonic()
     if request.param == "llama-cpp-python":
-        from jupyter_openai import local_server as local
+        from jupyter_openai.offline import server as local
 
         if not local.is_available():
             pytest.skip('the offline model is not installed (pip install "jupyter-openai[local]")')

@@ -6,6 +6,9 @@ top_logprobs: [{token, logprob}]}]}``. llama.cpp's llama-server answers a comple
 chat shape (llama-cpp-python in the completions one), so :func:`read` takes either whichever endpoint
 asked, whole answers and streamed chunks alike (a chunk's ``logprobs`` holds the tokens of that chunk).
 Malformed entries are skipped, never raised: probabilities are an extra, the answer is what matters.
+Every number is checked and clamped to a log probability, ``LOWEST`` to 0 (a server's 1000 or
+``inf`` is probability 1, ``-inf`` a very small number, NaN or a non-number unknown), so nothing
+computed from them can overflow.
 
 :func:`reweight` and :func:`nucleus` are the illustrations the probability view uses: what the
 alternatives shown would weigh at another temperature, and which of them top_p would keep.
@@ -30,13 +33,31 @@ class TokenProb(NamedTuple):
     @property
     def prob(self) -> float | None:
         """The token's probability, 0 to 1 (None when the server sent no log probability)."""
-        return None if self.logprob is None else math.exp(self.logprob)
+        return probability(self.logprob)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+LOWEST = -1e9  #: the smallest log probability kept (-inf, a token of probability 0, becomes this)
+
+
+def clamp(value: Any) -> float | None:
+    """``value`` as a log probability: a number clamped to ``LOWEST`` … 0 (a log probability is never
+    above 0); None for anything else (NaN, a bool, a string, a number too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(max(value, -1e9))  # -inf (a token with probability 0) as a very small number
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond a float: no log probability
+        return None
+    if number != number:
+        return None
+    return min(max(number, LOWEST), 0.0)
+
+
+def probability(logprob: Any) -> float | None:
+    """The probability, 0 to 1, of a log probability (clamped first; None when it is not a number)."""
+    value = clamp(logprob)
+    return None if value is None else math.exp(value)
+
 
 
 def _pairs(entries: Any) -> tuple[tuple[str, float], ...]:
@@ -50,7 +71,7 @@ def _pairs(entries: Any) -> tuple[tuple[str, float], ...]:
     else:
         return ()
     for token, logprob in items:
-        number = _number(logprob)
+        number = clamp(logprob)
         if isinstance(token, str) and number is not None:
             found.append((token, number))
     found.sort(key=lambda pair: -pair[1])
@@ -66,7 +87,7 @@ def read(logprobs: Any) -> list[TokenProb]:
         tokens = []
         for entry in content:
             if isinstance(entry, Mapping) and isinstance(entry.get("token"), str):
-                logprob, top = _number(entry.get("logprob")), _pairs(entry.get("top_logprobs"))
+                logprob, top = clamp(entry.get("logprob")), _pairs(entry.get("top_logprobs"))
                 tokens.append(TokenProb(entry["token"], logprob, top))
         return tokens
     names = logprobs.get("tokens")
@@ -79,7 +100,7 @@ def read(logprobs: Any) -> list[TokenProb]:
     tokens = []
     for i, name in enumerate(names):
         if isinstance(name, str):
-            value = _number(values[i]) if i < len(values) else None
+            value = clamp(values[i]) if i < len(values) else None
             tokens.append(TokenProb(name, value, _pairs(tops[i]) if i < len(tops) else ()))
     return tokens
 
@@ -97,16 +118,16 @@ def text_of(tokens: Sequence[TokenProb]) -> str:
 def reweight(top: Sequence[tuple[str, float]], temperature: float) -> list[tuple[str, float]]:
     """The alternatives' probabilities as sampling at ``temperature`` would weigh them, renormalised
     over the alternatives shown (an illustration: the server sent only these). 0 keeps the likeliest."""
-    if not top:
+    pairs = [(token, value) for token, logprob in top if (value := clamp(logprob)) is not None]
+    if not pairs:
         return []
-    if temperature <= 0:
-        best = max(range(len(top)), key=lambda i: top[i][1])
-        return [(token, 1.0 if i == best else 0.0) for i, (token, _) in enumerate(top)]
-    scaled = [logprob / temperature for _, logprob in top]
-    peak = max(scaled)
-    weights = [math.exp(s - peak) for s in scaled]
+    if temperature != temperature or temperature <= 0:  # NaN as 0 too
+        best = max(range(len(pairs)), key=lambda i: pairs[i][1])
+        return [(token, 1.0 if i == best else 0.0) for i, (token, _) in enumerate(pairs)]
+    peak = max(value for _, value in pairs)
+    weights = [math.exp((value - peak) / temperature) for _, value in pairs]  # <= 1: never overflows
     total = sum(weights)
-    return [(token, w / total) for (token, _), w in zip(top, weights, strict=True)]
+    return [(token, w / total) for (token, _), w in zip(pairs, weights, strict=True)]
 
 
 def nucleus(probs: Sequence[tuple[str, float]], top_p: float) -> list[str]:
@@ -121,4 +142,4 @@ def nucleus(probs: Sequence[tuple[str, float]], top_p: float) -> list[str]:
     return kept
 
 
-__all__ = ["TokenProb", "nucleus", "of_choices", "read", "reweight", "text_of"]
+__all__ = ["LOWEST", "TokenProb", "clamp", "nucleus", "of_choices", "probability", "read", "reweight", "text_of"]

@@ -25,6 +25,12 @@ ENDPOINT_CHOICES = (AUTO, *ENDPOINTS)  #: what a user may ask for
 ENDPOINT_PATHS = {CHAT: "/chat/completions", COMPLETIONS: "/completions", RESPONSES: "/responses"}
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")  # GUIDE 10; "max" is model-specific
 VERBOSITIES = ("low", "medium", "high")
+#: What a call uses for anything neither the user nor the configuration set; the model is the small GPT-5.4
+#: model, what OpenAI serves today (GUIDE 10). Here rather than in calls/request.py, so that the magics'
+#: settings (whose defaults these are) load without that module: ``%load_ext`` stays fast.
+DEFAULTS: dict[str, Any] = {"model": "gpt-5.4-mini", "endpoint": AUTO, "system": None, "stream": True,
+                            "temperature": None, "top_p": None, "max_tokens": 256, "reasoning_effort": None,
+                            "verbosity": None, "store": False}
 
 #: Form controls: a slider (``step``; ints get a slider up to ``form_max``), a number box, a
 #: text field, a checkbox. ``None``: the parameter has no control in the form.
@@ -131,6 +137,9 @@ _PARAMS = [
     Param("stream_options", dict, endpoints=_SAMPLING, help="Streaming options such as include_usage."),
     Param("max_output_tokens", int, 16, None, endpoints=_RE,
           help="Responses: the API's name of max_tokens (at least 16, CreateResponse)."),
+    Param("store", bool, endpoints=_RE, default=False, flags=("--store",),
+          help="Responses: keep the response on OpenAI's servers (the API's default; here not stored unless asked)."),
+    Param("include", list, endpoints=_RE, help="Responses: extra output data, such as reasoning.encrypted_content."),
     Param("reasoning", dict, endpoints=_RE, help="Responses: {effort, summary}."),
     Param("text", dict, endpoints=_RE, help="Responses: {format, verbosity}."),
     Param("response_format", dict, endpoints=_CH, help="Chat: {type: json_schema, json_schema: {...}} and the like."),
@@ -145,9 +154,11 @@ OPTION_PARAMS: tuple[Param, ...] = tuple(p for p in _PARAMS if p.flags)
 FORM_PARAMS: tuple[Param, ...] = tuple(p for p in _PARAMS if p.control)
 
 
-def check_params(endpoint: str, params: Mapping[str, Any], *, options: bool = False) -> dict[str, Any]:
+def check_params(endpoint: str, params: Mapping[str, Any], *, options: bool = False,
+                 stream: bool | None = None) -> dict[str, Any]:
     """Validate sampling parameters for ``endpoint``; return them without ``None`` values.
-    ``options``: messages name the magic's option too (``n (-n) must be …``)."""
+    ``options``: messages name the magic's option too (``n (-n) must be …``). ``stream``: whether the
+    request streams (None: not known here), for the combinations the API refuses (GUIDE 18)."""
     if endpoint not in ENDPOINTS:
         raise ConfigurationError(f"unknown endpoint {endpoint!r}: use one of {', '.join(ENDPOINTS)}")
     clean: dict[str, Any] = {}
@@ -180,4 +191,25 @@ def check_params(endpoint: str, params: Mapping[str, Any], *, options: bool = Fa
         if not isinstance(weight, int) or isinstance(weight, bool) or not -100 <= weight <= 100:
             raise ConfigurationError(f"logit_bias[{token!r}] must be a whole number between -100 and 100, "
                                      f"got {weight!r}")
+    _check_combinations(endpoint, clean, stream)
     return clean
+
+
+def _check_combinations(endpoint: str, params: Mapping[str, Any], stream: bool | None) -> None:
+    """The combinations of valid fields the API refuses (GUIDE 18): chat's ``top_logprobs`` without
+    ``logprobs: true``; ``stream_options`` without streaming; completions' ``best_of`` with streaming or
+    below ``n`` (the server's default n is 1)."""
+    if endpoint == CHAT and params.get("top_logprobs") is not None and params.get("logprobs") is not True:
+        raise ConfigurationError("top_logprobs needs logprobs=True (the chat API sends the top tokens only with "
+                                 "their log probabilities)")
+    if stream is not None and not stream and params.get("stream_options") is not None:
+        raise ConfigurationError("stream_options works only with stream=True")
+    best_of = params.get("best_of")
+    if best_of is not None:
+        if stream:
+            raise ConfigurationError("best_of cannot be streamed: pass stream=False (the server picks the best of "
+                                     "best_of answers once all are done)")
+        n = params.get("n") or 1
+        if best_of < n:
+            raise ConfigurationError(f"best_of ({best_of}) must be at least n ({n}): it is how many candidates the "
+                                     "server generates to return the best n")

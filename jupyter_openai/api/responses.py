@@ -25,11 +25,18 @@ FAILED = "response.failed"
 ERROR = "error"
 
 
+#: What a stateless request (``store: false``) asks for so that its reasoning items can go back whole (GUIDE 15).
+ENCRYPTED_REASONING = "reasoning.encrypted_content"
+#: The output items a later request of the same exchange carries back whole (a tool round, GUIDE 15).
+CARRIED_ITEMS = ("reasoning", "function_call", "function_call_output", "message")
+
+
 def request_fields(params: Mapping[str, Any]) -> dict[str, Any]:
     """The ``/responses`` body fields for the package's parameter names: ``max_tokens`` becomes
     ``max_output_tokens``, ``reasoning_effort`` ``reasoning.effort``, ``verbosity``
-    ``text.verbosity``; the others pass as they are."""
-    body: dict[str, Any] = {}
+    ``text.verbosity``; the others pass as they are. ``store`` is ``false`` unless ``params`` asks
+    otherwise: the API's default keeps every response on OpenAI's servers (GUIDE 18)."""
+    body: dict[str, Any] = {"store": False}
     for name, value in params.items():
         if value is None:
             continue
@@ -44,6 +51,33 @@ def request_fields(params: Mapping[str, Any]) -> dict[str, Any]:
         else:
             body[name] = value
     return body
+
+
+def keeping_reasoning(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` for a request whose reasoning items a later request will carry (a tool round, GUIDE 15):
+    unless it is stored (``store: true``), it asks for them encrypted (``include:
+    ["reasoning.encrypted_content"]``), since an item that is not stored cannot be referred to by id."""
+    include = list(params.get("include") or ())
+    if params.get("store") is True or ENCRYPTED_REASONING in include:
+        return dict(params)
+    return {**params, "include": [*include, ENCRYPTED_REASONING]}
+
+
+def carried_items(response: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The items of a Response's ``output`` that the next request of the same exchange sends back in its
+    ``input``, whole (a tool round, GUIDE 15): reasoning items with their ``encrypted_content``, function
+    calls and messages. A reasoning item without ``encrypted_content`` is left out: with ``store: false``
+    it could only be referred to by its id, which the API refuses ("Items are not persisted when `store`
+    is set to false")."""
+    output = response.get("output")
+    items = []
+    for item in output if isinstance(output, list) else ():
+        if not isinstance(item, Mapping) or item.get("type") not in CARRIED_ITEMS:
+            continue
+        if item.get("type") == "reasoning" and not isinstance(item.get("encrypted_content"), str):
+            continue
+        items.append(dict(item))
+    return items
 
 
 def usage(raw: Any) -> dict[str, Any] | None:

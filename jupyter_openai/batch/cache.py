@@ -1,7 +1,8 @@
 """The on-disk cache of finished batch rows, so a batch run again sends only what is missing.
 
 One SQLite file (stdlib ``sqlite3``, WAL, created 0600). A row is keyed by :func:`request_key`: the
-sha256 of the canonical JSON of where the request goes (host and path) and its body. Headers and the
+sha256 of the canonical JSON of where the request goes (host, and the whole path: the base URL's own
+path and query, then the endpoint's, so two routes of one gateway never share a row) and its body. Headers and the
 API key are never part of a key or a value. Each finished row is committed as it arrives, so an
 interrupt or a crash loses at most the rows in flight. The cache also keeps the Batch API jobs a
 batch started (:meth:`BatchCache.job`), so a run after a crash resumes the same remote batch.

@@ -2,24 +2,28 @@
 
 Shared by :func:`~jupyter_openai.batch.run.run_batch` and its engines (:mod:`~jupyter_openai.batch.threads`,
 :mod:`~jupyter_openai.batch.openai_batch`, :mod:`~jupyter_openai.batch.ray_engine`): :class:`Rows` reads the input (a
-DataFrame or a list of dicts) one row at a time, :func:`render` fills the template, :func:`wire_body` is
-what a request is sent as (the cache key hashes it, the Batch API's JSONL holds it), :class:`BatchRun`
-keeps the results by row (one list per column, written to the cache as rows finish) and builds the
-output. No IPython here.
+DataFrame or a list of dicts) one row at a time, :func:`template_columns` checks the template once
+against the columns, :func:`render` fills it (a NaN/None cell: empty text), :func:`wire_body` is what a
+request is sent as and :func:`where` where it goes (the cache key hashes both, the Batch API's JSONL holds
+the body), :class:`BatchRun` keeps the results by row (one list per column, written to the cache as rows
+finish; the run's own columns keep their names, input columns and schema fields named alike are renamed)
+and builds the output. No IPython here.
 """
 
 from __future__ import annotations
 
+import re
 import string
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..api import responses
 from ..api.field_rules import takes_max_completion_tokens
 from ..api.params import CHAT, ENDPOINT_PATHS, RESPONSES
+from ..calls.line import fill_fields
 from ..calls.request import CallRequest
 from ..config import is_openai_host
 from ..errors import ConfigurationError, redact
@@ -31,29 +35,92 @@ ENGINES = ("local", "openai-batch", "ray", "jsonl")
 RESULT_COLUMNS = ("answer", "status", "error", "prompt_tokens", "completion_tokens", "total_tokens", "latency",
                   "cost", "finish_reason", "cached")
 _COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+#: The prefixes that keep an input column and a schema field apart from the run's own columns.
+INPUT_PREFIX, FIELD_PREFIX = "input_", "answer_"
 DEFAULT_CACHE = "default"  #: ``cache=`` default: the file :func:`~jupyter_openai.batch.cache.default_path` names
 NOT_RUN = "not run"  #: the status of a row an interrupt left unsent
 
 
+def _not_a_column(name: str, columns: Iterable[str]) -> ConfigurationError:
+    return ConfigurationError(f"the template names {{{name}}}, which is not a column "
+                              f"(columns: {', '.join(map(str, columns)) or 'none'}; write {{{{ }}}} for braces)")
+
+
+class _Blank:
+    """What a NaN or None cell fills a field with: no text, whatever the format spec."""
+
+    def __format__(self, spec: str) -> str:
+        return ""
+
+    def __str__(self) -> str:
+        return ""
+
+    __repr__ = __str__
+
+
+BLANK = _Blank()
+
+
+def is_blank(value: Any) -> bool:
+    """True for a cell with no value: None, NaN (any float type), pandas' NA and NaT."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    try:
+        return bool(value != value)  # only NaN differs from itself
+    except Exception:  # noqa: BLE001 - arrays and odd objects: a value
+        return False
+
+
 class _Row(dict):
-    """A row as the template sees it: a field that is not a column is a one-line error."""
+    """A row as the template sees it: a NaN/None cell is empty text, a field that is not a column a one-line error."""
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        return BLANK if is_blank(value) else value
 
     def __missing__(self, key: str) -> Any:
-        raise ConfigurationError(f"the template names {{{key}}}, which is not a column "
-                                 f"(columns: {', '.join(map(str, self)) or 'none'}; write {{{{ }}}} for braces)")
-
-
-_FORMATTER = string.Formatter()
+        raise _not_a_column(key, self)
 
 
 def render(template: str, row: Mapping[str, Any]) -> str:
-    """``template`` with its ``{column}`` fields filled from ``row`` (``{{ }}``: literal braces)."""
-    try:
-        return _FORMATTER.vformat(template, (), _Row(row))
-    except ConfigurationError:
-        raise
-    except (IndexError, ValueError, AttributeError, KeyError) as exc:
-        raise ConfigurationError(f"cannot fill the template: {exc}") from None
+    """``template`` with its ``{column}`` fields filled from ``row`` (``{{ }}``: literal braces; a NaN or
+    None cell: empty text); a field that cannot be filled is one :class:`ConfigurationError` naming it."""
+    return fill_fields(template, _Row(row), "cannot fill the template")
+
+
+def template_columns(template: str, columns: Sequence[str]) -> list[str]:
+    """The columns ``template`` names (format specs' own fields included), checked once for the whole
+    batch: a field that is positional or names no column, or a template that does not parse, is one
+    :class:`ConfigurationError` before any row is sent."""
+    names: list[str] = []
+    pending = [template]
+    while pending:
+        try:
+            parsed = list(string.Formatter().parse(pending.pop()))
+        except ValueError as exc:
+            raise ConfigurationError(f"cannot fill the template: {exc} (write {{{{ }}}} for braces)") from None
+        for _text, field, spec, _conversion in parsed:
+            if field is None:
+                continue
+            root = re.match(r"[^.\[]*", field).group(0)  # type: ignore[union-attr]
+            if not root or root.isdigit():
+                raise ConfigurationError(f"the template's field {{{field}}} is positional: name a column, "
+                                         f"as in {{{columns[0] if columns else 'text'}}}")
+            if root not in columns:
+                raise _not_a_column(root, columns)
+            names.append(root)
+            if spec and "{" in spec:
+                pending.append(spec)
+    return list(dict.fromkeys(names))
+
+
+def free_name(name: str, prefix: str, taken: Iterable[str]) -> str:
+    """``prefix + name``, with more ``_`` until no column in ``taken`` has it."""
+    taken = set(taken)
+    new = prefix + name
+    while new in taken:
+        new = "_" + new
+    return new
 
 
 def cost_of(record: Mapping[str, Any]) -> float | None:
@@ -61,6 +128,15 @@ def cost_of(record: Mapping[str, Any]) -> float | None:
     else genai-prices for OpenAI); None when unknown."""
     value = record.get("cost_usd")
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def where(base_url: str) -> tuple[str, str]:
+    """Where a batch's requests go, as its cache keys name it: the host (``host:port``, any
+    ``user:password@`` left out) and the base URL's path and query (``/p/alpha/v1``), so two gateway
+    routes on one host never share answers."""
+    parts = urlsplit(base_url)
+    host = parts.netloc.rpartition("@")[2].lower()
+    return host, parts.path.rstrip("/") + (f"?{parts.query}" if parts.query else "")
 
 
 def wire_body(request: CallRequest, base_url: str = "") -> tuple[str, dict[str, Any]]:
@@ -102,6 +178,12 @@ class Rows:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def values(self, name: str) -> Sequence[Any]:
+        """Column ``name``'s cell in every row (``""`` for a dict row without it)."""
+        if self.frame is not None:
+            return self._values[self.columns.index(name)]
+        return [self.row(i).get(name, "") for i in range(len(self.keys))]
+
     def row(self, i: int) -> Mapping[str, Any]:
         if self.frame is not None:
             return {name: values[i] for name, values in zip(self.columns, self._values, strict=True)}
@@ -113,19 +195,34 @@ def _is_frame(value: Any) -> bool:
 
 
 class Results:
-    """The result columns, one list per column, filled by row index as rows finish."""
+    """The result columns, one list per column, filled by row index as rows finish. The run's own
+    columns keep their names; a schema field named like one of them or like an input column is kept
+    apart as ``answer_<field>`` (:attr:`renamed`)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, input_columns: Sequence[str] = ()) -> None:
         self.size = size
         self.columns: dict[str, list[Any]] = {name: [None] * size for name in RESULT_COLUMNS}
         for i in range(size):
             self.columns["status"][i] = NOT_RUN
-        self.extra: list[str] = []  #: schema fields, in the order first seen
+        self.extra: list[str] = []  #: schema fields' columns, in the order first seen
+        self.renamed: dict[str, str] = {}  #: schema field -> its column, where the two differ
+        self._inputs = set(input_columns)
+
+    def column(self, field: str) -> str:
+        """The column of the schema field ``field``."""
+        if field in self.renamed:
+            return self.renamed[field]
+        if field in RESULT_COLUMNS or field in self._inputs:
+            new = free_name(field, FIELD_PREFIX, [*RESULT_COLUMNS, *self._inputs, *self.extra])
+            self.renamed[field] = new
+            return new
+        return field
 
     def set(self, i: int, record: Mapping[str, Any], fields: Mapping[str, Any] | None = None) -> None:
         for name in RESULT_COLUMNS:
             self.columns[name][i] = record.get(name)
-        for name, value in (fields or {}).items():
+        for field, value in (fields or {}).items():
+            name = self.column(str(field))
             if name not in self.columns:
                 self.columns[name] = [None] * self.size
                 self.extra.append(name)
@@ -145,8 +242,11 @@ class BatchRun:
         self.cache, self.log, self.concurrency, self.progress = cache, log, concurrency, progress
         self.execution_count = execution_count
         self.batch_id = f"batch_{uuid.uuid4().hex[:16]}"
-        self.results = Results(len(rows))
-        self.host = urlsplit(client.settings.base_url).netloc if client is not None else ""
+        self.fields_used = template_columns(template, rows.columns)  # a bad template fails here, once
+        self.inputs_renamed = {name: free_name(name, INPUT_PREFIX, [*rows.columns, *RESULT_COLUMNS])
+                               for name in rows.columns if name in RESULT_COLUMNS}
+        self.results = Results(len(rows), [*rows.columns, *self.inputs_renamed.values()])
+        self.host, self.route = where(client.settings.base_url if client is not None else "")
         self.keys: list[str | None] = []  #: the request key (cache key) of each row; None: it could not be built
         self.interrupted = False
         self.started = time.monotonic()
@@ -166,7 +266,7 @@ class BatchRun:
         for i in range(len(self.rows)):
             try:
                 path, body = wire_body(self.request(i), base_url)
-                self.keys.append(request_key(self.host, path, body))
+                self.keys.append(request_key(self.host, self.route + path, body))
             except ConfigurationError as exc:
                 self.keys.append(None)
                 self.results.set(i, {"status": "error", "error": str(exc), "cached": False})
@@ -193,6 +293,30 @@ class BatchRun:
             return columns(json.loads(record.get("answer") or ""))
         except ValueError:
             return {}
+
+    def notes(self) -> list[str]:
+        """One-line notes on the input, known before anything is sent: what building the request changed
+        (a schema made strict), cells with no value that fill a template field, input columns named like the
+        run's own columns."""
+        lines = list(self.base.notes)
+        for name in self.fields_used:
+            blank = [key for key, value in zip(self.rows.keys, self.rows.values(name), strict=True) if is_blank(value)]
+            if blank:
+                shown = ", ".join(blank[:5]) + (", …" if len(blank) > 5 else "")
+                lines.append(f"Note: {{{name}}} has no value (NaN/None) in {len(blank)} row(s) ({shown}): "
+                             "filled with empty text")
+        if self.inputs_renamed:
+            lines.append(self._renamed_note("the input's column", self.inputs_renamed))
+        return lines
+
+    def output_notes(self) -> list[str]:
+        """One-line notes on the result: schema fields named like the run's or the input's columns."""
+        return [self._renamed_note("the schema's field", self.results.renamed)] if self.results.renamed else []
+
+    @staticmethod
+    def _renamed_note(what: str, renamed: Mapping[str, str]) -> str:
+        pairs = "; ".join(f"{what} {old!r} is in {new!r}" for old, new in renamed.items())
+        return f"Note: {pairs} ({', '.join(RESULT_COLUMNS[:3])} … are the run's own columns)"
 
     # -- answers -------------------------------------------------------------------
     def finish(self, i: int, record: dict[str, Any]) -> None:
@@ -237,9 +361,12 @@ class BatchRun:
             result = pd.DataFrame({name: pd.array(cols[name], dtype="Int64") if name in _COUNTS else
                                    pd.Series(cols[name], dtype=object) .values for name in names},
                                   index=self.rows.frame.index)
-            kept = [c for c in self.rows.frame.columns if str(c) not in names]
-            return pd.concat([self.rows.frame[kept], result], axis=1)
-        return [{**self.rows.row(i), **{name: cols[name][i] for name in names}} for i in range(len(self.rows))]
+            frame = self.rows.frame.rename(columns={c: self.inputs_renamed[str(c)] for c in self.rows.frame.columns
+                                                    if str(c) in self.inputs_renamed})
+            return pd.concat([frame, result], axis=1)
+        renamed = self.inputs_renamed
+        return [{**{renamed.get(k, k): v for k, v in self.rows.row(i).items()},
+                 **{name: cols[name][i] for name in names}} for i in range(len(self.rows))]
 
 
 def progress_bar(total: int, initial: int, enabled: bool, desc: str) -> Any:

@@ -41,6 +41,10 @@ def run_batch(rows: Any, template: str, *, model: str | None = None, endpoint: s
     """Send ``template`` filled from each row; the rows with ``answer``, ``status``, ``error``, tokens,
     ``latency``, ``cost`` (None until prices are known), ``finish_reason``, ``cached`` and the schema's
     fields, in the input's order. A failed row keeps its error; Ctrl-C stops and returns what finished.
+    The run's own columns keep their names: an input column named like one comes back as ``input_<name>``,
+    a schema field named like one (or like an input column) as ``answer_<field>``, each said in a note
+    (``on_line``), as are template fields filled from NaN/None cells (empty text). A template naming a
+    column the rows lack is one :class:`ConfigurationError` before anything is sent.
 
     ``cache``: a path, a :class:`~jupyter_openai.batch.cache.BatchCache`, the default file, or None (off).
     ``client``: an :class:`~jupyter_openai.client.OpenAIClient` (default: one from the environment).
@@ -65,7 +69,10 @@ def run_batch(rows: Any, template: str, *, model: str | None = None, endpoint: s
             base = build_request({**options, "model": model or offline_model}, {**(defaults or {}), "offline": True})
     run = BatchRun(table, template, base, client, cache=_open_cache(cache), log=log if log is not None else session_log,
                    concurrency=concurrency, execution_count=execution_count, progress=progress)
+    say = on_line or (lambda line: None)
     try:
+        for note in run.notes():
+            say(note)
         if via == "jsonl":
             from .openai_batch import write_requests
 
@@ -75,10 +82,13 @@ def run_batch(rows: Any, template: str, *, model: str | None = None, endpoint: s
             engine = _engine(via)
             engine(run, pending, poll_interval=poll_interval, urls=urls)
         run.log.append(run.summary(via))
-        if on_line is not None and (progress or run.interrupted):
-            on_line(("Interrupted: " if run.interrupted else "") + run.log[-1]["completion"]
-                    + ("; run it again to send only the rest" if run.interrupted else ""))
-        return run.output()
+        if progress or run.interrupted:
+            say(("Interrupted: " if run.interrupted else "") + run.log[-1]["completion"]
+                + ("; run it again to send only the rest" if run.interrupted else ""))
+        output = run.output()
+        for note in run.output_notes():
+            say(note)
+        return output
     finally:
         if owned:
             client.close()
@@ -96,7 +106,7 @@ def default_client() -> tuple[Any, str | None]:
     from ..config import ENV_API_KEY, ENV_BASE_URL
 
     if not os.environ.get(ENV_API_KEY, "").strip() and not os.environ.get(ENV_BASE_URL, "").strip():
-        from .. import local_server
+        from ..offline import server as local_server
 
         if local_server.is_available():
             server = local_server.shared_server()

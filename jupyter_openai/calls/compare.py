@@ -106,6 +106,9 @@ def rows(combinations: Sequence[Combination], outcomes: Sequence[Any]) -> list[d
             "model_answered": record.get("model"),
             "prompt_tokens": record.get("prompt_tokens"),
             "completion_tokens": record.get("completion_tokens"),
+            # a stream's pieces when the server did not count (the grid shows it as an estimate)
+            "completion_tokens_estimated": outcome.streamed_pieces if record.get("completion_tokens") is None
+            and outcome.streamed_pieces else None,
             "latency": record.get("latency"),
             "cost_usd": record.get("cost_usd"),
             "status": outcome.status,

@@ -35,7 +35,7 @@ def split_options(line: str, actions: Mapping[str, Any]) -> tuple[list[str], str
     argv: list[str] = []
     end, expect_value = 0, False
     for match in _TOKEN.finditer(line):
-        token = match.group(0)
+        token, option = match.group(0), argv[-1] if expect_value else None
         if not expect_value:
             if not token.startswith("-") or token in ("-", "--"):
                 end = match.end() if token == "--" else end
@@ -51,9 +51,21 @@ def split_options(line: str, actions: Mapping[str, Any]) -> tuple[list[str], str
             expect_value = action.nargs != 0 and name == token and name in actions
         else:
             expect_value = False
+        _check_quotes(token, option)
         argv.append(_QUOTED.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), token))
         end = match.end()
     return argv, line[end:].strip()
+
+
+def _check_quotes(token: str, option: str | None) -> None:
+    """A word of the options whose quote is never closed (``-s "unterminated``) is a mistake, not text."""
+    left = _QUOTED.sub("", token)
+    mark = next((q for q in left if q in "\"'"), None)
+    if mark is not None:
+        other = "'" if mark == '"' else '"'
+        where = f"{option}: the value" if option else "the option"
+        raise ConfigurationError(f"{where} {token!r} has an unbalanced {mark} (close the quote; a value holding "
+                                 f"{mark} goes in {other} quotes)")
 
 
 def option_value(token: str, namespace: Mapping[str, Any]) -> str:
@@ -69,7 +81,11 @@ def option_value(token: str, namespace: Mapping[str, Any]) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, numbers.Real)):
         raise ConfigurationError(f"{token}: the variable {name!r} holds {_a(type(value).__name__)}; "
                                  "an option value must be a str, int or float")
-    return str(value)
+    try:
+        return str(value)
+    except Exception as exc:  # noqa: BLE001 - a user subclass's __str__
+        why = _describe(exc)
+        raise ConfigurationError(f"{token}: the variable {name!r} cannot be written as text: {why}") from None
 
 
 def _a(noun: str) -> str:
@@ -135,12 +151,64 @@ def interpolate(prompt: str, namespace: Mapping[str, Any]) -> str:
                 f"--interpolate: name {key!r} is not defined (write {{{{ and }}}} for literal braces)"
             )
 
+    return fill_fields(prompt, Strict(), "--interpolate: cannot fill the prompt")
+
+
+class _Filler(string.Formatter):
+    """``str.format`` that names the field whose value could not be read, converted or formatted."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.names: dict[int, str] = {}  #: the field each value came from (a nested spec reads another meanwhile)
+
+    def _fail(self, doing: str, field: str, exc: BaseException) -> ConfigurationError:
+        return ConfigurationError(f"{self.what}: {doing} {{{field}}} raised {_describe(exc)}")
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        try:
+            value, first = super().get_field(field_name, args, kwargs)
+        except ConfigurationError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a user object's __getattr__/__getitem__: any error
+            raise self._fail("reading", field_name, exc) from None
+        self.names[id(value)] = field_name
+        return value, first
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        field = self.names.get(id(value), "")
+        try:
+            converted = super().convert_field(value, conversion)
+        except Exception as exc:  # noqa: BLE001 - a user object's __str__/__repr__
+            raise self._fail("converting", field, exc) from None
+        self.names[id(converted)] = field
+        return converted
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        try:
+            return super().format_field(value, format_spec)
+        except Exception as exc:  # noqa: BLE001 - a user object's __format__
+            raise self._fail("formatting", self.names.get(id(value), ""), exc) from None
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` on one line, even when the exception's own ``str()`` fails."""
     try:
-        return string.Formatter().vformat(prompt, (), Strict())
+        text = " ".join(str(exc).split())
+    except Exception:  # noqa: BLE001
+        text = ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def fill_fields(template: str, values: Mapping[str, Any], what: str) -> str:
+    """``template.format_map(values)`` where any failure is one :class:`ConfigurationError` starting with
+    ``what`` and naming the field (a value's ``__format__`` that raises included); ``values`` may raise
+    its own :class:`ConfigurationError` for a missing name."""
+    try:
+        return _Filler(what).vformat(template, (), values)
     except ConfigurationError:
         raise
-    except (IndexError, ValueError, AttributeError, KeyError) as exc:
-        raise ConfigurationError(f"--interpolate: cannot fill the prompt: {exc}") from None
+    except (IndexError, ValueError, AttributeError, KeyError, TypeError) as exc:
+        raise ConfigurationError(f"{what}: {_describe(exc)}") from None
 
 
 def format_options(options: Mapping[str, Any], auto_endpoint: str, shown: Mapping[str, Any]) -> list[str]:

@@ -15,17 +15,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..api.params import AUTO, CHAT, COMPLETIONS, ENDPOINT_CHOICES, PARAMS, check_params
+from ..api.params import AUTO, CHAT, COMPLETIONS, DEFAULTS, ENDPOINT_CHOICES, PARAMS, RESPONSES, check_params
+from ..api.responses import keeping_reasoning
 from ..errors import ConfigurationError
 
-#: The small GPT-5.4 model: what OpenAI serves today (GUIDE 10).
-DEFAULT_MODEL = "gpt-5.4-mini"
-#: What a call uses for anything neither the user nor the configuration set.
-DEFAULTS: dict[str, Any] = {"model": DEFAULT_MODEL, "endpoint": AUTO, "system": None, "stream": True,
-                            "temperature": None, "top_p": None, "max_tokens": 256, "reasoning_effort": None,
-                            "verbosity": None}
-#: The request fields that are not sampling parameters (``history``: earlier messages of a conversation).
-REQUEST_FIELDS = ("prompt", "model", "endpoint", "system", "stream", "history")
+#: The small GPT-5.4 model: what OpenAI serves today (GUIDE 10). :data:`DEFAULTS`, what a call uses for anything
+#: neither the user nor the configuration set, is declared in :mod:`~jupyter_openai.api.params`.
+DEFAULT_MODEL = DEFAULTS["model"]
+#: The request fields that are not sampling parameters (``history``: earlier messages of a conversation;
+#: ``items``: earlier output items carried whole, and ``keep_reasoning``: a later request will carry this
+#: one's reasoning items, both for a tool round on the Responses API, GUIDE 15).
+REQUEST_FIELDS = ("prompt", "model", "endpoint", "system", "stream", "history", "items", "keep_reasoning")
 #: OpenAI's legacy completion models (the SDK lists gpt-3.5-turbo-instruct, davinci-002, babbage-002; older
 #: text-… and code-… names). Hugging Face style "-Instruct" names (SmolLM2-135M-Instruct) are chat models.
 _LEGACY_MODEL = re.compile(r"^(gpt-3\.5-turbo-instruct|davinci-002|babbage-002|text-|code-|"
@@ -57,6 +57,9 @@ class CallRequest:
     params: dict[str, Any] = field(default_factory=dict)
     schema: dict[str, Any] | None = None  #: the JSON Schema the answer must match (sent in params)
     history: list[dict[str, str]] = field(default_factory=list)
+    #: Responses: earlier output items sent back whole after the prompt (reasoning, function calls, their outputs)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  #: what building the request changed (one line each)
 
     def __post_init__(self) -> None:
         self.endpoint = choose_endpoint(self.model, self.endpoint)
@@ -74,10 +77,11 @@ class CallRequest:
     def input(self) -> str | list[dict[str, str]]:
         """The Responses API's ``input``: the prompt, or with a history the list of message items
         (``type: message``, which llama.cpp's ``llama-server`` needs to read them; the system message
-        goes apart, as ``instructions``)."""
-        if not self.history:
+        goes apart, as ``instructions``); then the earlier output items carried whole (``items``)."""
+        if not self.history and not self.items:
             return self.prompt
-        return [{"type": "message", **message} for message in [*self.history, {"role": "user", "content": self.prompt}]]
+        turns = [*self.history, {"role": "user", "content": self.prompt}]
+        return [*({"type": "message", **message} for message in turns), *self.items]
 
     def messages_sent(self) -> int | None:
         """How many messages the request sends (the system message or instructions counted; None
@@ -120,17 +124,22 @@ def build_request(options: Mapping[str, Any], defaults: Mapping[str, Any] = DEFA
         raise ConfigurationError("--system works with the chat and responses endpoints only")
     if system is None and endpoint != COMPLETIONS:
         system = defaults.get("system")
-    stream = _given(options, "stream", defaults)
-    schema = params.pop("schema", None)
+    stream = bool(_given(options, "stream", defaults))
+    schema, notes = params.pop("schema", None), []
     if schema is not None:
-        from .schema import check_schema, request_fields
+        from .schema import request_fields, structured
 
-        schema = check_schema(schema)  # the offline model's server takes json_object with a schema (GUIDE 12)
-        params.update(request_fields(endpoint, schema, params, json_object=bool(defaults.get("offline"))))
-    check_params(endpoint, params, options=True)
+        shaped = structured(schema)  # checked whole, refs included, before anything is sent
+        # the offline model's server takes json_object with a schema (GUIDE 12)
+        params.update(request_fields(endpoint, shaped, params, json_object=bool(defaults.get("offline"))))
+        schema, notes = shaped.schema, [shaped.note] if shaped.note else []
+    check_params(endpoint, params, options=True, stream=stream)
     history = _history(options.get("history"), endpoint)
-    return CallRequest(prompt, model.strip(), endpoint, system or None, stream=bool(stream), params=params,
-                       schema=schema, history=history)
+    items = _items(options.get("items"), endpoint)
+    if endpoint == RESPONSES and (items or options.get("keep_reasoning")):
+        params = keeping_reasoning(params)  # stateless: the reasoning comes back encrypted, to be carried whole
+    return CallRequest(prompt, model.strip(), endpoint, system or None, stream=stream, params=params,
+                       schema=schema, history=history, items=items, notes=notes)
 
 
 def _history(history: Any, endpoint: str) -> list[dict[str, str]]:
@@ -147,6 +156,18 @@ def _history(history: Any, endpoint: str) -> list[dict[str, str]]:
             raise ConfigurationError(f"history message {i}: needs a role (user or assistant) and text content")
         checked.append({"role": message["role"], "content": message["content"]})
     return checked
+
+
+def _items(items: Any, endpoint: str) -> list[dict[str, Any]]:
+    """Earlier output items to carry whole (Responses only), checked to be typed items."""
+    if not items:
+        return []
+    if endpoint != RESPONSES:
+        raise ConfigurationError("earlier output items are carried on the responses endpoint only")
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, Mapping) and isinstance(i.get("type"), str)
+                                                       for i in items):
+        raise ConfigurationError("items must be a list of typed output items ({'type': 'reasoning', ...})")
+    return [dict(item) for item in items]
 
 
 def _given(options: Mapping[str, Any], name: str, defaults: Mapping[str, Any]) -> Any:

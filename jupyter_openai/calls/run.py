@@ -173,10 +173,19 @@ def run_call(client: OpenAIClient, request: CallRequest, *, on_update: Callable[
     another thread stops the call at once (status ``interrupted``, partial text kept). ``pricing``
     (default :data:`~jupyter_openai.session.cost.pricing`) prices the call for its log record; once the
     session's calls in ``log`` have spent its budget, the call is refused before anything is sent
-    (:class:`~jupyter_openai.errors.ConfigurationError`).
+    (:class:`~jupyter_openai.errors.ConfigurationError`); while it runs, its estimate is reserved
+    against the budget (:meth:`~jupyter_openai.session.cost.Pricing.reserve`), so calls running at
+    once cannot pass it together.
     """
     pricing = cost.pricing if pricing is None else pricing
-    pricing.check_budget(log)
+    sends = (request.prompt, request.system, *request.history)
+    with pricing.reserve(log, lambda: pricing.estimate(request.model, sends, request.params, client.settings.base_url)):
+        return _run(client, request, on_update, log, cancel, origin, pricing)
+
+
+def _run(client: OpenAIClient, request: CallRequest, on_update: Callable[[Progress], None] | None, log: SessionLog,
+         cancel: CancelToken | None, origin: Origin, pricing: cost.Pricing) -> CallOutcome:
+    """:func:`run_call` once the call's estimate is reserved against the budget (released when it returns)."""
     attempt = _Attempt(Coalescer(on_update or (lambda progress: None), UPDATES_PER_SECOND))
     attempt.pricing = pricing
     try:
@@ -189,6 +198,7 @@ def run_call(client: OpenAIClient, request: CallRequest, *, on_update: Callable[
                         attempt.pieces += 1  # a server sends about one token per piece: the estimate
                     attempt.coalescer.offer(attempt.progress)
             attempt.status = stream.status if stream.status != "streaming" else "interrupted"
+            _count_prompt(client, request, stream)
             if stream.error is not None:
                 attempt.error = stream.error if isinstance(stream.error, OpenAIError) else None
                 attempt.status = "error"
@@ -213,6 +223,18 @@ def run_call(client: OpenAIClient, request: CallRequest, *, on_update: Callable[
     except KeyboardInterrupt:  # the call is over: log it; the caller redraws the final text anyway
         pass
     return attempt.outcome(client, request, log, origin)
+
+
+def _count_prompt(client: OpenAIClient, request: CallRequest, stream: Stream) -> None:
+    """A stream that reported no prompt tokens gets them from the client's counter, when it has one
+    (the offline server's tokenizer)."""
+    usage = stream.usage or {}
+    if client.prompt_counter is None or token_count(usage.get("prompt_tokens")) is not None:
+        return
+    counted = client.prompt_counter(request.endpoint, request.prompt if request.endpoint == COMPLETIONS
+                                    else request.messages() if request.endpoint == CHAT else None)
+    if counted is not None:
+        stream.usage = {**usage, "prompt_tokens": counted}
 
 
 def _send(client: OpenAIClient, request: CallRequest, cancel: CancelToken | None) -> Completion | Stream:
@@ -264,7 +286,7 @@ class _Attempt:
         record = log.append(self._record(client, request, origin, (latency, ttft)))
         return CallOutcome(texts, self.status, record, self.error, usage, reasons, record["model"], latency, ttft,
                            self.coalescer.count, request, progress.reasoning, progress.refusal,
-                           list(result.notes) if result is not None else [],
+                           [*request.notes, *(result.notes if result is not None else [])],
                            self.pieces if isinstance(result, Stream) else None, list(progress.logprobs))
 
     def _record(self, client: OpenAIClient, request: CallRequest, origin: Origin,

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.display import DisplayHandle, display
 
+from .maths import NO_MATHS, escape_money
+
 if TYPE_CHECKING:
     from ..calls.run import Progress
 
@@ -44,11 +46,13 @@ STATUS_STYLE = ("font-size:85%;color:var(--jp-ui-font-color2,inherit);opacity:0.
 
 
 def answer_bundle(text: str, markdown: bool) -> dict[str, str]:
-    """An answer's display data: Markdown with a plain-text fallback, or plain text that wraps at
-    word boundaries in HTML front ends."""
+    """An answer's display data: Markdown with a plain-text fallback (a ``$`` before a digit is
+    money, not TeX: :func:`escape_money`), or plain text that wraps at word boundaries in HTML
+    front ends (and is never read as TeX)."""
     if markdown:
-        return {"text/markdown": text, "text/plain": text}
-    return {"text/plain": text, "text/html": f'<div class="jo-answer" style="{TEXT_STYLE}">{html.escape(text)}</div>'}
+        return {"text/markdown": escape_money(text), "text/plain": text}
+    return {"text/plain": text,
+            "text/html": f'<div class="jo-answer {NO_MATHS}" style="{TEXT_STYLE}">{html.escape(text)}</div>'}
 
 
 def status_bundle(line: str, kind: str = "status") -> dict[str, str]:
@@ -65,9 +69,18 @@ def _show_line(handles: bool, line: str, kind: str = "status") -> None:
 
 
 def show_note(shell: Any, line: str) -> None:
-    """A note before an answer (which server answers, say): muted HTML that wraps at words in
-    Jupyter, a printed line in a terminal."""
+    """An informational note (which server answers, turns dropped, fewer choices than asked): muted
+    HTML in the status line's style that wraps at words in Jupyter, a printed line in a terminal."""
     _show_line(use_display_handles(shell), line, "note")
+
+
+def show_notes(shell: Any, notes: Sequence[str] = (), errors: Sequence[str] = ()) -> None:
+    """What follows a call's status line, in the order every front end keeps: the notes (muted,
+    :func:`show_note`), then the errors (red, :func:`error_line`)."""
+    for note in notes:
+        show_note(shell, note)
+    for error in errors:
+        error_line(error)
 
 
 class WordWrap:
@@ -126,6 +139,20 @@ def reasoning_bundle(text: str, done: bool) -> dict[str, str]:
     html_text = (f'<details class="jo-reasoning"{"" if done else " open"}><summary>Reasoning</summary>'
                  f'<div style="{REASONING_STYLE}">{body}</div></details>')
     return {"text/html": html_text, "text/plain": f"[reasoning]\n{text}"}
+
+
+def output_items(texts: Sequence[str], reasoning: str, blocks: int, markdown: bool,
+                 show_reasoning: bool) -> tuple[dict[str, Any], ...]:
+    """An ``Output`` widget's ``outputs`` for an answer so far (the form's view): the reasoning block
+    when shown, then one display per choice (headed when there are several)."""
+    if blocks > 1:
+        answers = [answer_block(texts, i, True, markdown) + "\n" for i in range(max(blocks, len(texts)))]
+    else:
+        answers = [texts[0]] if texts and texts[0] else []
+    shown = [(reasoning_bundle(reasoning, done=any(texts)), "reasoning")] if reasoning and show_reasoning else []
+    shown += [(answer_bundle(text, markdown), "answer") for text in answers]
+    return tuple({"output_type": "display_data", "data": data, "metadata": {"jupyter_openai": part}}
+                 for data, part in shown)
 
 
 class CellView:
@@ -272,7 +299,7 @@ class Table:
         body = "".join("<tr>" + "".join(self._html_cell(self._text(r[c]), w)
                                         for c, w in zip(self.columns, widths, strict=True)) + "</tr>"
                        for r in self.rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return f'<table class="{NO_MATHS}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
     def _html_cell(self, text: str, width: int) -> str:
         shown = self._cut(text, max(width, self._width or width) if not self._fit else width)
@@ -281,14 +308,49 @@ class Table:
 
 
 LOG_LINE = 100  # a terminal's width the log table fits in
+LOG_HTML_LINE = 64  # characters the HTML table's cells may hold in all: a notebook 1024 px wide, file browser open
 LOG_LABELS = {"timestamp": "time (UTC)", "prompt_tokens": "in", "completion_tokens": "out", "latency": "s",
               "execution_count": "cell", "requested_model": "asked for"}
+#: The HTML log table's cells: one line each (JupyterLab's own table style lets them wrap), compact.
+LOG_CELL_STYLE = "white-space:nowrap;padding:0.25em 0.35em"
+#: Around the table: as wide as the output at most, scrolled sideways rather than cut if ever wider.
+LOG_BOX_STYLE = "max-width:100%;overflow-x:auto"
 
 
-def log_table(records: Sequence[dict[str, Any]], columns: Sequence[str], full: bool = False) -> Table:
+class LogTable(Table):
+    """The session log's table, with a line saying how many calls it leaves out (``total``: the
+    calls logged; more than shown adds "last 10 of 18 calls; %complete_log -n 18 for all"). Its
+    HTML cuts text harder than its plain text, so a row stays one line in a narrow notebook."""
+
+    def __init__(self, rows: Sequence[dict[str, Any]], columns: Sequence[str], total: int | None = None,
+                 **options: Any) -> None:
+        super().__init__(rows, columns, **options)
+        shown = len(self.rows)
+        self.hidden = max(0, (total or 0) - shown)  #: how many logged calls the table leaves out
+        self.footer = (f"last {shown} of {total} calls; %complete_log -n {total} for all"
+                       if self.hidden else "")
+
+    def __repr__(self) -> str:
+        text = super().__repr__()
+        return f"{text}\n{self.footer}" if self.footer else text
+
+    def _repr_html_(self) -> str:
+        fit, self._fit = self._fit, (min(self._fit, LOG_HTML_LINE) if self._fit else None)
+        try:
+            table = super()._repr_html_()
+        finally:
+            self._fit = fit
+        table = table.replace("<th>", f'<th style="{LOG_CELL_STYLE}">').replace("<td", f'<td style="{LOG_CELL_STYLE}"')
+        footer = f'<div class="jo-note" style="{STATUS_STYLE}">{html.escape(self.footer)}</div>' if self.footer else ""
+        return f'<div class="jo-log" style="{LOG_BOX_STYLE}">{table}</div>{footer}'
+
+
+def log_table(records: Sequence[dict[str, Any]], columns: Sequence[str], full: bool = False,
+              total: int | None = None) -> LogTable:
     """The session log as people read it: columns empty in every shown call left out, times as
     ``HH:MM:SS`` (UTC), latency in seconds to two decimals, long text cut to fit 100 columns
-    (``full``: every column and every character)."""
+    (``full``: every column and every character); ``total``, the calls logged, says how many are
+    not shown and how to see them."""
     rows = []
     for record in records:
         row = dict(record)
@@ -299,6 +361,10 @@ def log_table(records: Sequence[dict[str, Any]], columns: Sequence[str], full: b
             row["latency"] = f"{row['latency']:.2f}"
         rows.append(row)
     shown = list(columns) if full else [c for c in columns if any(r.get(c) not in (None, "") for r in rows)]
+    for row in rows:  # a count the server did not send stays None in the log; here it is said in words
+        for name in ("prompt_tokens", "completion_tokens"):
+            if row.get(name) is None and row.get("status") != "error" and name in shown:
+                row[name] = "not reported"
     if full:
-        return Table(rows, shown, width=None, labels=LOG_LABELS)
-    return Table(rows, shown or list(columns), width=60, fit=LOG_LINE, labels=LOG_LABELS)
+        return LogTable(rows, shown, total, width=None, labels=LOG_LABELS)
+    return LogTable(rows, shown or list(columns), total, width=60, fit=LOG_LINE, labels=LOG_LABELS)

@@ -11,11 +11,10 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..api.params import ENDPOINT_CHOICES, OPTION_PARAMS
-from ..calls.line import check_out_name, option_value, schema_option, split_options, unescape
-from .configurable import param_options, usage_errors
+from .configurable import usage_errors
+from .options import argument, magic_arguments, param_options
 
 
 @magics_class
@@ -48,6 +47,7 @@ class BatchMagics(Magics):
             Classify the sentiment of this review: {text}
         """
         from ..batch.run import run_batch
+        from ..calls.line import check_out_name, option_value, schema_option, split_options, unescape
 
         magics = self.shell.magics_manager.registry.get("CompleteMagics")
         if magics is None:

@@ -10,20 +10,18 @@ the cell being run, which front ends send with each execution and IPython hands 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..api.params import CHAT, OPTION_PARAMS, RESPONSES
-from ..calls.line import check_out_name, option_value, split_options, unescape
-from ..session.conversation import DEFAULT_NAME, Conversation, Turn, conversations
 from .configurable import usage_errors
-from .options import call_options
+from .options import argument, call_options, magic_arguments, parse_argstring
 
-#: What the offline model's turns may send at most, in estimated tokens (its context is 2048 tokens).
-OFFLINE_TOKEN_BUDGET = 1536
+if TYPE_CHECKING:
+    from ..session.conversation import Conversation
+
 #: Outcome statuses a turn is kept with (an ``error`` turn is not added).
 KEPT = ("ok", "truncated", "interrupted")
 #: ``%%complete``'s parameter options that apply to a turn: those of chat or responses (``--logprobs``
@@ -75,7 +73,7 @@ class ChatMagics(Magics):
 
     # -- %%chat ----------------------------------------------------------------------
     @magic_arguments()
-    @argument("--name", default=DEFAULT_NAME, help="The conversation (default: default); each name is its own.")
+    @argument("--name", help="The conversation (default: default); each name is its own.")
     @argument("--reset", action="store_true", help="Start the conversation over (its system message is kept).")
     @argument("--max-turns", type=int, metavar="N", help="Send at most N turns, this one included; the oldest are "
               "dropped first (kept for the conversation; default: the chat_max_turns setting).")
@@ -107,6 +105,8 @@ class ChatMagics(Magics):
             %chat --reset
             %chat_history
         """
+        from ..calls.line import check_out_name, option_value, split_options
+
         magic = self.chat
         with usage_errors():
             argv, rest = split_options(line, magic.parser._option_string_actions)
@@ -122,8 +122,7 @@ class ChatMagics(Magics):
         for flag, cap in (("--max-turns", args.max_turns), ("--token-budget", args.token_budget)):
             if cap is not None and cap < 1:
                 raise UsageError(f"{flag} must be at least 1, got {cap}")
-        with usage_errors():
-            conversation = conversations.get(args.name)
+        conversation = _conversation(args.name)
         changed = self._control(conversation, args)
         if not prompt.strip():
             if changed:
@@ -133,6 +132,8 @@ class ChatMagics(Magics):
 
     def _control(self, conversation: Conversation, args: Any) -> bool:
         """Apply ``--reset``, ``--system`` and the caps; True if any was given."""
+        from ..calls.line import unescape
+
         if args.reset:
             conversation.reset()
             print(f"Conversation {conversation.name!r} started over.")
@@ -150,13 +151,17 @@ class ChatMagics(Magics):
         turns = conversation.max_turns or settings.chat_max_turns
         tokens = conversation.max_tokens or settings.chat_max_tokens
         if tokens is None and settings.offline():
+            from .sources import OFFLINE_TOKEN_BUDGET
+
             tokens = OFFLINE_TOKEN_BUDGET
         return turns, tokens
 
     def _turn(self, conversation: Conversation, args: Any, prompt: str) -> None:
         from ..api.params import COMPLETIONS
         from ..calls.run import Origin
+        from ..calls.summary import dropped_turns
         from ..display.cell import error_line
+        from ..session.conversation import Turn
 
         settings, key = self.settings, self.turn_key()
         max_turns, max_tokens = self.caps(conversation)
@@ -164,24 +169,22 @@ class ChatMagics(Magics):
         request = settings.build(args, prompt, history=plan.history, system=conversation.system)
         if request.endpoint == COMPLETIONS:
             raise UsageError("%%chat works with the chat and responses endpoints only (-e chat or -e responses)")
-        if plan.dropped:
-            error_line(f"Note: dropped the {plan.dropped} oldest turn(s) of conversation {conversation.name!r} "
-                       f"to send {plan.why}")
+        notes = (dropped_turns(plan.dropped, conversation.name, plan.why),) if plan.dropped else ()
         number = plan.index + 1
         origin = Origin("chat", settings._cell_number(), conversation=conversation.name, turn=number)
 
         def keep(outcome: Any) -> None:
             if outcome.status in KEPT:
-                conversation.record(plan, Turn(request.prompt, outcome.text, key, outcome.status, outcome.model))
+                conversation.record(plan, Turn.answered(request.prompt, outcome, key))
 
-        outcome = settings.show_call(args, request, origin, on_outcome=keep)
+        outcome = settings.show_call(args, request, origin, on_outcome=keep, notes=notes)
         if outcome.status not in KEPT:
             error_line(f"Turn {number} was not added to conversation {conversation.name!r} (the call failed); "
                        "run the cell again to retry")
 
     # -- %chat_history ---------------------------------------------------------------
     @magic_arguments()
-    @argument("name", nargs="?", default=DEFAULT_NAME, help="The conversation (default: default).")
+    @argument("name", nargs="?", help="The conversation (default: default).")
     @argument("--clear", action="store_true", help="Forget its turns (the system message is kept).")
     @argument("--save", metavar="FILE", help="Write it to FILE as JSON (turns, and the messages as sent).")
     @argument("--load", metavar="FILE", help="Replace it with the conversation in FILE (JSON: saved here, or a "
@@ -194,11 +197,13 @@ class ChatMagics(Magics):
         ``.to_messages()`` is the list of messages to pass to a client, ``.turns`` can be edited,
         and ``jupyter_openai.conversations[name]`` is the same object from Python.
         """
+        from ..session.conversation import Conversation, conversations
+
         args = parse_argstring(self.chat_history, line)
         if sum(bool(x) for x in (args.clear, args.save, args.load)) > 1:
             raise UsageError("use one of --clear, --save and --load at a time")
-        with usage_errors():
-            conversation = conversations.get(args.name)
+        conversation = _conversation(args.name)
+        args.name = conversation.name
         if args.clear:
             conversation.reset()
             print(f"Conversation {args.name!r} cleared.")
@@ -220,6 +225,15 @@ class ChatMagics(Magics):
             print(f"Loaded {len(loaded)} turn(s) into conversation {args.name!r} from {args.load}")
             return None
         return conversation
+
+
+def _conversation(name: str | None) -> Conversation:
+    """The conversation ``name`` (None: the default one; the options leave the default unset so that the
+    conversations module loads on first use, not with the extension)."""
+    from ..session.conversation import conversations
+
+    with usage_errors():
+        return conversations.get() if name is None else conversations.get(name)
 
 
 def load(ipython: Any) -> None:

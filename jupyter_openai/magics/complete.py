@@ -16,21 +16,11 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..api.params import ENDPOINTS, OPTION_PARAMS, PARAMS
-from ..calls.line import (
-    check_out_name,
-    interpolate,
-    option_value,
-    schema_option,
-    split_options,
-    unescape,
-    unfilled_names,
-)
 from . import batch
-from .configurable import ConfiguredMagics, param_options, remove_magics, usage_errors
-from .options import call_options
+from .configurable import ConfiguredMagics, remove_magics, usage_errors
+from .options import argument, call_options, magic_arguments, param_options, parse_argstring
 from .questions import keep_question_prompts
 
 #: The one line when Ctrl-C stops the final render or the status line (the call itself is over).
@@ -76,6 +66,8 @@ class CompleteMagics(ConfiguredMagics):
 
             %complete -m davinci-002 Once upon a time
         """
+        from ..calls.line import check_out_name, option_value, split_options
+
         with usage_errors():
             argv, rest = split_options(line, self.complete.parser._option_string_actions)
             argv = [option_value(token, self.shell.user_ns) for token in argv]  # -m $model
@@ -110,16 +102,17 @@ class CompleteMagics(ConfiguredMagics):
 
     def _options(self, args: Any, prompt: str) -> dict[str, Any]:
         """The user's options for :func:`~jupyter_openai.calls.request.build_request` (None: not given)."""
+        from ..calls.line import interpolate, schema_option, unescape, unfilled_names
+
         if not prompt.strip():
             raise UsageError("the prompt is empty: write it in the cell below %%complete")
         if args.interpolate or (args.interpolate is None and self.interpolate):
             with usage_errors():
                 prompt = interpolate(prompt, self.shell.user_ns)
         elif names := unfilled_names(prompt, self.shell.user_ns):
-            from ..display.cell import error_line
-
             fields = ", ".join("{" + name + "}" for name in names)
-            error_line(f"Note: {fields} sent as written; add -i to fill it from your variables")
+            self._notes_before = [*self._notes_before, f"Note: {fields} sent as written; add -i to fill it from your "
+                                  "variables"]
         options = {param.name: getattr(args, param.name, None) for param in OPTION_PARAMS}  # %%chat has fewer
         options["stop"] = [unescape(s) for s in args.stop] if args.stop else None
         options["schema"] = schema_option(args.schema, self.shell.user_ns)
@@ -145,16 +138,24 @@ class CompleteMagics(ConfiguredMagics):
         such as a conversation's ``history``); mistakes are one-line usage errors."""
         from ..calls.request import build_request
 
+        self._notes_before = []  # notes about what is sent: shown after the call, with the others
         with usage_errors():
             return build_request({**self._options(args, prompt), **extra}, self.defaults())
 
-    def show_call(self, args: Any, request: Any, origin: Any, on_outcome: Callable[[Any], None] | None = None) -> Any:
-        """Run ``request`` and show it as ``%%complete`` does (streamed into the cell, ``--out``,
-        notes, the status line); return the :class:`~jupyter_openai.calls.run.CallOutcome`.
-        ``on_outcome`` gets it as soon as the call is over, before anything is shown."""
+    _notes_before: tuple[str, ...] | list[str] = ()  #: notes :meth:`build` made, for :meth:`show_call` to show
+
+    def show_call(self, args: Any, request: Any, origin: Any, on_outcome: Callable[[Any], None] | None = None,
+                  notes: tuple[str, ...] = ()) -> Any:
+        """Run ``request`` and show it as ``%%complete`` does (streamed into the cell, ``--out``, then
+        the status line, the notes (``notes``: the caller's, first) and the errors); return the
+        :class:`~jupyter_openai.calls.run.CallOutcome`. ``on_outcome`` gets it as soon as the call is
+        over, before anything is shown."""
         from ..calls.run import run_call
         from ..calls.summary import summarize
-        from ..display.cell import CellView, error_line, use_display_handles
+        from ..display.cell import CellView, error_line, show_notes, use_display_handles
+        from .sources import source_of
+
+        before, self._notes_before = [*self._notes_before, *notes], []
 
         client = self.client()
         shown_as = (args.format or self.output_format).lower()
@@ -179,12 +180,12 @@ class CompleteMagics(ConfiguredMagics):
             if getattr(args, "show_probs", False) and not args.quiet:
                 from .lab import show_probs
 
-                show_probs(self, outcome, origin)
-            summary = summarize(outcome, offline=self.offline())
-            for note in summary.notes:
-                error_line(note)
+                before += show_probs(self, outcome, origin)
+            limit = "option" if getattr(args, "max_tokens", None) is not None else source_of(self, "max_tokens")
+            summary = summarize(outcome, offline=self.offline(), limit_source=limit)
             if not args.quiet:
                 view.status(summary.status)
+            show_notes(self.shell, [*before, *summary.notes], summary.errors)
         except KeyboardInterrupt:
             error_line(INTERRUPTED_DISPLAY + (f" (the answer is in {args.out})" if args.out else ""))
         return outcome
@@ -224,7 +225,7 @@ class CompleteMagics(ConfiguredMagics):
             unknown = unpriced(log)
             print(f"Session cost: {money(session_total(log))} over {len(log)} call(s)"
                   + (f" ({unknown} of unknown cost)" if unknown else ""))
-        return log_table(log.tail(args.last), LOG_COLUMNS, full=args.full)
+        return log_table(log.tail(args.last), LOG_COLUMNS, full=args.full, total=len(log))
 
     # -- %complete_models ----------------------------------------------------------
     @magic_arguments()
@@ -277,6 +278,7 @@ class CompleteMagics(ConfiguredMagics):
     @line_magic
     def complete_form(self, line: str) -> Any:
         """Open the form: tune parameters with sliders, stream the answer, stop it."""
+        from ..calls.line import option_value, split_options, unescape
         from ..widgets.form import CompletionForm
 
         with usage_errors():  # read as %%complete's line is: quotes removed, the prompt as written
@@ -319,15 +321,17 @@ class CompleteMagics(ConfiguredMagics):
     @line_magic
     def complete_local(self, line: str) -> None:
         """Start, stop or show the bundled offline model server: ``%complete_local start|stop|status``."""
-        from .. import local_server
+        from ..offline import server as local_server
 
         args = parse_argstring(self.complete_local, line)
         if args.action == "stop":
-            print(
-                "Stopped the local model server."
-                if local_server.stop_shared_server()
-                else "The local model server is not running."
-            )
+            if not local_server.stop_shared_server():
+                print("The local model server is not running.")
+            elif others := getattr(local_server.shared_server(start=False), "others", 0):
+                print(f"This kernel no longer uses the local model server; {others} other process(es) still do, "
+                      "so it keeps running (it stops once idle).")
+            else:
+                print("Stopped the local model server.")
             return
         if not local_server.is_available():
             raise UsageError(f"The offline model is not installed: {local_server.INSTALL_HINT}")
@@ -339,29 +343,32 @@ class CompleteMagics(ConfiguredMagics):
                 "The local model server is not running (it starts on first use; %complete_local start starts it now)."
             )
             return
+        shared = f", shared by {state['kernels']} processes" if int(state.get("kernels") or 0) > 1 else ""
         print(
             f"{local_server.MODEL_LABEL} as model {state['model']!r} at {state['base_url']} "
-            f"(pid {state['pid']}, log {state['log']})"
+            f"(pid {state['pid']}, log {state['log']}{shared})"
         )
 
 
 def load(ipython: Any) -> None:
     """Register the magics (``%%chat`` and ``%chat_history`` too) and the input cleanup that keeps
     ``?`` prompts (``%load_ext``)."""
-    from . import chat, lab
+    from . import chat, key, lab
 
     ipython.register_magics(CompleteMagics)
     chat.load(ipython)
     batch.register(ipython)
     lab.load(ipython)
+    key.load(ipython)
     if keep_question_prompts not in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.append(keep_question_prompts)
 
 
 def unload(ipython: Any) -> None:
     """Undo :func:`load`: the magics, their configurable and connections, the input cleanup."""
-    from . import chat, lab
+    from . import chat, key, lab
 
+    key.unload(ipython)
     lab.unload(ipython)
     chat.unload(ipython)
     while keep_question_prompts in ipython.input_transformers_cleanup:

@@ -11,17 +11,16 @@ session log, whose file is the ``log_file`` trait.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics
-from IPython.core.magic_arguments import argument
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, TraitError, Unicode, observe, validate
 
-from ..api.params import ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES, Param
-from ..calls.request import DEFAULTS
+from ..api.params import DEFAULTS, ENDPOINT_CHOICES, REASONING_EFFORTS, VERBOSITIES
 from ..config import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,
@@ -32,14 +31,23 @@ from ..config import (
     Settings,
 )
 from ..errors import ConfigurationError
-from ..session.log import session_log
 from .traits import MaskedConfigMixin, SecretTrait
+
+if TYPE_CHECKING:
+    from ..session.log import SessionLog
 
 FORMATS = ("auto", "text", "markdown")
 FORMAT_HELP = ("How answers show: auto (Markdown in Jupyter, rendered as it streams; plain text in a terminal), "
                "markdown, or text (raw text, wrapped at word boundaries).")
 #: The traits that are defaults of a request (what a call uses for options not given).
 REQUEST_DEFAULTS = tuple(DEFAULTS)
+#: The bundled offline model's sampling, chosen by measurement (``benchmarks/offline_defaults.py``,
+#: ``benchmarks/results.md``): at the server's own temperature (0.8) the 135M model drifts into other
+#: languages and rarely recalls a name one turn later. top_p (0.5 to 1.0 scored alike at 0.2), the
+#: server's repeat_penalty (1.1: 1.0 scored worse, 1.3 no better) and no system message (each one
+#: tried scored worse) stay as the server has them. Used when calls go offline and the trait is left
+#: as it is; ``%config`` and a call's own options win.
+OFFLINE_DEFAULTS: dict[str, Any] = {"temperature": 0.2}
 
 
 @contextmanager
@@ -52,27 +60,10 @@ def usage_errors(*also: type[Exception]) -> Iterator[None]:
         raise UsageError(str(exc)) from None
 
 
-def param_options(params: tuple[Param, ...], prefix: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Add one magic option per parameter (flags, help and type from :mod:`~jupyter_openai.api.params`)."""
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        for param in reversed(params):  # magic_arguments adds decorators in reverse order
-            func = argument(*param.flags, dest=param.name, help=prefix + param.help, **_argparse_kind(param))(func)
-        return func
-
-    return decorate
-
-
-def _argparse_kind(param: Param) -> dict[str, Any]:
-    if param.kind is bool:
-        return {"action": "store_true", "default": None}
-    if param.kind == (str, list):
-        return {"action": "append"}
-    if param.kind in (int, float):
-        return {"type": param.kind}
-    if param.choices:
-        return {"choices": param.choices}
-    return {}
+def config_section(magics: Any) -> dict[str, Any]:
+    """The magics' own section of the traitlets config, as a plain dict."""
+    section = magics.config.get(type(magics).__name__, {})
+    return dict(section) if hasattr(section, "keys") else {}
 
 
 Secret = SecretTrait  # the trait's old name: it lives in traits.py with the masking of Config objects
@@ -118,6 +109,8 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         config=True
     )
     stream = Bool(True, help="Stream answers into the cell as they arrive.").tag(config=True)
+    store = Bool(False, help="Responses API: keep responses on OpenAI's servers (store: true; the API's own default). "
+                 "False: every Responses call sends store: false (a call's --store asks otherwise).").tag(config=True)
     timeout = Float(DEFAULT_READ_TIMEOUT, help="Read timeout in seconds: longest wait for the next byte.").tag(
         config=True
     )
@@ -135,7 +128,8 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
     prices = Dict(help="Your price table, over genai-prices': model id -> (input, output) US dollars per million "
                   "tokens, e.g. {'my-model': (0.15, 0.6)}.").tag(config=True)
     max_cost_usd = Float(None, allow_none=True, help="Budget: refuse calls once this session's calls have cost "
-                         "this many US dollars (None: no limit).").tag(config=True)
+                         "this many US dollars, > 0 (None: no limit). Calls running at once count at their "
+                         "estimate until they end.").tag(config=True)
     chat_max_turns = Int(None, allow_none=True, help="%%chat: most turns a conversation sends (the oldest are "
                          "dropped first; None: no cap). A conversation's own --max-turns wins.").tag(config=True)
     chat_max_tokens = Int(None, allow_none=True, help="%%chat: token budget of what a turn sends, estimated at 4 "
@@ -146,13 +140,26 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         super().__init__(shell=shell, **kwargs)
         self._client: Any = None
         self._client_settings: Settings | None = None
-        self.log = session_log  #: the session log this shell's calls go to (path: the log_file trait)
-        self.log.path = self.log_file
-        from .sources import config_section  # what the config file (or the shell's start) set: %config comes later
-
-        self._config_at_load = config_section(self)
+        # The session log writes to the log_file trait's file; one not imported yet has no file to reset.
+        if self.log_file is not None or "jupyter_openai.session.log" in sys.modules:
+            self.log.path = self.log_file
+        self._config_at_load = config_section(self)  # what the config file (or the shell's start) set
         if self.prices or self.max_cost_usd is not None:  # from the config file: observers do not run for it
             self._on_prices()
+
+    @observe("api_key")
+    def _on_api_key(self, change: dict[str, Any]) -> None:
+        registry = getattr(getattr(self.shell, "magics_manager", None), "registry", {})
+        watch = registry.get("KeyMagics")  # magics/key.py: set from a cell, one warning pointing to %complete_key
+        if watch is not None:
+            watch.key_set(change["new"])
+
+    @property
+    def log(self) -> SessionLog:
+        """The session log this shell's calls go to (its file: the ``log_file`` trait); imported on first use."""
+        from ..session.log import session_log
+
+        return session_log
 
     @observe("log_file")
     def _on_log_file(self, change: dict[str, Any]) -> None:
@@ -167,6 +174,15 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         except ConfigurationError as exc:
             raise TraitError(str(exc)) from None
         return proposal["value"]
+
+    @validate("max_cost_usd")
+    def _check_budget(self, proposal: dict[str, Any]) -> float | None:
+        from ..session.cost import check_budget_value
+
+        try:
+            return check_budget_value(proposal["value"])
+        except ConfigurationError as exc:
+            raise TraitError(str(exc)) from None
 
     @observe("prices", "max_cost_usd")
     def _on_prices(self, change: dict[str, Any] | None = None) -> None:
@@ -226,7 +242,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         return not has_key and not self.base_url and not os.environ.get(ENV_BASE_URL, "").strip()
 
     def _offline_settings(self, settings: Settings) -> Settings:
-        from .. import local_server
+        from ..offline import server as local_server
 
         if not local_server.is_available():
             hint = local_server.INSTALL_HINT
@@ -245,7 +261,7 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
         """The model trait. When it is untouched: the offline model's name when calls go offline,
         and the server's first listed model when the base URL points at another server than OpenAI
         (one ``/models`` request per client; ``ask_server=False``: only if already known)."""
-        from ..local_server import MODEL_ALIAS
+        from ..offline.server import MODEL_ALIAS
 
         if not self._model_untouched():
             return self.model
@@ -267,15 +283,22 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
 
     def _explicit_traits(self) -> set[str]:
         """The traits set in this magics' config (``ipython_config.py``, ``%config``)."""
-        section = self.config.get(type(self).__name__, {})
-        return set(section) if hasattr(section, "keys") else set()
+        return set(config_section(self))
 
     def defaults(self, *, ask_server: bool = True) -> dict[str, Any]:
         """What a call uses for options not given: the traits (``%config``), with the offline
-        model's name when calls go to it (``ask_server``: see :meth:`default_model`)."""
-        return {**{name: getattr(self, name) for name in REQUEST_DEFAULTS},
-                "model": self.default_model(ask_server=ask_server),
-                "show_reasoning": self.show_reasoning, "offline": self.offline(), "output_format": self.output_format}
+        model's name and sampling (:data:`OFFLINE_DEFAULTS`, for traits left untouched) when calls go
+        to it (``ask_server``: see :meth:`default_model`)."""
+        offline = self.offline()
+        values = {name: getattr(self, name) for name in REQUEST_DEFAULTS}
+        if offline:
+            values.update({name: value for name, value in OFFLINE_DEFAULTS.items() if self._untouched(name)})
+        return {**values, "model": self.default_model(ask_server=ask_server),
+                "show_reasoning": self.show_reasoning, "offline": offline, "output_format": self.output_format}
+
+    def _untouched(self, name: str) -> bool:
+        """True when trait ``name`` has its class default and no configuration set it."""
+        return getattr(self, name) == self.traits()[name].default_value and name not in self._explicit_traits()
 
     def client(self) -> Any:
         """The client for the current settings (kept while they do not change)."""
@@ -289,6 +312,10 @@ class ConfiguredMagics(MaskedConfigMixin, Magics):
             from ..transport import replay
 
             replay.attach(self._client._session)  # a recording or a replay in force (none: nothing)
+            if self.offline() and not isinstance(replay.active, replay.Replayer):
+                from ..offline import server as local_server
+
+                self._client.prompt_counter = local_server.prompt_counter(local_server.shared_server(start=False))
         return self._client
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .configurable import usage_errors
+from .options import argument, magic_arguments, parse_argstring
 
 NO_PROBS = ("No token probabilities came back: the {endpoint} endpoint of this server sent none "
             "(the Responses API and some servers do not send logprobs)")
@@ -30,28 +30,28 @@ def complete_magics(shell: Any) -> Any:
 
 
 # -- --show-probs --------------------------------------------------------------------
-def show_probs(magics: Any, outcome: Any, origin: Any) -> None:
-    """Show the answer's tokens coloured by probability: HTML (hover for the alternatives) and, in a
-    kernel with ipywidgets, the interactive view (click a token; on completions, continue from an
-    alternative)."""
+def show_probs(magics: Any, outcome: Any, origin: Any) -> list[str]:
+    """Show the answer's tokens coloured by probability, as one output: in a kernel with ipywidgets the
+    interactive view (click a token; on completions, continue from an alternative) with the HTML view
+    as its fallback in the same bundle (what nbviewer and GitHub show); elsewhere the HTML view (hover
+    for the alternatives). Returns the note to show after the status line when none came back."""
     from IPython.display import HTML, display
 
-    from ..display.cell import error_line
     from ..widgets.probs import probs_html
 
     if not outcome.logprobs:
-        if outcome.status == "ok":
-            endpoint = outcome.request.endpoint if outcome.request is not None else "?"
-            error_line(NO_PROBS.format(endpoint=endpoint))
-        return
+        endpoint = outcome.request.endpoint if outcome.request is not None else "?"
+        return [NO_PROBS.format(endpoint=endpoint)] if outcome.status == "ok" else []
+    if getattr(magics.shell, "kernel", None) is not None:  # widgets need a front end to talk to
+        try:
+            view = probs_view(magics, outcome, origin)
+        except ImportError:  # no ipywidgets: the HTML view is all
+            view = None
+        if view is not None:
+            display(view)  # its bundle: the widget and the HTML view
+            return []
     display(HTML(probs_html(outcome.logprobs)))
-    if getattr(magics.shell, "kernel", None) is None:  # widgets need a front end to talk to
-        return
-    try:
-        view = probs_view(magics, outcome, origin)
-    except ImportError:  # no ipywidgets: the HTML view is all
-        return
-    display(view.widget)
+    return []
 
 
 def probs_view(magics: Any, outcome: Any, origin: Any) -> Any:
@@ -90,10 +90,12 @@ class Grid:
 
     @staticmethod
     def _tokens(row: dict[str, Any]) -> str:
-        if row["prompt_tokens"] is None and row["completion_tokens"] is None:
-            return "?"
-        return f"{row['prompt_tokens'] if row['prompt_tokens'] is not None else '?'} / " \
-               f"{row['completion_tokens'] if row['completion_tokens'] is not None else '?'}"
+        from ..calls.summary import token_words
+
+        if row["prompt_tokens"] is not None and row["completion_tokens"] is not None:
+            return f"{row['prompt_tokens']} / {row['completion_tokens']}"
+        return token_words(row["prompt_tokens"], row["completion_tokens"],  # what is missing, in words
+                           row.get("completion_tokens_estimated"))
 
     def _cells(self, row: dict[str, Any]) -> list[str]:
         from ..session.cost import money
@@ -101,7 +103,7 @@ class Grid:
         latency = f"{row['latency']:.2f} s" if isinstance(row["latency"], (int, float)) else "?"
         status = row["status"] if not row["error"] else f"{row['status']}: {row['error']}"
         return [*(str(row[name]) for name in self.compared), row["answer"], self._tokens(row), latency,
-                money(row["cost_usd"]), status]
+                money(row["cost_usd"]) if row["cost_usd"] is not None else "unknown", status]
 
     @property
     def headers(self) -> list[str]:
@@ -117,7 +119,8 @@ class Grid:
             body += "<tr>" + "".join(
                 f'<td style="text-align:left;white-space:pre-wrap;vertical-align:top">{html.escape(c)}</td>'
                 for c in cells) + "</tr>"
-        return (f'<table class="jo-grid"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        return (f'<table class="jo-grid tex2jax_ignore mathjax_ignore"><thead><tr>{head}</tr></thead>'  # text, not TeX
+                f"<tbody>{body}</tbody></table>"
                 f"<div>{html.escape(self._summary())}</div>")
 
     def __repr__(self) -> str:
@@ -147,6 +150,7 @@ def run_compare(magics: Any, argv: list[str], prompt: str, origin: Any) -> None:
         combinations = compare.expand(argv, parser._option_string_actions)
     requests = []
     out = quiet = None
+    magics._notes_before = ()  # notes the combinations' options make (the same for each): shown once, after
     for combination in combinations:
         args = parser.parse_args(combination.argv)
         out, quiet = args.out, args.quiet
@@ -173,10 +177,10 @@ def run_compare(magics: Any, argv: list[str], prompt: str, origin: Any) -> None:
         magics.shell.user_ns[out] = _frame(rows)
     if not quiet:
         display(Grid(rows, compared))
-    if refused:
-        from ..display.cell import error_line
+    from ..display.cell import show_notes
 
-        error_line(f"{len(refused)} call(s) not sent: {refused[0]}")
+    notes, magics._notes_before = list(dict.fromkeys(magics._notes_before)), ()
+    show_notes(magics.shell, notes, [f"{len(refused)} call(s) not sent: {refused[0]}"] if refused else [])
 
 
 def _frame(rows: list[dict[str, Any]]) -> Any:
@@ -231,7 +235,8 @@ class LabMagics(Magics):
         try:
             replay.active = replay.Replayer(args.file)
         except (OSError, ValueError, KeyError) as exc:
-            raise UsageError(f"cannot replay {args.file}: {getattr(exc, 'strerror', None) or exc}") from None
+            reason = str(getattr(exc, "strerror", None) or exc).removeprefix(f"{args.file} ")  # named once
+            raise UsageError(f"cannot replay {args.file}: {reason}") from None
         print(f"Replaying {len(replay.active)} recorded answer(s) from {args.file}: no network.")
 
     @staticmethod

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 
-_QUESTION = re.compile(r"(\s*)%complete[ \t]+(\S.*?\?)[ \t]*(\n?)$")
+#: Compiled on the first line that names ``%complete`` (re caches it), not when the extension loads.
+_QUESTION = r"(\s*)%complete[ \t]+(\S.*?\?)[ \t]*(\n?)$"
 
 
 def _starts_a_statement(before: list[str]) -> bool:
@@ -40,7 +41,7 @@ def keep_question_prompts(lines: list[str]) -> list[str]:
         return lines
     out = list(lines)
     for number, line in enumerate(lines):
-        match = _QUESTION.match(line)
+        match = re.match(_QUESTION, line) if "%complete" in line else None
         if match and _starts_a_statement(lines[:number]):
             indent, prompt, newline = match.groups()
             out[number] = f"{indent}get_ipython().run_line_magic('complete', {prompt!r}){newline}"

@@ -1,7 +1,8 @@
 """Where each setting comes from: the report behind ``%complete_config`` and :func:`settings_report`.
 
-For every connection setting and default (key masked, organization, project, base URL, model,
-endpoint, timeouts, retries) it names the value in effect and its source, by the precedence of
+For every connection setting (key masked, organization, project, base URL, model, endpoint,
+timeouts, retries) and every call default (max tokens, temperature, top_p, output format,
+reasoning, the chat caps, the budget) it names the value in effect and its source, by the precedence of
 GUIDE 2: ``%config`` (set in this session), the config file (``ipython_config.py``, or the
 Config the shell was started with), the environment, the bundled offline model, the server's
 first listed model, or the built-in default. Notebooks read it instead of reaching into the
@@ -15,18 +16,21 @@ from typing import Any
 
 from ..config import ENV_API_KEY, ENV_BASE_URL, ENV_ORGANIZATION, ENV_PROJECT, is_openai_host
 from ..secret import mask_key
+from .configurable import config_section
 
 #: setting (trait name) -> the environment variables that can set it
 ENVIRONMENT = {"api_key": (ENV_API_KEY,), "organization": ENV_ORGANIZATION, "project": (ENV_PROJECT,),
                "base_url": (ENV_BASE_URL,)}
 REPORTED = ("api_key", "organization", "project", "base_url", "model", "endpoint", "timeout", "connect_timeout",
             "max_retries")
-
-
-def config_section(magics: Any) -> dict[str, Any]:
-    """The magics' own section of the traitlets config, as a plain dict."""
-    section = magics.config.get(type(magics).__name__, {})
-    return dict(section) if hasattr(section, "keys") else {}
+#: What the offline model's %%chat turns send at most when chat_max_tokens is unset, in estimated tokens
+#: (its context is 2048 tokens).
+OFFLINE_TOKEN_BUDGET = 1536
+#: The call defaults reported after the connection: setting -> what its unset value (None) means.
+CALL_DEFAULTS = {"max_tokens": "no limit (the model's context)", "temperature": "the server's default",
+                 "top_p": "the server's default", "output_format": None, "reasoning_effort": "the model's default",
+                 "show_reasoning": None, "chat_max_turns": "no cap", "chat_max_tokens": "no cap",
+                 "max_cost_usd": "no limit"}
 
 
 def _configured(magics: Any, name: str, at_load: dict[str, Any]) -> str | None:
@@ -42,6 +46,11 @@ def _equal(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:  # noqa: BLE001 - values of odd types: treat as changed
         return False
+
+
+def source_of(magics: Any, name: str) -> str:
+    """Where trait ``name``'s value comes from: ``%config``, ``config file`` or ``default``."""
+    return _configured(magics, name, getattr(magics, "_config_at_load", {})) or "default"
 
 
 def report(magics: Any) -> list[dict[str, Any]]:
@@ -70,12 +79,24 @@ def report(magics: Any) -> list[dict[str, Any]]:
             elif not is_openai_host(settings.base_url) and value != magics.model:
                 source = "the server's first listed model"
         rows.append({"setting": name, "value": value, "source": source or "default"})
+    return rows + _call_defaults(magics, at_load, offline)
+
+
+def _call_defaults(magics: Any, at_load: dict[str, Any], offline: bool) -> list[dict[str, Any]]:
+    """The rows of the call defaults: a value left unset says what that means."""
+    rows, used = [], magics.defaults(ask_server=False)  # what a call uses: the offline model's sampling too
+    for name, unset in CALL_DEFAULTS.items():
+        value, source = getattr(magics, name), _configured(magics, name, at_load) or "default"
+        if value is None and name == "chat_max_tokens" and offline:
+            value, source = OFFLINE_TOKEN_BUDGET, "offline model"
+        elif value is None and offline and used.get(name) is not None:
+            value, source = used[name], "offline model"
+        rows.append({"setting": name, "value": unset if value is None else value, "source": source})
     return rows
 
 
-def settings_report(shell: Any = None) -> list[dict[str, Any]]:
-    """Each setting of the loaded extension with its value (key masked) and source; ``pandas.DataFrame``
-    takes it as is. ``shell`` defaults to the running IPython."""
+def _loaded_magics(shell: Any) -> Any:
+    """The ``CompleteMagics`` of ``shell`` (default: the running IPython); an error if not loaded."""
     if shell is None:
         from IPython import get_ipython
 
@@ -83,4 +104,16 @@ def settings_report(shell: Any = None) -> list[dict[str, Any]]:
     magics = shell.magics_manager.registry.get("CompleteMagics") if shell is not None else None
     if magics is None:
         raise RuntimeError("jupyter_openai is not loaded: run %load_ext jupyter_openai first")
-    return report(magics)
+    return magics
+
+
+def settings_report(shell: Any = None) -> list[dict[str, Any]]:
+    """Each setting of the loaded extension with its value (key masked) and source; ``pandas.DataFrame``
+    takes it as is. ``shell`` defaults to the running IPython."""
+    return report(_loaded_magics(shell))
+
+
+def current_client(shell: Any = None) -> Any:
+    """The :class:`~jupyter_openai.client.OpenAIClient` that ``%%complete`` would use now, with the
+    settings in effect (``%config``, environment, the offline model); ``shell`` defaults to the running IPython."""
+    return _loaded_magics(shell).client()

@@ -6,6 +6,7 @@ turn is keyed by the id of the notebook cell that ran it (JupyterLab, Notebook 7
 send one with each execution), so re-running a cell replaces its own turn in place and sees only
 the turns before it; a turn with no key (terminal IPython) is appended. Caps keep the history
 bounded: at most ``max_turns`` turns and an estimated ``max_tokens`` budget, oldest dropped first.
+A turn the model refused keeps the refusal's text, which is what later calls resend as its answer.
 
 The history is resent on every call (stateless), so it works on chat and on responses alike,
 on any OpenAI-compatible server. :data:`conversations` is the registry by name that the magic
@@ -23,11 +24,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import ConfigurationError
+from . import conversation_file
 
 DEFAULT_NAME = "default"
-FORMAT_VERSION = 1
-#: Statuses a turn may have: a complete answer, one cut short by the length limit, one stopped by Ctrl-C/Stop.
-TURN_STATUSES = ("ok", "truncated", "interrupted")
+FORMAT_VERSION = conversation_file.FORMAT_VERSION
+TURN_STATUSES = conversation_file.TURN_STATUSES
 #: Tokens counted for each message besides its text (role and separators, as chat templates add).
 MESSAGE_OVERHEAD = 4
 
@@ -40,21 +41,34 @@ def estimate_tokens(text: str) -> int:
 @dataclass
 class Turn:
     """One exchange: what the user sent, what came back (partial when ``status`` is ``interrupted``),
-    and the cell it came from (``key``; None when the front end sent no cell id)."""
+    the cell it came from (``key``; None when the front end sent no cell id), and the model's refusal
+    when it refused instead of answering."""
 
     user: str
     assistant: str
     key: str | None = None
     status: str = "ok"
     model: str | None = None
+    refusal: str | None = None
+
+    @classmethod
+    def answered(cls, prompt: str, outcome: Any, key: str | None = None) -> Turn:
+        """The turn a finished call makes (``outcome``: a :class:`~jupyter_openai.calls.run.CallOutcome`):
+        its text, status and model, and its refusal if any."""
+        return cls(prompt, outcome.text, key, outcome.status, outcome.model, getattr(outcome, "refusal", "") or None)
+
+    @property
+    def reply(self) -> str:
+        """What the assistant said: its text, else its refusal (resent as the answer, never an empty message)."""
+        return self.assistant or self.refusal or ""
 
     def messages(self) -> list[dict[str, str]]:
         """The turn as a user message and an assistant message."""
-        return [{"role": "user", "content": self.user}, {"role": "assistant", "content": self.assistant}]
+        return [{"role": "user", "content": self.user}, {"role": "assistant", "content": self.reply}]
 
     def tokens(self) -> int:
         """The estimated tokens of its two messages."""
-        return estimate_tokens(self.user) + estimate_tokens(self.assistant) + 2 * MESSAGE_OVERHEAD
+        return estimate_tokens(self.user) + estimate_tokens(self.reply) + 2 * MESSAGE_OVERHEAD
 
 
 @dataclass
@@ -157,22 +171,26 @@ class Conversation:
     @classmethod
     def from_messages(cls, messages: Sequence[Mapping[str, Any]], name: str = DEFAULT_NAME) -> Conversation:
         """A conversation from chat messages: a leading system message, then user/assistant pairs
-        (a user message with no answer after it gets an empty one)."""
+        (a user message with no answer after it gets an empty one; an assistant message with a
+        ``refusal`` and no content, as chat answers a refusal, keeps it)."""
         conversation = cls(name)
-        items = list(messages)
-        if items and _field(items[0], 0, "role") in ("system", "developer"):
-            conversation.system = _content(items.pop(0), 0)
-        i = 0
-        while i < len(items):
-            if _field(items[i], i, "role") != "user":
-                raise ConfigurationError(f"message {i}: expected a user message, got role {items[i]['role']!r}")
-            answer = ""
-            if i + 1 < len(items):
-                if _field(items[i + 1], i + 1, "role") != "assistant":
-                    raise ConfigurationError(f"message {i + 1}: expected an assistant message after the user's")
-                answer = _content(items[i + 1], i + 1)
-            conversation.turns.append(Turn(_content(items[i], i), answer))
-            i += 2
+        items = list(enumerate(messages))
+        if items and _field(items[0][1], 0, "role") in ("system", "developer"):
+            conversation.system = _content(items.pop(0)[1], 0)
+        for at in range(0, len(items), 2):
+            i, message = items[at]
+            if _field(message, i, "role") != "user":
+                raise ConfigurationError(f"message {i}: expected a user message, got role {message['role']!r}")
+            turn = Turn(_content(message, i), "")
+            if at + 1 < len(items):
+                j, reply = items[at + 1]
+                if _field(reply, j, "role") != "assistant":
+                    raise ConfigurationError(f"message {j}: expected an assistant message after the user's")
+                if reply.get("content") is None and isinstance(reply.get("refusal"), str):
+                    turn.refusal = reply["refusal"]
+                else:
+                    turn.assistant = _content(reply, j)
+            conversation.turns.append(turn)
         return conversation
 
     # -- files -----------------------------------------------------------------------
@@ -184,40 +202,40 @@ class Conversation:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], name: str | None = None) -> Conversation:
-        """The conversation :meth:`to_dict` describes (``messages`` alone, as the client takes them, also works)."""
-        if not isinstance(data, Mapping):
-            if isinstance(data, list):
-                return cls.from_messages(data, name or DEFAULT_NAME)
-            raise ConfigurationError("a conversation file holds a JSON object or a list of messages")
-        if "turns" not in data:
-            return cls.from_messages(data.get("messages") or [], name or data.get("name") or DEFAULT_NAME)
-        turns = []
-        for i, raw in enumerate(data["turns"]):
-            if not isinstance(raw, Mapping) or not isinstance(raw.get("user"), str):
-                raise ConfigurationError(f"turn {i}: needs a user text")
-            status = raw.get("status") or "ok"
-            if status not in TURN_STATUSES:
-                raise ConfigurationError(f"turn {i}: unknown status {status!r}")
-            turns.append(Turn(raw["user"], str(raw.get("assistant") or ""), raw.get("key"), status, raw.get("model")))
-        return cls(name or data.get("name") or DEFAULT_NAME, data.get("system") or None, turns,
-                   _cap(data.get("max_turns")), _cap(data.get("max_tokens")))
+        """The conversation :meth:`to_dict` describes (``messages`` alone, as the client takes them, also
+        works). Every field's type is checked: a mistake is one :class:`ConfigurationError` naming the field."""
+        if isinstance(data, list):
+            return cls.from_messages(data, name or DEFAULT_NAME)
+        fields = conversation_file.check(data)
+        own = name or fields["name"] or DEFAULT_NAME
+        if fields["turns"] is None:
+            conversation = cls.from_messages(fields["messages"] or [], own)
+        else:
+            conversation = cls(own, fields["system"], [Turn(**turn) for turn in fields["turns"]])
+        conversation.max_turns, conversation.max_tokens = fields["max_turns"], fields["max_tokens"]
+        return conversation
 
     def save(self, path: str | os.PathLike[str]) -> str:
-        """Write the conversation to ``path`` as JSON; return the text written."""
-        text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
-        with open(os.path.expanduser(path), "w", encoding="utf-8") as handle:
-            handle.write(text)
-        return text
+        """Write the conversation to ``path`` as JSON, atomically (a temporary file in the same folder,
+        then renamed over it: a failure leaves any earlier file whole); return the text written. Text
+        UTF-8 cannot hold (a lone surrogate) is written as a JSON ``\\uXXXX`` escape, which loads back the same."""
+        data = conversation_file.encode(self.to_dict())
+        conversation_file.write_atomically(os.path.expanduser(path), data)
+        return data.decode("utf-8")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], name: str | None = None) -> Conversation:
-        """Read a conversation written by :meth:`save` (or a JSON list of messages)."""
+        """Read a conversation written by :meth:`save` (or a JSON list of messages); a file that is not
+        one is a one-line :class:`ConfigurationError` naming the file and the field."""
         with open(os.path.expanduser(path), encoding="utf-8") as handle:
             try:
                 data = json.load(handle)
             except ValueError as exc:
                 raise ConfigurationError(f"{path} is not JSON: {exc}") from None
-        return cls.from_dict(data, name)
+        try:
+            return cls.from_dict(data, name)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{path}: {exc}") from None
 
     # -- showing ---------------------------------------------------------------------
     def transcript(self, markdown: bool = False) -> str:
@@ -228,11 +246,13 @@ class Conversation:
         if self.system:
             lines.append(f"*System:* {self.system}" if markdown else f"[system] {self.system}")
         for number, turn in enumerate(self.turns, 1):
-            mark = "" if turn.status == "ok" else f" ({turn.status})"
+            marks = [turn.status] if turn.status != "ok" else []
+            marks += ["refused"] if turn.refusal and not turn.assistant else []
+            mark = f" ({', '.join(marks)})" if marks else ""
             if markdown:
-                lines += [f"**{number}. User:** {turn.user}", f"**Assistant{mark}:** {turn.assistant}"]
+                lines += [f"**{number}. User:** {turn.user}", f"**Assistant{mark}:** {turn.reply}"]
             else:
-                lines += [f"[{number}. user] {turn.user}", f"[assistant{mark}] {turn.assistant}"]
+                lines += [f"[{number}. user] {turn.user}", f"[assistant{mark}] {turn.reply}"]
         return ("\n\n" if markdown else "\n").join(lines)
 
     def __repr__(self) -> str:

@@ -8,7 +8,9 @@ so never the key, and any key text in an answer is masked. :class:`Replayer` ans
 file without any network: a request is found by method, path and canonical JSON body (identical
 requests recorded twice are answered in turn); one not in the file is a one-line
 :class:`ReplayMiss`. The file's first line says which server it was recorded against, so a
-replayed notebook sends the same bodies (which depend on the server, GUIDE 10). No IPython here.
+replayed notebook sends the same bodies (which depend on the server, GUIDE 10). Every line of the
+file is checked as it loads (:func:`check_entry`): a field of the wrong type is one ``ValueError``
+naming the file's line, never a crash of the call it answers. No IPython here.
 """
 
 from __future__ import annotations
@@ -66,6 +68,78 @@ def _decode_chunk(item: Any) -> bytes:
     if isinstance(item, str):
         return item.encode("utf-8")
     return base64.b64decode(item["b64"])
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _chunk_problem(item: Any) -> str | None:
+    if isinstance(item, str):
+        return None
+    if isinstance(item, dict) and set(item) == {"b64"} and isinstance(item["b64"], str):
+        try:
+            base64.b64decode(item["b64"], validate=True)
+        except ValueError:
+            return "a chunk's b64 is not base64"
+        return None
+    return f"a chunk must be text or {{\"b64\": …}}, got {_shown(item)}"
+
+
+def _exchange_problem(entry: dict[str, Any]) -> str | None:
+    for name in ("method", "path", "body", "status", "chunks"):
+        if name not in entry:
+            return f"an exchange without its {name!r} field"
+    method, path, status, chunks, headers = (entry["method"], entry["path"], entry["status"], entry["chunks"],
+                                             entry.get("headers"))
+    if not isinstance(method, str) or not method.isalpha() or not method.isupper():
+        return f"the exchange's 'method' must be an HTTP method such as \"POST\", got {_shown(method)}"
+    if not isinstance(path, str) or not path.startswith("/"):
+        return f"the exchange's 'path' must be a URL path starting with /, got {_shown(path)}"
+    if not isinstance(entry["body"], str):
+        return f"the exchange's 'body' must be the request body as text, got {_shown(entry['body'])}"
+    if not _is_int(status) or not 100 <= status <= 599:
+        return f"the exchange's 'status' must be an HTTP status (a whole number 100 to 599), got {_shown(status)}"
+    if headers is not None and not (isinstance(headers, dict)
+                                    and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())):
+        return f"the exchange's 'headers' must be an object of text values, got {_shown(headers)}"
+    if not isinstance(chunks, list):
+        return f"the exchange's 'chunks' must be a list of the answer's body pieces, got {_shown(chunks)}"
+    for item in chunks:
+        problem = _chunk_problem(item)
+        if problem:
+            return f"the exchange's 'chunks': {problem}"
+    return None
+
+
+def _header_problem(entry: dict[str, Any]) -> str | None:
+    version = entry.get("version")
+    if not _is_int(version) or version < 1:
+        return f"the header's 'version' must be a whole number, got {_shown(version)}"
+    if version > VERSION:
+        return f"recorded in format version {version}; this jupyter_openai reads version {VERSION}: update it"
+    base_url = entry.get("base_url")
+    if not isinstance(base_url, str) or urlsplit(base_url).scheme not in ("http", "https"):
+        return f"the header's 'base_url' must be an http(s) URL, got {_shown(base_url)}"
+    if not isinstance(entry.get("offline", False), bool):
+        return f"the header's 'offline' must be true or false, got {_shown(entry.get('offline'))}"
+    return None
+
+
+def check_entry(entry: Any) -> str | None:
+    """What is wrong with one line of a recording, read as JSON (None: it is a good header or
+    exchange), in words that name the field."""
+    kind = entry.get("type") if isinstance(entry, dict) else None
+    if kind == "header":
+        return _header_problem(entry)
+    if kind == "exchange":
+        return _exchange_problem(entry)
+    return f"not a recording's header or exchange (its 'type' is {_shown(kind)})"
 
 
 class _Body:
@@ -218,12 +292,14 @@ class Replayer(BaseAdapter):
                     entry = json.loads(line)
                 except ValueError:
                     raise ValueError(f"{self.path} line {number} is not JSON: not a recording") from None
-                kind = entry.get("type") if isinstance(entry, dict) else None
-                if kind == "header":
+                problem = check_entry(entry)
+                if problem:
+                    raise ValueError(f"{self.path} line {number}: {problem}")
+                if entry["type"] == "header":
+                    if self.header:
+                        raise ValueError(f"{self.path} line {number}: a second header: not one recording")
                     self.header = entry
-                elif kind == "exchange":
-                    if not all(name in entry for name in ("method", "path", "body", "status", "chunks")):
-                        raise ValueError(f"{self.path} line {number} is an exchange without its fields")
+                else:
                     key = (entry["method"], entry["path"], entry["body"])
                     self._answers.setdefault(key, []).append(entry)
         if not self.header:
@@ -270,4 +346,4 @@ def attach(session: requests.Session, adapter: BaseAdapter | None = None) -> Non
         session.mount("https://", adapter)
 
 
-__all__ = ["Recorder", "ReplayMiss", "Replayer", "active", "attach", "canonical", "request_key"]
+__all__ = ["Recorder", "ReplayMiss", "Replayer", "active", "attach", "canonical", "check_entry", "request_key"]

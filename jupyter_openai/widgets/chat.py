@@ -18,6 +18,8 @@ import ipywidgets as W
 
 from ..calls.request import CallRequest, build_request
 from ..calls.run import CallOutcome, Origin
+from ..calls.summary import dropped_turns
+from ..display.maths import NO_MATHS
 from ..errors import ConfigurationError
 from ..session.conversation import DEFAULT_NAME, Conversation, Conversations, Plan, Turn, conversations
 from .controls import tag
@@ -30,16 +32,20 @@ KEPT = ("ok", "truncated", "interrupted")
 
 
 def transcript_html(conversation: Conversation) -> str:
-    """The conversation as HTML for the form (every text escaped)."""
+    """The conversation as HTML for the form (every text escaped, never typeset as TeX)."""
     if not conversation.turns and not conversation.system:
         return f"<i>Conversation {html.escape(conversation.name)}: no turns yet.</i>"
+    return f'<div class="{NO_MATHS}">{_turns_html(conversation)}</div>'
+
+
+def _turns_html(conversation: Conversation) -> str:
     rows = [f"<div><b>Conversation {html.escape(conversation.name)}</b>: {len(conversation)} turn(s)</div>"]
     if conversation.system:
         rows.append(f"<div><i>System:</i> {html.escape(conversation.system)}</div>")
     for number, turn in enumerate(conversation.turns, 1):
         mark = "" if turn.status == "ok" else f" ({html.escape(turn.status)})"
         rows.append(f"<div><b>{number}. User:</b> {html.escape(turn.user)}</div>"
-                    f"<div style='margin-left:1em'><b>Assistant{mark}:</b> {html.escape(turn.assistant)}</div>")
+                    f"<div style='margin-left:1em'><b>Assistant{mark}:</b> {html.escape(turn.reply)}</div>")
     return "".join(rows)
 
 
@@ -98,7 +104,8 @@ class ChatForm(CompletionForm):
             return super().submit()  # shows the error line as the form does
         max_turns, max_tokens = self._caps
         self.conversation.system = self._system.value.strip() or None  # the field is the conversation's
-        self._plan = self.conversation.plan(request.prompt, None, max_turns=max_turns, max_tokens=max_tokens)
+        plan = self._plan = self.conversation.plan(request.prompt, None, max_turns=max_turns, max_tokens=max_tokens)
+        self._notes_before = [dropped_turns(plan.dropped, self.conversation.name, plan.why)] if plan.dropped else []
         self._request = request
         return super().submit()
 
@@ -110,7 +117,7 @@ class ChatForm(CompletionForm):
         plan, request = self._plan, outcome.request or self._request
         if plan is None or request is None or outcome.status not in KEPT:
             return
-        self.conversation.record(plan, Turn(request.prompt, outcome.text, None, outcome.status, outcome.model))
+        self.conversation.record(plan, Turn.answered(request.prompt, outcome))
         self._plan = None
         if outcome.status != "interrupted":
             self._prompt.value = ""

@@ -17,21 +17,30 @@ from typing import Any
 import ipywidgets as W
 
 from ..api.params import CHECK, CHOICE, NUMBER, SLIDER, Param
+from ..client import OpenAIClient
 from ..errors import one_line
 
 NOTE = "Could not list the server's models ({problem}): type a model id."
 
 
+#: The one fixed colour: the Stop button's text. Its background is the theme's orange in light and
+#: dark themes alike, on which the light theme's white text reads at 2.7:1 (WCAG AA asks 4.5:1).
+STOP_INK = ".jupyter-openai-form .jupyter-widgets.jupyter-button.mod-warning { color: #111111; }"
 #: The form's colours and sizes, from the front end's theme (JupyterLab's variables, with
-#: fallbacks for front ends without them), scoped to the form; one stylesheet per form.
+#: fallbacks for front ends without them), scoped to the form; one stylesheet per form. The status
+#: and error lines wrap (a Label cuts its text at the edge).
 FORM_STYLE = """<style>
 .jupyter-openai-form { max-width: 100%; box-sizing: border-box; }
 .jupyter-openai-form .jo-output { border: 1px solid var(--jp-border-color2, rgba(128, 128, 128, 0.4));
   border-radius: 2px; max-width: 100%; box-sizing: border-box; overflow-wrap: break-word; }
 .jupyter-openai-form .jo-error { color: var(--jp-error-color1, #d32f2f); }
-.jupyter-openai-form .jo-status { color: var(--jp-ui-font-color2, inherit); font-size: var(--jp-ui-font-size0, 85%); }
+.jupyter-openai-form .jo-status, .jupyter-openai-form .jo-note { color: var(--jp-ui-font-color2, inherit);
+  font-size: var(--jp-ui-font-size0, 85%); }
+.jupyter-openai-form .jo-status, .jupyter-openai-form .jo-note, .jupyter-openai-form .jo-error { white-space: normal;
+  overflow: visible; text-overflow: clip; height: auto; min-height: var(--jp-widgets-inline-height, 28px);
+  line-height: 1.5; overflow-wrap: anywhere; }
 .jupyter-openai-form .widget-hbox { flex-wrap: wrap; max-width: 100%; }
-</style>"""
+""" + STOP_INK + "\n</style>"
 
 
 def tag(widget: Any, name: str) -> Any:
@@ -80,6 +89,19 @@ def control(param: Param, value: Any) -> W.Widget:
         widget = W.Text(value=value, description=label, layout=W.Layout(width="16em"))
     widget.tooltip = param.help
     return tag(widget, param.name if param.name != "stop" else "stop_sequences")
+
+
+MODELS_TIMEOUTS = (2.0, 5.0)  #: connect, read: listing the models for the form (no retries)
+
+
+def list_models_quickly(client: OpenAIClient) -> list[dict[str, Any]]:
+    """The server's models, asked with short timeouts and no retries (the form's thread waits)."""
+    settings = client.settings
+    connect, read = MODELS_TIMEOUTS
+    with OpenAIClient(settings.with_overrides(connect_timeout=min(connect, settings.connect_timeout),
+                                              read_timeout=min(read, settings.read_timeout),
+                                              max_retries=0)) as short:
+        return short.list_models()
 
 
 class ModelField:

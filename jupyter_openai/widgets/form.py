@@ -4,8 +4,9 @@
 it is given a client (or a function that makes one for each call), the defaults that apply
 to options left untouched, and the log to write to. Its controls come from the parameter
 table (:data:`~jupyter_openai.api.params.FORM_PARAMS`); its values become a request through the
-same :func:`~jupyter_openai.calls.request.build_request` as ``%%complete``'s options, and its notes
-and status line come from :func:`~jupyter_openai.calls.summary.summarize`.
+same :func:`~jupyter_openai.calls.request.build_request` as ``%%complete``'s options, and its status
+line, notes (muted) and errors (red), in that order under the answer as in the magic, come from
+:func:`~jupyter_openai.calls.summary.summarize`.
 
 :meth:`~CompletionForm.submit` runs the call in a daemon thread; the answer goes into an
 ``Output`` only through its ``outputs`` trait (never ``with out:``, which needs a kernel and
@@ -15,7 +16,7 @@ text stays, and the call is logged ``interrupted``. Before the server has answer
 no socket to shut: the form is freed at once and the request ends in the background.
 
 The form appears at once: its model field is a ``Text`` until the server's model list arrives
-from a background request with short timeouts (:data:`MODELS_TIMEOUTS`, no retries), then a
+from a background request with short timeouts (:func:`~jupyter_openai.widgets.controls.list_models_quickly`), then a
 ``Dropdown`` (:class:`~jupyter_openai.widgets.controls.ModelField`); :meth:`~CompletionForm.wait_models`
 waits for it.
 """
@@ -35,18 +36,18 @@ from ..calls.request import AUTO, DEFAULTS, CallRequest, build_request, choose_e
 from ..calls.run import CallOutcome, Origin, Progress, run_call
 from ..calls.summary import DETACHED, summarize, unexpected
 from ..client import OpenAIClient
-from ..display.cell import answer_block, answer_bundle, reasoning_bundle
+from ..display.cell import output_items
+from ..display.maths import NO_MATHS
 from ..errors import ConfigurationError, one_line
 from ..session.log import SessionLog, session_log
 from ..transport.cancel import CancelToken
-from .controls import FORM_STYLE, ModelField
+from .controls import FORM_STYLE, ModelField, list_models_quickly
 from .controls import control as _control
 from .controls import tag as _tag
 
 __all__ = ["CompletionForm"]
 
 DETACH_AFTER = 0.3  # seconds stop() waits for the worker before leaving it to end on its own
-MODELS_TIMEOUTS = (2.0, 5.0)  # connect, read: listing the models for the form (no retries)
 _INT = re.compile(r"-?\d+")
 _PRESETS = frozenset({"prompt", "model", "endpoint", "system", "stream", "show_probs", *(p.name for p in FORM_PARAMS)})
 ClientSource = OpenAIClient | Callable[[], OpenAIClient]
@@ -64,15 +65,8 @@ class CompletionForm(W.VBox):
     ``presets`` fill fields (prompt, model, endpoint, system, stream, or any parameter the form shows).
     """
 
-    def __init__(
-        self,
-        client: ClientSource | None = None,
-        *,
-        log: SessionLog = session_log,
-        defaults: Mapping[str, Any] | None = None,
-        model_from_server: bool = False,
-        **presets: Any,
-    ) -> None:
+    def __init__(self, client: ClientSource | None = None, *, log: SessionLog = session_log,
+                 defaults: Mapping[str, Any] | None = None, model_from_server: bool = False, **presets: Any) -> None:
         unknown = set(presets) - _PRESETS
         if unknown:
             raise TypeError(f"CompletionForm() got unexpected preset(s): {', '.join(sorted(unknown))}")
@@ -141,11 +135,12 @@ class CompletionForm(W.VBox):
         self._submit = _tag(W.Button(description="Submit", button_style="primary", icon="play"), "submit")
         self._stop = _tag(W.Button(description="Stop", button_style="warning", icon="stop", disabled=True), "stop")
         self._preview = _tag(W.Text(description="as a magic", layout=wide), "preview")
-        self._output = _tag(
-            W.Output(layout=W.Layout(min_height="3em", padding="4px")), "output"
-        )
-        self._status = _tag(W.Label(), "status")
-        self._error = _tag(W.Label(), "error")
+        self._output = _tag(W.Output(layout=W.Layout(min_height="3em", padding="4px")), "output")
+        self._status, self._notes, self._error = (_tag(W.Label(), name) for name in ("status", "note", "error"))
+        for label in (self._status, self._notes, self._error):  # widgets typeset $…$: "cost $0.51 of $0.50" is text
+            for name in NO_MATHS.split():
+                label.add_class(name)
+        self._notes_before: list[str] = []  # notes about what a call sends (a subclass's), shown after it
         for widget in (self._endpoint, self._system, self._prompt, self._stream, self._show_probs,
                        *self._controls.values()):
             widget.observe(self._on_change, names="value")
@@ -167,6 +162,7 @@ class CompletionForm(W.VBox):
                 self._preview,
                 self._output,
                 self._status,
+                self._notes,
                 self._error,
                 W.HTML(FORM_STYLE, layout=W.Layout(display="none")),
             ],
@@ -174,7 +170,8 @@ class CompletionForm(W.VBox):
         )
         self.add_class("jupyter-openai-form")
         self._sync_fields()
-        self._models.load(self._list_models, first_is_default=model_from_server and not presets.get("model"))
+        self._models.load(lambda: list_models_quickly(self._client()),
+                          first_is_default=model_from_server and not presets.get("model"))
 
     @staticmethod
     def _slider_names() -> set[str]:
@@ -193,15 +190,6 @@ class CompletionForm(W.VBox):
         return source if isinstance(source, OpenAIClient) else source()
 
     _model = property(lambda self: self._models.widget, doc="The model field (a Text, or a Dropdown once listed).")
-
-    def _list_models(self) -> list[dict[str, Any]]:
-        """The server's models, asked with short timeouts and no retries (the form's thread waits)."""
-        settings = self._client().settings
-        connect, read = MODELS_TIMEOUTS
-        with OpenAIClient(settings.with_overrides(connect_timeout=min(connect, settings.connect_timeout),
-                                                  read_timeout=min(read, settings.read_timeout),
-                                                  max_retries=0)) as short:
-            return short.list_models()
 
     # -- fields ----------------------------------------------------------------------
     def options(self, *, lenient: bool = False) -> dict[str, Any]:
@@ -288,9 +276,10 @@ class CompletionForm(W.VBox):
         values are wrong (the error line says why)."""
         if self.running:
             return False
-        self._error.value = ""
+        self._error.value = self._notes.value = ""
         try:
             request, client = self.request(), self._client()
+            limit = "option" if self.options().get("max_tokens") is not None else "default"
         except Exception as exc:  # noqa: BLE001 - ConfigurationError, or the host's error for bad settings
             self._error.value = one_line(exc, 300)
             return False
@@ -300,7 +289,7 @@ class CompletionForm(W.VBox):
         self._status.value = f"waiting for {request.model}…"
         self._submit.disabled, self._stop.disabled = True, False
         self._thread = threading.Thread(
-            target=self._work, args=(call, client, request), daemon=True, name="jupyter-openai-form"
+            target=self._work, args=(call, client, request, limit), daemon=True, name="jupyter-openai-form"
         )
         self._thread.start()
         return True
@@ -316,8 +305,8 @@ class CompletionForm(W.VBox):
         if thread.is_alive():  # no answer from the server yet (no socket to close): let it end on its own
             self._end(call, DETACHED)
 
-    def _work(self, call: CancelToken, client: OpenAIClient, request: CallRequest) -> None:
-        outcome, status, error = None, "error", ""
+    def _work(self, call: CancelToken, client: OpenAIClient, request: CallRequest, limit: str) -> None:
+        outcome, status, error, notes = None, "error", "", list(self._notes_before)
         try:
             outcome = run_call(
                 client,
@@ -328,12 +317,12 @@ class CompletionForm(W.VBox):
                 origin=self._origin(),
             )
             self._finished(outcome)
-            summary = summarize(outcome, offline=bool(self._base.get("offline")))
-            status, error = summary.status, "  ".join(summary.notes)
+            summary = summarize(outcome, offline=bool(self._base.get("offline")), limit_source=limit, front="form")
+            status, error, notes = summary.status, "  ".join(summary.errors), notes + summary.notes
         except Exception as exc:  # noqa: BLE001 - a worker must never die silently
             error = unexpected(exc)
         finally:
-            self._end(call, status, error, outcome)
+            self._end(call, status, error, outcome, notes)
 
     def _origin(self) -> Origin:
         """Where the call comes from, for its log record (a subclass adds its conversation)."""
@@ -342,7 +331,8 @@ class CompletionForm(W.VBox):
     def _finished(self, outcome: CallOutcome) -> None:
         """The call is over (on the worker thread, before the status shows); a subclass keeps it."""
 
-    def _end(self, call: CancelToken, status: str, error: str = "", outcome: CallOutcome | None = None) -> None:
+    def _end(self, call: CancelToken, status: str, error: str = "", outcome: CallOutcome | None = None,
+             notes: Sequence[str] = ()) -> None:
         with self._lock:
             if call is not self._call:  # a call stop() already gave up on
                 return
@@ -351,7 +341,7 @@ class CompletionForm(W.VBox):
                 from .probs import probs_output
 
                 self._output.outputs += (probs_output(outcome.logprobs, outcome.text),)
-            self._status.value, self._error.value = status, error
+            self._status.value, self._notes.value, self._error.value = status, "  ".join(notes), error
             self._submit.disabled, self._stop.disabled = False, True
 
     def _on_update(self, call: CancelToken, progress: Progress) -> None:
@@ -365,15 +355,7 @@ class CompletionForm(W.VBox):
 
     def _render(self, texts: Sequence[str], reasoning: str = "") -> None:
         self._texts, self._reasoning = list(texts), reasoning
-        if self._blocks > 1:
-            blocks = [answer_block(texts, i, True, self._markdown) + "\n" for i in range(max(self._blocks, len(texts)))]
-        else:
-            blocks = [texts[0]] if texts and texts[0] else []
-        shown = [(reasoning_bundle(reasoning, done=any(texts)), "reasoning")] if reasoning and self._show_reasoning \
-            else []
-        shown += [(answer_bundle(b, self._markdown), "answer") for b in blocks]
-        self._output.outputs = tuple({"output_type": "display_data", "data": data, "metadata": {"jupyter_openai": part}}
-                                     for data, part in shown)
+        self._output.outputs = output_items(texts, reasoning, self._blocks, self._markdown, self._show_reasoning)
 
     # -- for callers and tests -------------------------------------------------------
     def wait_models(self, timeout: float | None = None) -> bool:
@@ -397,6 +379,7 @@ class CompletionForm(W.VBox):
         doc="The answer text the output shows.",
     )
     status_text = property(lambda self: self._status.value, doc="The status line.")
+    note_text = property(lambda self: self._notes.value, doc="The muted notes under the status line ('' when none).")
     error_text = property(lambda self: self._error.value, doc="The red error line ('' when none).")
     preview = property(lambda self: self._preview.value, doc="The equivalent ``%%complete`` line.")
     outcome = property(lambda self: self._outcome, doc="The last finished call's CallOutcome (None if stopped early).")

@@ -24,7 +24,7 @@ from tests.servers.fake import TEST_KEY, FakeOpenAIServer
 from tests.servers.fake import errors as fake_errors
 from tests.servers.fake import models as fake_models
 from tests.servers.scripted import chat_answer
-from tests.support.shown import answer_outputs, status
+from tests.support.shown import answer_outputs, notes, status
 
 MESSAGES = [{"role": "user", "content": "one two three"}]
 ANSWER = "Echo: three two one"
@@ -243,7 +243,7 @@ def test_hostile_400_bodies_stay_one_line_errors(scripted: Any, body: Any) -> No
 def test_magic_gpt5_with_temperature_succeeds_with_one_note(shell: Any, server: FakeOpenAIServer) -> None:
     with capture_output() as cap:
         shell.run_cell("%%complete -m gpt-5.4-mini -t 0.2\none two three")
-    assert cap.stderr == TEMPERATURE_NOTE + REMEMBERED + "\n"
+    assert notes(cap) == [TEMPERATURE_NOTE + REMEMBERED] and cap.stderr == ""  # a note: muted, not red
     assert status(cap).startswith("gpt-5.4-mini · 3 in / 12 out tokens (8 reasoning) · ")
     assert answer_outputs(cap)[-1].data == {"text/markdown": ANSWER, "text/plain": ANSWER}
     assert len(posts(server)) == 2 and posts(server)[0]["temperature"] == 0.2
@@ -253,13 +253,13 @@ def test_magic_gpt5_with_temperature_succeeds_with_one_note(shell: Any, server: 
     server.reset()
     with capture_output() as cap:
         shell.run_cell("%%complete -m gpt-5.4-mini -t 0.2\none two three")
-    assert cap.stderr == TEMPERATURE_NOTE + "\n" and len(posts(server)) == 1
+    assert notes(cap) == [TEMPERATURE_NOTE] and len(posts(server)) == 1
     assert json.loads(session_log[-1]["params"]) == {"max_completion_tokens": 256, "stream": True}
 
 
 def test_magic_responses_endpoint_drops_the_temperature_too(shell: Any, server: FakeOpenAIServer) -> None:
     with capture_output() as cap:
         shell.run_cell("%%complete -m gpt-5.4 -e responses -t 0.2 --no-stream\none two three")
-    assert cap.stderr == "Note: gpt-5.4 does not accept temperature=0.2: sent without it" + REMEMBERED + "\n"
+    assert notes(cap) == ["Note: gpt-5.4 does not accept temperature=0.2: sent without it" + REMEMBERED]
     assert [r.path for r in server.requests] == ["/v1/responses"] * 2
-    assert json.loads(session_log[-1]["params"]) == {"max_output_tokens": 256}
+    assert json.loads(session_log[-1]["params"]) == {"max_output_tokens": 256, "store": False}

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from jupyter_openai.api.completion import Delta
-from jupyter_openai.api.logprobs import TokenProb, nucleus, read, reweight, text_of
+from jupyter_openai.api.logprobs import LOWEST, TokenProb, clamp, nucleus, probability, read, reweight, text_of
 from jupyter_openai.client import OpenAIClient
 from tests.servers.fake import TEST_KEY, FakeOpenAIServer
 
@@ -51,6 +51,28 @@ def test_malformed_entries_are_skipped_or_unknown() -> None:
     assert tokens[0].prob is None
     minus_infinity = read({"content": [{"token": "z", "logprob": float("-inf"), "top_logprobs": []}]})
     assert minus_infinity[0].prob == 0.0
+
+
+ODD = [1000, float("inf"), 10**400, float("nan"), "0.5", True, 1e-12, -float("inf"), -1e400]
+
+
+def test_every_number_is_clamped_to_a_log_probability_never_raised() -> None:
+    """A log probability is <= 0: a server's 1000 or inf is probability 1, NaN and non-numbers unknown,
+    -inf a very small number; nothing overflows (math.exp(1000) would)."""
+    assert [clamp(v) for v in ODD] == [0.0, 0.0, None, None, None, None, 0.0, LOWEST, LOWEST]
+    chat = read({"content": [{"token": "a", "logprob": 1000, "top_logprobs": [
+        {"token": "a", "logprob": 1000}, {"token": "b", "logprob": float("nan")}, {"token": "c", "logprob": -1e400}]}]})
+    assert chat == [TokenProb("a", 0.0, (("a", 0.0), ("c", LOWEST)))] and chat[0].prob == 1.0
+    completions = read({"tokens": ["x", "y"], "token_logprobs": [10**400, 5e300],
+                        "top_logprobs": [{"x": 1e308, "z": float("inf")}, None]})
+    assert [t.prob for t in completions] == [None, 1.0] and completions[0].top == (("x", 0.0), ("z", 0.0))
+    assert [probability(v) for v in (1000, None, "x", -1e400)] == [1.0, None, None, 0.0]
+    # Hand-made tokens too: the property and the illustrations clamp what they are given.
+    assert TokenProb("t", 1000.0).prob == 1.0
+    b = math.exp(-10) / (1 + math.exp(-10))  # 1000 read as 0: e^0 against e^(-5 / 0.5)
+    assert dict(reweight([("a", 1000.0), ("b", -5.0), ("c", float("nan"))], 0.5)) == pytest.approx({"a": 1 - b, "b": b})
+    assert dict(reweight([("a", LOWEST), ("b", LOWEST), ("c", 0.0)], 1e-300)) == {"a": 0.0, "b": 0.0, "c": 1.0}
+    assert dict(reweight([("a", -1.0), ("b", -2.0)], float("nan"))) == {"a": 1.0, "b": 0.0}
 
 
 # -- the illustrations ---------------------------------------------------------------------------

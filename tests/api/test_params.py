@@ -63,6 +63,10 @@ def test_every_ranged_field_is_covered() -> None:
                      "frequency_penalty", "logprobs", "best_of", "top_logprobs"}
 
 
+#: What a field needs beside it to be sent at all (GUIDE 18): chat's top_logprobs comes with logprobs.
+COMPANIONS = {"top_logprobs": {"logprobs": True}}
+
+
 @pytest.mark.parametrize("name, endpoint", BOUNDED)
 def test_value_at_each_bound_is_sent(client: Any, server: Any, name: str, endpoint: str) -> None:
     spec = PARAMS[name]
@@ -71,7 +75,10 @@ def test_value_at_each_bound_is_sent(client: Any, server: Any, name: str, endpoi
             continue
         value = int(bound) if _is_int(name) else float(bound)
         server.reset()
-        call(client, endpoint, **{name: value})
+        if (name, value) == ("best_of", 0):  # the schema's minimum, below every n (n >= 1): refused as such
+            refused(client, server, endpoint, r"best_of \(0\) must be at least n \(1\)", best_of=0)
+            continue
+        call(client, endpoint, **{name: value}, **COMPANIONS.get(name, {}))
         assert len(server.requests) == 1
         sent = server.requests[0].body[name]
         assert sent == value and type(sent) is type(value)
@@ -250,3 +257,40 @@ def test_table_matches_reference_schema() -> None:
         assert props[name].get("maximum") == spec.high, name
         if "default" in props[name] and spec.default is not None:
             assert props[name]["default"] == spec.default, name
+
+
+# -- combinations the API refuses (GUIDE 18), refused before anything is sent ------------------------
+@pytest.mark.parametrize("endpoint, params, match", [
+    (CHAT, {"top_logprobs": 3}, "top_logprobs needs logprobs=True"),
+    (CHAT, {"top_logprobs": 3, "logprobs": False}, "top_logprobs needs logprobs=True"),
+    (CHAT, {"top_logprobs": 0}, "top_logprobs needs logprobs=True"),
+    (CHAT, {"stream_options": {"include_usage": True}}, "stream_options works only with stream=True"),
+    (COMPLETIONS, {"stream_options": {"include_usage": True}, "stream": False}, "stream_options works only"),
+    (COMPLETIONS, {"best_of": 3, "stream": True}, "best_of cannot be streamed"),
+    (COMPLETIONS, {"best_of": 2, "n": 3}, r"best_of \(2\) must be at least n \(3\)"),
+    (COMPLETIONS, {"best_of": 1, "n": 2, "stream": True}, "best_of cannot be streamed"),
+])
+def test_combinations_the_api_refuses(client: Any, server: Any, endpoint: str, params: dict, match: str) -> None:
+    refused(client, server, endpoint, match, **params)
+
+
+@pytest.mark.parametrize("endpoint, params", [
+    (CHAT, {"top_logprobs": 3, "logprobs": True}),
+    (CHAT, {"stream_options": {"include_usage": False}, "stream": True}),
+    (COMPLETIONS, {"best_of": 3, "n": 3}),
+    (COMPLETIONS, {"best_of": 2}),
+])
+def test_the_allowed_combinations_are_sent(client: Any, server: Any, endpoint: str, params: dict) -> None:
+    result = call(client, endpoint, **params)
+    if params.get("stream"):
+        result.read()
+    body = server.requests[-1].body
+    assert {k: body[k] for k in params if k != "stream"} == {k: v for k, v in params.items() if k != "stream"}
+
+
+def test_check_params_knows_the_combinations_without_a_client() -> None:
+    with pytest.raises(ConfigurationError, match="best_of cannot be streamed"):
+        check_params(COMPLETIONS, {"best_of": 2}, stream=True)
+    with pytest.raises(ConfigurationError, match="stream_options works only"):
+        check_params(CHAT, {"stream_options": {}}, stream=False)
+    assert check_params(CHAT, {"stream_options": {}}) == {"stream_options": {}}  # streaming not known here

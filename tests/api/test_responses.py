@@ -18,7 +18,7 @@ from IPython.utils.capture import capture_output
 from jupyter_openai.api import responses
 from jupyter_openai.api.completion import RESPONSES_KIND, Completion
 from jupyter_openai.client import OpenAIClient
-from jupyter_openai.errors import APIConnectionError, ConfigurationError, StreamError
+from jupyter_openai.errors import APIConnectionError, ConfigurationError, NotFoundError, StreamError
 from jupyter_openai.session.log import session_log
 from jupyter_openai.transport.stream import Stream
 from tests.servers.fake import FakeOpenAIServer
@@ -57,7 +57,8 @@ def call(client: OpenAIClient, stream: bool, *args: Any, **kwargs: Any) -> Compl
 def test_request_fields_nest_and_rename() -> None:
     assert responses.request_fields({"max_tokens": 20, "reasoning_effort": "low", "verbosity": "high",
                                      "temperature": 0.5, "top_p": None}) == {
-        "max_output_tokens": 20, "reasoning": {"effort": "low"}, "text": {"verbosity": "high"}, "temperature": 0.5}
+        "max_output_tokens": 20, "reasoning": {"effort": "low"}, "text": {"verbosity": "high"}, "temperature": 0.5,
+        "store": False}  # GUIDE 18: the API keeps a response unless told not to
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -108,7 +109,7 @@ def test_text_usage_and_finish(client: OpenAIClient, server: FakeOpenAIServer, c
     assert (result.reasoning, result.refusal) == ("", "")
     assert result.id.startswith("resp_fake")
     body = sent(server, create_response)
-    assert body == {"model": "fake-chat", "input": PROMPT, **({"stream": True} if stream else {})}
+    assert body == {"model": "fake-chat", "input": PROMPT, "store": False, **({"stream": True} if stream else {})}
 
 
 def test_a_stream_ends_ok_at_eof_without_done(client: OpenAIClient, server: FakeOpenAIServer) -> None:
@@ -127,11 +128,11 @@ def test_parameters_go_by_the_responses_names(client: OpenAIClient, server: Fake
     body = sent(server, create_response)
     assert {k: v for k, v in body.items() if k != "stream"} == {
         "model": "gpt-5.4-mini", "input": PROMPT, "instructions": "Be brief.", "max_output_tokens": 100,
-        "reasoning": {"effort": "low"}, "text": {"verbosity": "high"}}
+        "reasoning": {"effort": "low"}, "text": {"verbosity": "high"}, "store": False}
     assert result.text == ANSWER and result.usage["reasoning_tokens"] == 4  # the "low" effort's hidden tokens
     assert result.usage["prompt_tokens"] == 5  # the instructions count as input
     assert result.sent == {"max_output_tokens": 100, "reasoning": {"effort": "low"}, "text": {"verbosity": "high"},
-                           **({"stream": True} if stream else {})}
+                           "store": False, **({"stream": True} if stream else {})}
 
 
 def test_input_may_be_a_list_of_messages(client: OpenAIClient, server: FakeOpenAIServer,
@@ -220,14 +221,14 @@ def test_magic_option_sends_to_responses(shell: Any, server: FakeOpenAIServer, c
     body = sent(server, create_response)
     assert {k: v for k, v in body.items() if k != "stream"} == {
         "model": "fake-chat", "input": PROMPT, "instructions": "Be brief.", "max_output_tokens": 40,
-        "reasoning": {"effort": "low"}, "text": {"verbosity": "low"}}
+        "reasoning": {"effort": "low"}, "text": {"verbosity": "low"}, "store": False}
     assert ("stream" in body) is (not stream)
     assert shell.user_ns["answer"] == ANSWER and answer_outputs(cap)[-1].data["text/plain"] == ANSWER
     assert cap.stderr == "" and status(cap).startswith("fake-chat · 5 in / 4 out tokens · ")
     record = session_log[-1]
     assert (record["endpoint"], record["system"], record["completion"], record["status"]) == (
         "responses", "Be brief.", ANSWER, "ok")
-    assert json.loads(record["params"]) == {"max_output_tokens": 40, "reasoning": {"effort": "low"},
+    assert json.loads(record["params"]) == {"max_output_tokens": 40, "reasoning": {"effort": "low"}, "store": False,
                                             "text": {"verbosity": "low"}, **({} if stream else {"stream": True})}
 
 
@@ -268,3 +269,76 @@ def test_magic_shows_a_failed_response_as_one_line_with_the_partial_text(shell: 
                           f"response. (server_error) [request id {server.requests[-1].request_id}] "
                           "(partial text kept: 11 chars)\n")
     assert shell.user_ns["partial"] == "Echo: three" and session_log[-1]["status"] == "error"
+
+
+# -- nothing stored on the server (GUIDE 18), reasoning carried whole instead (GUIDE 15) --------------------
+def test_store_is_false_unless_asked(client: OpenAIClient, server: FakeOpenAIServer, create_response: Any) -> None:
+    """Before: no store field, so OpenAI kept every response (CreateResponse.store defaults to true)."""
+    assert responses.request_fields({})["store"] is False
+    assert responses.request_fields({"store": True})["store"] is True
+    answer = client.responses("fake-chat", PROMPT)
+    assert sent(server, create_response)["store"] is False and answer.raw["store"] is False
+    stream = client.responses("fake-chat", PROMPT, stream=True, store=True)
+    stream.read()
+    assert sent(server, create_response)["store"] is True
+    assert server.stored == [stream.id]  # only the response asked to be stored is kept
+    with pytest.raises(ConfigurationError, match="store must be bool"):
+        client.responses("fake-chat", PROMPT, store="no")
+
+
+def test_keeping_reasoning_asks_for_it_encrypted_when_nothing_is_stored() -> None:
+    encrypted = responses.ENCRYPTED_REASONING
+    assert responses.keeping_reasoning({"store": False}) == {"store": False, "include": [encrypted]}
+    assert responses.keeping_reasoning({}) == {"include": [encrypted]}
+    assert responses.keeping_reasoning({"store": True}) == {"store": True}  # stored: referable by id
+    assert responses.keeping_reasoning({"include": [encrypted]}) == {"include": [encrypted]}
+
+
+def test_carried_items_go_back_whole_and_reasoning_only_with_its_content() -> None:
+    output = [{"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAA1"},
+              {"type": "reasoning", "id": "rs_2", "summary": []},  # no content: referable only by id
+              {"type": "function_call", "id": "fc_1", "call_id": "c1", "name": "f", "arguments": "{}"},
+              {"type": "web_search_call", "id": "ws_1", "status": "completed"},
+              {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed", "content": []}]
+    assert [i["id"] for i in responses.carried_items({"output": output})] == ["rs_1", "fc_1", "msg_1"]
+    assert responses.carried_items({"output": output})[0] == output[0] and responses.carried_items({}) == []
+
+
+def test_a_second_round_carries_the_reasoning_items_whole(client: OpenAIClient, server: FakeOpenAIServer,
+                                                          create_response: Any) -> None:
+    """The request builder's tool-round shape (GUIDE 15), stateless: the first request asks for encrypted
+    reasoning, the second carries the items whole; referring to them by id would fail."""
+    from jupyter_openai.calls.request import build_request
+    from jupyter_openai.calls.run import run_call
+    from jupyter_openai.session.log import SessionLog
+
+    first = build_request({"prompt": PROMPT, "model": "fake-reasoner", "endpoint": "responses", "stream": False,
+                           "keep_reasoning": True})
+    answer = client.responses(first.model, first.input(), **first.params)  # what run_call sends
+    body = sent(server, create_response)
+    assert body["store"] is False and body["include"] == ["reasoning.encrypted_content"]
+    items = responses.carried_items(answer.raw)
+    assert [i["type"] for i in items] == ["reasoning", "message"] and items[0]["encrypted_content"]
+    second = build_request({"prompt": PROMPT, "model": "fake-reasoner", "endpoint": "responses", "stream": False,
+                            "items": items})
+    outcome = run_call(client, second, log=SessionLog())
+    body = sent(server, create_response)
+    assert outcome.status == "ok", outcome.error
+    assert body["input"] == [{"type": "message", "role": "user", "content": PROMPT}, *items]
+    assert body["include"] == ["reasoning.encrypted_content"] and body["store"] is False
+    by_id = {k: v for k, v in items[0].items() if k != "encrypted_content"}  # what dropping the content sends
+    with pytest.raises(NotFoundError, match="Items are not persisted when `store` is set to false"):
+        client.responses("fake-reasoner", [{"role": "user", "content": PROMPT}, by_id])
+    assert server.stored == []
+
+
+def test_items_are_carried_on_the_responses_endpoint_only() -> None:
+    from jupyter_openai.calls.request import build_request
+
+    with pytest.raises(ConfigurationError, match="responses endpoint only"):
+        build_request({"prompt": PROMPT, "model": "fake-chat", "endpoint": "chat", "items": [{"type": "reasoning"}]})
+    with pytest.raises(ConfigurationError, match="typed output items"):
+        build_request({"prompt": PROMPT, "model": "fake-chat", "endpoint": "responses", "items": ["text"]})
+    stored = build_request({"prompt": PROMPT, "model": "fake-chat", "endpoint": "responses", "store": True,
+                            "keep_reasoning": True})
+    assert "include" not in stored.params and stored.params["store"] is True

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_openai.batch.cache import ENV_CACHE, BatchCache, default_path, request_key
+from tests.servers.fake import TEST_KEY, FakeOpenAIServer
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hé"}], "max_tokens": 5}
 
@@ -44,7 +45,7 @@ def test_a_row_is_on_disk_as_soon_as_it_is_put(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
     code = ("import os, sys; from jupyter_openai.batch.cache import BatchCache; "
             f"c = BatchCache({str(path)!r}); c.put('k', {{'answer': 'x'}}); os._exit(9)")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 9
     assert BatchCache(path).get("k") == {"answer": "x"}
 
@@ -63,3 +64,37 @@ def test_the_default_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.delenv(ENV_CACHE)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_path() == str(tmp_path / "jupyter_openai" / "batch.sqlite")
+
+
+def test_where_names_the_base_urls_path_and_query_never_its_password() -> None:
+    from jupyter_openai.batch.job import where
+
+    assert where("http://127.0.0.1:8000/p/alpha/v1/") == ("127.0.0.1:8000", "/p/alpha/v1")
+    assert where("https://me:s3cret@GW.example.com/openai/deployments/x?api-version=2025-01-01") == (
+        "gw.example.com", "/openai/deployments/x?api-version=2025-01-01")
+    assert where("https://api.openai.com/v1") == ("api.openai.com", "/v1")
+
+
+def test_two_gateway_routes_on_one_host_never_share_answers(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    """A gateway that routes by path (``/p/alpha/v1`` and ``/p/beta/v1``: two models behind one host):
+    what one route answered is not another's cached answer."""
+    from jupyter_openai.batch.run import run_batch
+    from jupyter_openai.client import OpenAIClient
+    from jupyter_openai.session.log import SessionLog
+
+    rows = [{"q": "one two"}, {"q": "three"}]
+    base = server.url.removesuffix("/v1")
+    path = tmp_path / "c.sqlite"
+    answers = {}
+    for route in ("alpha", "beta", "alpha"):
+        server.reset()
+        with OpenAIClient(api_key=TEST_KEY, base_url=f"{base}/p/{route}/v1", max_retries=0) as client:
+            out = run_batch(rows, "{q}", model="fake-chat", client=client, cache=path, progress=False,
+                            log=SessionLog())
+        answers.setdefault(route, []).append(out)
+        sent = [r.path for r in server.requests]
+        if len(answers[route]) == 1:  # the route's first run: every row sent to that route
+            assert sent == [f"/p/{route}/v1/chat/completions"] * 2 and not any(r["cached"] for r in out)
+        else:  # its second run: all from the cache
+            assert sent == [] and all(r["cached"] for r in out)
+    assert [r["status"] for r in answers["beta"][0]] == ["ok", "ok"]

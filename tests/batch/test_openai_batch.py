@@ -21,6 +21,7 @@ from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import NotFoundError
 from jupyter_openai.session.log import SessionLog
 from tests.servers.fake import TEST_KEY, FakeOpenAIServer
+from tests.support.checks import checker, oneof_to_anyof, responses_components
 
 
 @pytest.fixture
@@ -150,3 +151,20 @@ def test_rows_cost_half_the_direct_price(server: FakeOpenAIServer, client: OpenA
         cost.pricing.set_table(None)
     for _, row in out.iterrows():
         assert row.cost == pytest.approx((row.prompt_tokens * 1.0 + row.completion_tokens * 2.0) / 2e6)
+
+
+@pytest.mark.parametrize("store", [None, True])
+def test_responses_lines_are_not_stored_unless_asked(server: FakeOpenAIServer, client: OpenAIClient,
+                                                     frame: pd.DataFrame, store: bool | None) -> None:
+    """Before: Batch API lines for /v1/responses had no store field, so OpenAI kept every answer."""
+    extra = {} if store is None else {"store": store}
+    out = run_batch(frame, "{text}", model="fake-chat", endpoint="responses", client=client, via="openai-batch",
+                    poll_interval=0.05, cache=None, progress=False, **extra)
+    assert list(out.status) == ["ok"] * 3
+    upload = next(r for r in server.requests if r.path == "/v1/files")
+    lines = [json.loads(line) for line in upload.raw_body.decode().splitlines() if line.startswith('{"custom_id"')]
+    check = checker(oneof_to_anyof(responses_components()))
+    assert len(lines) == 3
+    for line in lines:
+        check("CreateResponse", line["body"])
+        assert line["url"] == "/v1/responses" and line["body"]["store"] is (store is True)

@@ -261,11 +261,16 @@ SCHEMA = {"type": "object", "properties": {"label": {"type": "string"}, "score":
 
 def test_a_schema_is_sent_answers_become_columns_and_invalid_ones_row_errors(server: FakeOpenAIServer) -> None:
     rows = [{"j": '{"label": "good", "score": 3}'}, {"j": '{"score": "high"}'}, {"j": "not json"}]
+    said: list[str] = []
     with _client(server) as client:  # with a json_schema format the test server answers the prompt itself
         out = run_batch(rows, "{j}", model="fake-chat", schema=SCHEMA, client=client, cache=None, progress=False,
-                        log=SessionLog())
+                        log=SessionLog(), on_line=said.append)
+    assert said == ["Note: schema 'answer' sent in OpenAI's strict form, as the SDK's parse() does: optional score "
+                    "now required and nullable"]  # once, before anything is sent
     sent = server.requests[0].body["response_format"]
-    assert sent == {"type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA, "strict": True}}
+    strict = {**SCHEMA, "required": ["label", "score"], "properties": {**SCHEMA["properties"],  # GUIDE 18
+                                                                      "score": {"type": ["integer", "null"]}}}
+    assert sent == {"type": "json_schema", "json_schema": {"name": "answer", "schema": strict, "strict": True}}
     assert [r["status"] for r in out] == ["ok", "error", "error"]
     assert (out[0]["label"], out[0]["score"]) == ("good", 3)
     assert out[1]["label"] is None and "does not match the schema" in out[1]["error"]
@@ -352,3 +357,77 @@ def test_each_row_costs_what_its_call_was_priced(server: FakeOpenAIServer, frame
         cost.pricing.set_table(None)
     for _, row in out.iterrows():
         assert row.cost == pytest.approx((row.prompt_tokens * 1.0 + row.completion_tokens * 2.0) / 1e6)
+
+
+# == the run's columns apart from the input's and the schema's; the template checked once (issue 21) ==
+def test_input_columns_named_like_the_runs_are_kept_apart_with_a_note(server: FakeOpenAIServer,
+                                                                      capsys: Any) -> None:
+    frame = pd.DataFrame({"question": ["one two", "three"], "answer": ["two one", "3"], "status": ["new", "old"]})
+    with _client(server) as client:
+        out = run_batch(frame, "{question} ({status})", model="fake-chat", client=client, cache=None,
+                        progress=False, log=SessionLog())
+    assert list(out.columns) == ["question", "input_answer", "input_status", *RESULT_COLUMNS]
+    assert list(out.input_answer) == ["two one", "3"] and list(out.input_status) == ["new", "old"]
+    assert list(out.status) == ["ok", "ok"] and out.answer.iloc[0] == "Echo: (new) two one"
+    note = capsys.readouterr().out
+    assert "the input's column 'answer' is in 'input_answer'; the input's column 'status' is in 'input_status'" in note
+    with _client(server) as client:
+        as_dicts = run_batch([{"answer": "x", "q": "hi"}], "{q}", model="fake-chat", client=client, cache=None,
+                             progress=False, log=SessionLog(), on_line=None)
+    assert as_dicts[0]["input_answer"] == "x" and as_dicts[0]["answer"] == "Echo: hi"
+
+
+def test_schema_fields_named_like_the_runs_columns_do_not_overwrite_them(server: FakeOpenAIServer,
+                                                                         tmp_path: Path) -> None:
+    schema = {"type": "object", "additionalProperties": False, "required": ["answer", "status", "error", "label"],
+              "properties": {name: {"type": "string"} for name in ("answer", "status", "error", "label")}}
+    said: list[str] = []
+    rows = [{"j": json.dumps({"answer": "42", "status": "failed", "error": "none", "label": "x"}), "label": "gold"}]
+    log = SessionLog()
+    with _client(server) as client:
+        out = run_batch(rows * 3, "{j}", model="fake-chat", schema=schema, client=client, cache=tmp_path / "c",
+                        log=log, on_line=said.append)
+    row = out[0]
+    assert (row["status"], row["error"], json.loads(row["answer"])["answer"]) == ("ok", None, "42")
+    assert (row["answer_answer"], row["answer_status"], row["answer_error"]) == ("42", "failed", "none")
+    assert (row["label"], row["answer_label"]) == ("gold", "x")
+    assert log[-1]["completion"].startswith("3 rows: 3 ok") and said[0].startswith("3 rows: 3 ok")
+    assert said[1] == ("Note: the schema's field 'answer' is in 'answer_answer'; the schema's field 'status' is in "
+                       "'answer_status'; the schema's field 'error' is in 'answer_error'; the schema's field 'label' "
+                       "is in 'answer_label' (answer, status, error … are the run's own columns)")
+
+
+@pytest.mark.parametrize(("template", "words"), [
+    ("Title: {title}, text: {text}", "the template names {title}, which is not a column (columns: text, stars;"),
+    ("{text} {stars:>{width}}", "the template names {width}, which is not a column"),
+    ("{text} {0}", "the template's field {0} is positional"),
+    ("{text", "cannot fill the template"),
+])
+def test_a_template_naming_a_missing_column_is_one_error_before_any_request(server: FakeOpenAIServer,
+                                                                            frame: pd.DataFrame, tmp_path: Path,
+                                                                            template: str, words: str) -> None:
+    log = SessionLog()
+    with _client(server) as client:
+        for via in ("local", "jsonl"):
+            with pytest.raises(ConfigurationError) as info:
+                run_batch(frame, template, model="fake-chat", client=client, cache=None, log=log, via=via,
+                          jsonl_path=str(tmp_path / "r.jsonl"))
+            assert words in str(info.value) and "\n" not in str(info.value)
+    assert server.requests == [] and len(log) == 0 and not (tmp_path / "r.jsonl").exists()
+
+
+def test_nan_and_none_cells_are_empty_text_with_a_note(server: FakeOpenAIServer) -> None:
+    frame = pd.DataFrame({"text": ["good", None, float("nan"), "bad"], "stars": [5, None, 2, pd.NA]},
+                         index=["a", "b", "c", "d"])
+    said: list[str] = []
+    with _client(server) as client:
+        out = run_batch(frame, "{text}|{stars:>3}", model="fake-chat", client=client, cache=None, progress=False,
+                        log=SessionLog(), on_line=said.append)
+    prompts = sorted(_chat_prompts(server))
+    assert not any("nan" in p.lower() or "none" in p.lower() or "<na>" in p.lower() for p in prompts)
+    assert prompts == sorted(["good|  5.0", "|", "|  2.0", "bad|"]) or prompts == sorted(["good|  5", "|", "|  2",
+                                                                                            "bad|"])
+    assert list(out.status) == ["ok"] * 4
+    assert said == ["Note: {text} has no value (NaN/None) in 2 row(s) (b, c): filled with empty text",
+                    "Note: {stars} has no value (NaN/None) in 2 row(s) (b, d): filled with empty text"]
+    assert render("[{x!r}] [{x:.2f}]", {"x": None}) == "[] []"

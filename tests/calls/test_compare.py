@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -98,3 +99,14 @@ def test_errors_show_in_their_row(shell: object, server: object) -> None:
     html = cap.outputs[0].data["text/html"]
     assert "error: 400" in html and "no such thing" in html and "Echo: hello" in html
     assert sorted(r["status"] for r in session_log) == ["error", "ok"]
+
+
+def test_the_grid_words_token_counts_a_server_did_not_send(make_shell: Any, make_server: Any) -> None:
+    """Issue 22: a server that sends no usage in streams (llama-cpp-python) gets words, not ``?``."""
+    fake = make_server(profile="llama-cpp-python", api_key=None)
+    ip = make_shell(env={"OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": "sk-anything-000"})
+    with capture_output() as cap:
+        ip.run_cell("%%complete --compare -t 0,1 -m fake-chat\none two")  # type: ignore[attr-defined]
+    html = cap.outputs[0].data["text/html"]
+    assert html.count(" out tokens (estimated from the stream; in: not reported by the server)") == 2, html
+    assert ">?<" not in html and "? /" not in html and "/ ?" not in html

@@ -76,3 +76,39 @@ def test_unfilled_names_are_the_fields_naming_variables() -> None:
     namespace = {"topic": "owls", "n": 3}
     assert unfilled_names("Tell me about {topic} in {n} lines, {unknown}, {{topic}}, {0}", namespace) == ["n", "topic"]
     assert unfilled_names("no fields {", namespace) == []
+
+
+@pytest.mark.parametrize(("line", "words"), [
+    ('-s "unterminated', "-s: the value '\"unterminated' has an unbalanced \""),
+    ("-s 'half open words", "-s: the value \"'half\" has an unbalanced '"),
+    ('--system="open', "the option '--system=\"open' has an unbalanced \""),
+    ('-s "ok"x" prompt', "unbalanced"),
+])
+def test_an_unbalanced_quote_in_the_options_is_a_mistake(line: str, words: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        split_options(line, ACTIONS)
+    assert words in str(info.value)
+
+
+def test_quotes_in_the_prompt_part_are_text() -> None:
+    assert split_options("-t 0 don't \"stop", ACTIONS) == (["-t", "0"], "don't \"stop")
+
+
+def test_interpolate_names_the_field_whose_value_cannot_be_formatted() -> None:
+    class Odd:
+        def __format__(self, spec: str) -> str:
+            raise RuntimeError("nope")
+
+    with pytest.raises(ConfigurationError, match=r"formatting \{odd\} raised RuntimeError: nope"):
+        interpolate("{w} {odd:>{w}}", {"odd": Odd(), "w": 3})
+
+
+def test_an_option_variable_whose_str_raises_is_one_line() -> None:
+    from jupyter_openai.calls.line import option_value
+
+    class Odd(float):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    with pytest.raises(ConfigurationError, match=r"\$t: the variable 't' cannot be written as text: RuntimeError"):
+        option_value("$t", {"t": Odd(0.5)})

@@ -62,10 +62,11 @@ def test_an_unknown_endpoint_is_refused() -> None:
 # -- reasoning effort and verbosity ----------------------------------------------------------------
 @pytest.mark.parametrize("endpoint", ["chat", "responses"])
 def test_reasoning_options_and_defaults_reach_the_params(endpoint: str) -> None:
+    unstored = {"store": False} if endpoint == "responses" else {}  # GUIDE 18: a Responses call is not kept
     given = build(endpoint=endpoint, reasoning_effort="high", verbosity="low")
-    assert given.params == {"max_tokens": 256, "reasoning_effort": "high", "verbosity": "low"}
+    assert given.params == {"max_tokens": 256, "reasoning_effort": "high", "verbosity": "low", **unstored}
     configured = build(endpoint=endpoint, defaults={"reasoning_effort": "minimal", "verbosity": "high"})
-    assert configured.params == {"max_tokens": 256, "reasoning_effort": "minimal", "verbosity": "high"}
+    assert configured.params == {"max_tokens": 256, "reasoning_effort": "minimal", "verbosity": "high", **unstored}
     assert build(endpoint=endpoint, reasoning_effort="none", defaults={"reasoning_effort": "xhigh"}).params[
         "reasoning_effort"] == "none"  # the option wins over the trait
 
@@ -98,7 +99,7 @@ def test_mistakes_are_one_line(options: dict, message: str) -> None:
 def test_responses_keeps_the_system_message_and_drops_chat_only_defaults() -> None:
     request = build(endpoint="responses", defaults={"system": "You are terse.", "top_p": 0.5})
     assert (request.endpoint, request.system) == ("responses", "You are terse.")
-    assert request.params == {"max_tokens": 256, "top_p": 0.5}
+    assert request.params == {"max_tokens": 256, "top_p": 0.5, "store": False}
     assert build(endpoint="responses", system="Own.").system == "Own."
 
 

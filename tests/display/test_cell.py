@@ -25,7 +25,9 @@ from jupyter_openai.display.cell import (
     WordWrap,
     answer_bundle,
     error_line,
+    output_items,
     reasoning_bundle,
+    show_notes,
     status_bundle,
     use_display_handles,
 )
@@ -43,29 +45,36 @@ USAGE = {"prompt_tokens": 12, "completion_tokens": 40, "total_tokens": 52}
             ("gpt-4o-mini", USAGE, 2.5, 0.5, "stop", "ok"),
             "gpt-4o-mini · 12 in / 40 out tokens · 2.50 s · 20.0 tok/s · finish: stop",
         ),
-        (("m", None, 1.0, 0.2, "stop", "ok"), "m · tokens not reported · 1.00 s · finish: stop"),
+        (("m", None, 1.0, 0.2, "stop", "ok"), "m · tokens not reported by the server · 1.00 s · finish: stop"),
         (
             ("m", {"completion_tokens": 5}, 1.0, None, "length", "ok"),
-            "m · ? in / 5 out tokens · 1.00 s · 5.0 tok/s · finish: length",
+            "m · 5 out tokens (in: not reported by the server) · 1.00 s · 5.0 tok/s · finish: length",
         ),
-        ((None, None, None, None, None, "error"), "? · tokens not reported · finish: - · error"),
+        ((None, None, None, None, None, "error"), "model not reported · error"),
         (("m", USAGE, 0.5, 0.5, None, "interrupted"),  # an answer in one piece: the rate over the whole call
-         "m · 12 in / 40 out tokens · 0.50 s · 80.0 tok/s · finish: - · interrupted"),
+         "m · 12 in / 40 out tokens · 0.50 s · 80.0 tok/s · interrupted"),
         (("m", None, 2.0, 1.0, "stop", "ok", 30),
-         "m · ? in / ~30 out tokens (estimated from the stream) · 2.00 s · ~30.0 tok/s · finish: stop"),
+         "m · ~30 out tokens (estimated from the stream; in: not reported by the server) · 2.00 s · ~30.0 tok/s · "
+         "finish: stop"),
+        (("m", {"prompt_tokens": 36}, 2.0, 1.0, "stop", "ok", 30),  # the offline server's tokenizer counted the prompt
+         "m · 36 in / ~30 out tokens (out estimated from the stream) · 2.00 s · ~30.0 tok/s · finish: stop"),
+        (("m", {"prompt_tokens": 36}, 2.0, 1.0, "stop", "ok"),
+         "m · 36 in tokens (out: not reported by the server) · 2.00 s · finish: stop"),
         (("m", USAGE, 2.5, 0.5, "stop", "ok", 7),  # the server's count wins over the estimate
          "m · 12 in / 40 out tokens · 2.50 s · 20.0 tok/s · finish: stop"),
-        (("m", None, 1.0, 0.2, "stop", "ok", 0), "m · tokens not reported · 1.00 s · finish: stop"),
+        (("m", None, 1.0, 0.2, "stop", "ok", 0), "m · tokens not reported by the server · 1.00 s · finish: stop"),
         (
             ("m", {"prompt_tokens": 3, "completion_tokens": 0}, 1.0, 0.1, "stop", "truncated"),
             "m · 3 in / 0 out tokens · 1.00 s · finish: stop · truncated",
         ),
     ],
-    ids=["full", "no-usage", "partial-usage", "error-nothing", "one-piece", "estimated", "reported-wins",
+    ids=["full", "no-usage", "partial-usage", "error-nothing", "one-piece", "estimated", "counted-in-estimated-out",
+         "counted-in-only", "reported-wins",
          "nothing-streamed", "zero-tokens"],
 )
 def test_status_line(args: tuple, expected: str) -> None:
     assert status_line(*args) == expected
+    assert "?" not in expected  # issue 22: no bare "?" for what a server did not say
 
 
 def test_error_line_is_one_line_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
@@ -98,7 +107,8 @@ def test_table_keeps_column_order_and_fills_missing_keys() -> None:
 def test_empty_table() -> None:
     table = Table([], ["id"])
     assert repr(table) == "(empty)"
-    assert table._repr_html_() == "<table><thead><tr><th>id</th></tr></thead><tbody></tbody></table>"
+    assert table._repr_html_() == ('<table class="tex2jax_ignore mathjax_ignore"><thead><tr><th>id</th></tr></thead>'
+                                   "<tbody></tbody></table>")
 
 
 def test_table_html_escapes_cells_and_headers() -> None:
@@ -221,6 +231,26 @@ def test_answer_bundle_as_plain_text_wraps_at_words_and_escapes() -> None:
     assert answer_bundle("**c**", markdown=True) == {"text/markdown": "**c**", "text/plain": "**c**"}
 
 
+def test_markdown_answers_escape_money_and_keep_the_text_as_sent() -> None:
+    text = "It costs $0.15 per million tokens, $x$ is maths"
+    assert answer_bundle(text, markdown=True) == {
+        "text/markdown": r"It costs \$0.15 per million tokens, $x$ is maths", "text/plain": text}
+    plain = answer_bundle(text, markdown=False)
+    assert plain["text/plain"] == text  # plain text: as sent, and its HTML never typeset as TeX
+    assert plain["text/html"].startswith('<div class="jo-answer tex2jax_ignore mathjax_ignore"')
+    assert Table([{"a": "$5 and $6"}], ["a"])._repr_html_().startswith('<table class="tex2jax_ignore mathjax_ignore">')
+    (item,) = output_items([text], "", 1, True, True)  # the form's output too
+    assert item["data"]["text/markdown"].startswith(r"It costs \$0.15")
+
+
+def test_show_notes_shows_notes_muted_then_errors_red(shell: InteractiveShell) -> None:
+    with capture_output() as cap:
+        show_notes(shell, ["Note: one", "Note: two"], ["It failed"])
+    assert [o.data["text/plain"] for o in cap.outputs] == ["Note: one", "Note: two"]
+    assert all(o.data["text/html"].startswith('<div class="jo-note"') for o in cap.outputs)
+    assert cap.stderr == "It failed\n"
+
+
 def test_status_bundle_is_muted_html_with_the_line_as_text() -> None:
     bundle = status_bundle("m · 1 in / 2 out tokens · finish: <stop>")
     assert bundle["text/plain"] == "m · 1 in / 2 out tokens · finish: <stop>"
@@ -310,3 +340,18 @@ def test_terminal_ipython_prints_reasoning_then_answer(server: FakeOpenAIServer,
     assert lines[3:5] == ["Echo: three two one", lines[4]] and lines[4].startswith("fake-reasoner-ollama · ")
     assert lines[5:] == ["", lines[6]] and lines[6].startswith("fake-refuser · 2 in / 8 out tokens · ")
     assert done.stderr == f"Refused: {REFUSAL_TEXT}\n"
+
+
+def test_the_log_table_words_token_counts_a_server_did_not_send() -> None:
+    """Issue 22: the log keeps None for a count a server did not send; its table says so in words
+    (a failed call's empty counts stay empty)."""
+    from jupyter_openai.display.cell import log_table
+
+    records = [{"id": 1, "model": "m", "status": "ok", "prompt_tokens": 36, "completion_tokens": None},
+               {"id": 2, "model": "m", "status": "ok", "prompt_tokens": None, "completion_tokens": 5},
+               {"id": 3, "model": "m", "status": "error", "prompt_tokens": None, "completion_tokens": None}]
+    table = log_table(records, ["id", "model", "status", "prompt_tokens", "completion_tokens"])
+    assert [(r["prompt_tokens"], r["completion_tokens"]) for r in table.rows] == [
+        (36, "not reported"), ("not reported", 5), (None, None)]
+    assert records[0]["completion_tokens"] is None  # the log itself is unchanged
+    assert "?" not in repr(table)

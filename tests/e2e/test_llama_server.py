@@ -140,3 +140,28 @@ def test_no_reasoning_is_an_empty_string(llama_server: LlamaServer, client: Open
     stream = client.chat(llama_server.model, QUESTION, max_tokens=8, temperature=0, stream=True)
     list(stream)
     assert stream.reasoning == "" and stream.text
+
+
+# -- token counts in streams (issue 22) -------------------------------------------------------------
+def test_streams_report_tokens_when_asked_and_the_status_line_shows_them(llama_server: LlamaServer,
+                                                                         client: OpenAIClient) -> None:
+    """llama-server (this build) sends usage in a stream only when asked with ``stream_options:
+    {"include_usage": true}`` (a last chunk with ``choices: []``); the client asks, so a streamed call's
+    status line and log record carry the server's own counts, no estimate and no ``?``."""
+    from jupyter_openai.calls.request import CallRequest
+    from jupyter_openai.calls.run import run_call
+    from jupyter_openai.calls.summary import summarize
+    from jupyter_openai.session.log import SessionLog
+
+    for endpoint, prompt in (("chat", "Tell me about the sea."), ("completions", "Once upon a time")):
+        out = run_call(client, CallRequest(prompt, llama_server.model, endpoint, stream=True,
+                                           params={"max_tokens": 6, "temperature": 0}), log=SessionLog())
+        assert out.status == "ok", out.error
+        assert out.record["prompt_tokens"] and out.record["completion_tokens"], out.record
+        user = [{"role": "user", "content": prompt}]
+        whole = (client.chat(llama_server.model, user, max_tokens=1) if endpoint == "chat"
+                 else client.completion(llama_server.model, prompt, max_tokens=1))
+        assert out.record["prompt_tokens"] == whole.usage["prompt_tokens"]
+        status = summarize(out).status
+        assert f"{out.record['prompt_tokens']} in / {out.record['completion_tokens']} out tokens" in status, status
+        assert "?" not in status and "estimated" not in status

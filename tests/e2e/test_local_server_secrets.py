@@ -17,8 +17,8 @@ import pytest
 import requests
 from IPython.utils.capture import capture_output
 
-from jupyter_openai import local_server as local
-from jupyter_openai.local_server import LocalServer
+from jupyter_openai.offline import server as local
+from jupyter_openai.offline.server import LocalServer
 from jupyter_openai.session.log import session_log
 from tests.support.keys import CANARY_KEY
 from tests.support.sockets import Listener
@@ -40,7 +40,7 @@ def _direct() -> requests.Session:
 
 
 def test_child_environment_drops_secrets_and_server_overrides() -> None:
-    from jupyter_openai.local_server import child_environment
+    from jupyter_openai.offline.server import child_environment
 
     env = {**PARENT_SECRETS, "PATH": "/bin", "HOME": "/root", "PORT": "8888", "HOST": "0.0.0.0", "LANG": "C"}
     assert child_environment(env) == {"PATH": "/bin", "HOME": "/root", "LANG": "C"}

@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 BINDER = ROOT / "binder"
 IGNORE_TAG = "nbval-ignore-output"
@@ -105,6 +105,23 @@ def test_outputs_are_stored_from_one_clean_run(path: Path) -> None:
         for output in cell.outputs:  # a UsageError prints on stderr without an error output
             assert "Traceback" not in _text(output) and not _text(output).startswith("UsageError"), cell.source
     assert any(c.outputs for c in code)
+
+
+@pytest.mark.parametrize("path", [*NOTEBOOKS, *sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))],
+                         ids=lambda p: p.stem)
+def test_no_money_renders_as_mathematics(path: Path) -> None:
+    """Issue 22: JupyterLab reads ``$…$`` in Markdown as TeX, so "$0.15 (input) and $0.60" became
+    maths. A ``$`` before a digit is written ``\\$`` in Markdown cells, and in the Markdown the
+    answers' stored outputs show (outside code, as :func:`escape_money` does)."""
+    from jupyter_openai.display.maths import escape_money
+
+    for cell in _load(path).cells:
+        if cell.cell_type == "markdown":
+            assert escape_money(cell.source) == cell.source, f"an unescaped $ before a digit: {cell.source[:80]!r}"
+        for output in cell.get("outputs", []):
+            markdown = output.get("data", {}).get("text/markdown")
+            if isinstance(markdown, str):
+                assert escape_money(markdown) == markdown, f"an unescaped $ in an answer: {markdown[:80]!r}"
 
 
 def _without_pictures(path: Path) -> str:
@@ -211,8 +228,9 @@ def test_binder_requirements_install_in_a_fresh_venv(tmp_path: Path) -> None:
         pytest.skip("no package index reachable")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     probe = (
-        "import jupyter_openai, pandas, matplotlib, ipywidgets; from jupyter_openai import local; "
-        "print(jupyter_openai.__file__); print(local.is_available())"
+        "import jupyter_openai, pandas, matplotlib, ipywidgets; "
+        "from jupyter_openai.offline import server as local_server; "
+        "print(jupyter_openai.__file__); print(local_server.is_available())"
     )
     run = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr

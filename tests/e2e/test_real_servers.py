@@ -1,7 +1,7 @@
 """Behaviour every OpenAI-compatible server should show, checked on two real ones with SmolLM2-135M.
 
 The module-scoped ``real_server`` fixture (conftest) runs each test against llama-cpp-python's
-server (:class:`jupyter_openai.local_server.LocalServer`, marker ``local_model``) and against llama.cpp's
+server (:class:`jupyter_openai.offline.server.LocalServer`, marker ``local_model``) and against llama.cpp's
 own ``llama-server`` (marker ``llama_server``; skipped when scripts/build_llama_server.sh has not
 built it). Assertions are on structure, never on the model's words (text differs between builds);
 where the servers differ (GUIDE sections 4, 8 and 12) the test says what each one does:

@@ -17,6 +17,7 @@ from IPython.utils.capture import capture_output
 from jupyter_openai.magics.batch import BatchMagics
 from jupyter_openai.session.log import session_log
 from tests.servers.fake import FakeOpenAIServer
+from tests.support.shown import notes
 
 SCHEMA = {"type": "object", "properties": {"label": {"enum": ["good", "bad"]}}, "required": ["label"]}
 
@@ -86,10 +87,13 @@ def test_user_mistakes_are_one_line_usage_errors(batch_shell: InteractiveShell, 
     assert server.requests == []
 
 
-def test_a_template_naming_no_column_is_a_row_error_not_a_crash(batch_shell: InteractiveShell,
-                                                                server: FakeOpenAIServer) -> None:
-    out, _ = run(batch_shell, "%%complete_batch reviews -q\n{title}")
-    assert list(out.status) == ["error"] * 3 and "not a column" in out.error.iloc[0]
+def test_a_template_naming_no_column_is_one_line_before_any_request(batch_shell: InteractiveShell,
+                                                                    server: FakeOpenAIServer) -> None:
+    with capture_output() as cap, pytest.raises(UsageError) as caught:
+        batch_shell.run_cell("%%complete_batch reviews -q\nTitle: {title}, text: {text}")
+    assert str(caught.value) == ("the template names {title}, which is not a column (columns: text; "
+                                 "write {{ }} for braces)")
+    assert "Traceback" not in cap.stdout + cap.stderr and server.requests == [] and len(session_log) == 0
 
 
 def test_help_and_load_unload(batch_shell: InteractiveShell) -> None:
@@ -116,3 +120,39 @@ def test_complete_schema_sends_the_format_and_checks_the_answer(batch_shell: Int
     _, _ = run(batch_shell, '%%complete -e responses --schema \'{"type": "object"}\'\n{"x": 1}')
     assert server.requests[-1].body["text"]["format"]["schema"] == {"type": "object"}
     assert session_log[-1]["status"] == "ok"
+
+
+def test_complete_schema_outside_the_strict_subset_is_sent_strict_form_with_a_note(batch_shell: InteractiveShell,
+                                                                                   server: FakeOpenAIServer) -> None:
+    """A pydantic model with a defaulted field (a documented input): before, strict with an optional field,
+    which OpenAI (and the test server) answer with a 400."""
+    pydantic = pytest.importorskip("pydantic")
+
+    class Review(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(extra="forbid")
+        label: str
+        note: str | None = None
+
+    batch_shell.user_ns["Review"] = Review
+    _, cap = run(batch_shell, '%%complete -e responses --schema Review -o got\n{"label": "good", "note": null}')
+    assert session_log[-1]["status"] == "ok", session_log[-1]["error"]
+    assert json.loads(batch_shell.user_ns["got"]) == {"label": "good", "note": None}
+    fmt = server.requests[-1].body["text"]["format"]
+    assert fmt["strict"] is True and fmt["schema"]["required"] == ["label", "note"]
+    assert any("optional note now required and nullable" in note for note in notes(cap))  # a muted note
+
+
+@pytest.mark.parametrize("ref, words", [("#/$defs/Nope", "points to nothing"), ("REMOTE", "never fetched")])
+def test_complete_schema_that_cannot_be_checked_fails_before_sending(batch_shell: InteractiveShell,
+                                                                     server: FakeOpenAIServer, body_server: Any,
+                                                                     ref: str, words: str) -> None:
+    batch_shell.user_ns["bad"] = {"type": "object", "properties": {
+        "a": {"$ref": body_server.url + "/s.json" if ref == "REMOTE" else ref}}}
+    logged = len(session_log)
+    for cell in ('%%complete --schema bad -o got\n{"a": 1}',
+                 "%%complete_batch reviews --schema bad --no-cache -q\n{text}"):
+        with pytest.raises(UsageError, match=words) as info:  # a one-line usage error: no traceback shown
+            run(batch_shell, cell)
+        assert "\n" not in str(info.value)
+    assert server.requests == [] and body_server.hits == 0 and len(session_log) == logged
+    assert "got" not in batch_shell.user_ns

@@ -27,7 +27,7 @@ from jupyter_openai.session.conversation import Conversation, conversations
 from jupyter_openai.session.log import session_log
 from tests.servers.fake import TEST_KEY, FakeOpenAIServer
 from tests.support.cells import SLOW_WORDS, final_texts, interrupt_when, run, value
-from tests.support.shown import status
+from tests.support.shown import notes, shown_order, status
 
 
 def body(server: FakeOpenAIServer) -> dict:
@@ -169,8 +169,8 @@ def test_max_turns_drops_the_oldest_with_a_one_line_note(shell: InteractiveShell
     chat(shell, "t2", "b")
     cap = chat(shell, "t3", "c")
     assert [u for r, u in sent(server) if r == "user"] == ["t2", "t3"]
-    note = [line for line in cap.stderr.splitlines() if "dropped" in line]
-    assert note == ["Note: dropped the 1 oldest turn(s) of conversation 'default' to send at most 2 turn(s)"]
+    assert notes(cap) == ["Note: dropped the 1 oldest turn(s) of conversation 'default' to send at most 2 turn(s)"]
+    assert cap.stderr == "" and shown_order(cap)[-2:] == ["status", "note"]  # muted, after the status line
     assert [t.user for t in conversations["default"]] == ["t2", "t3"]
 
 
@@ -180,7 +180,7 @@ def test_the_token_budget_bounds_what_is_sent(shell: InteractiveShell, server: F
         chat(shell, f"turn {i} " + "word " * 20, f"k{i}")
     sent_tokens = sum(len(text) / 4 + 4 for _, text in sent(server))
     assert sent_tokens <= 60 + 8 and len(sent(server)) < 7
-    assert "dropped" in chat(shell, "x " * 30, "k9").stderr
+    assert "dropped" in notes(chat(shell, "x " * 30, "k9"))[0]
     chat(shell, "short", "k10", line="--token-budget 1000")  # the conversation's own cap wins
     assert conversations["default"].max_tokens == 1000
 
@@ -270,6 +270,54 @@ def test_chat_history_shows_saves_loads_and_clears(shell: InteractiveShell, serv
         run(shell, f"%chat_history --load {tmp_path / 'missing.json'}")
     with pytest.raises(UsageError, match="one of"):
         run(shell, f"%chat_history --clear --save {path}")
+
+
+def test_saving_a_lone_surrogate_over_an_old_file_writes_it_whole(shell: InteractiveShell, server: FakeOpenAIServer,
+                                                                  tmp_path: Path) -> None:
+    path = tmp_path / "saved" / "talk.json"
+    path.parent.mkdir()
+    path.write_text('{"turns": []}', "utf-8")
+    shell.user_ns["pasted"] = "half an emoji \ud83d"
+    run(shell, "%chat_history --load " + str(path))
+    with capture_output():
+        shell.run_cell("import jupyter_openai; jupyter_openai.conversations['default'].add(pasted, 'noted')")
+    assert "Saved 1 turn(s)" in run(shell, f"%chat_history --save {path}").stdout
+    assert [p.name for p in path.parent.iterdir()] == ["talk.json"]
+    run(shell, f"%chat_history again --load {path}")
+    assert conversations["again"].turns[0].user == "half an emoji \ud83d"
+
+
+@pytest.mark.parametrize(("data", "words"), [
+    ({"turns": 5}, "'turns' is a list of turns, got a number (5)"),
+    ({"system": {"a": 1}, "turns": []}, "'system' is text or null, got an object"),
+    ({"turns": [{"user": "hi", "assistant": {"text": "x"}}]}, "'turns[0].assistant' is text or null"),
+])
+def test_loading_a_wrong_file_is_one_line_naming_the_field(shell: InteractiveShell, server: FakeOpenAIServer,
+                                                           tmp_path: Path, data: dict, words: str) -> None:
+    chat(shell, "kept", "a")
+    path = tmp_path / "wrong.json"
+    path.write_text(json.dumps(data), "utf-8")
+    with capture_output() as cap, pytest.raises(UsageError) as caught:
+        shell.run_cell(f"%chat_history --load {path}")
+    assert words in str(caught.value) and str(path) in str(caught.value) and "\n" not in str(caught.value)
+    assert "Traceback" not in cap.stdout + cap.stderr
+    assert [t.user for t in conversations["default"]] == ["kept"]  # the conversation is left as it was
+    chat(shell, "next", "b")
+    assert sent(server)[-3:] == [("user", "kept"), ("assistant", "Echo: kept"), ("user", "next")]
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "responses"])
+def test_a_refused_turn_is_resent_with_its_refusal(shell: InteractiveShell, server: FakeOpenAIServer,
+                                                   endpoint: str) -> None:
+    from tests.servers.fake.models import REFUSAL_TEXT
+
+    cap = chat(shell, "tell me a secret", "a", line=f"-m fake-refuser -e {endpoint}")
+    assert "Refused" in cap.stdout + cap.stderr + str(final_texts(cap))
+    turn = conversations["default"].turns[0]
+    assert (turn.assistant, turn.refusal) == ("", REFUSAL_TEXT)
+    chat(shell, "why not?", "b", line=f"-e {endpoint}")
+    assert sent(server)[-2:] == [("assistant", REFUSAL_TEXT), ("user", "why not?")]
+    assert f"(refused)] {REFUSAL_TEXT}" in repr(conversations["default"])
 
 
 def test_from_python_the_conversation_is_a_message_list(shell: InteractiveShell, server: FakeOpenAIServer) -> None:

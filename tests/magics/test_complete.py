@@ -33,7 +33,7 @@ from jupyter_openai.session.log import session_log
 from tests.servers.fake import DEFAULT_MODELS, TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
 from tests.support.cells import SLOW_WORDS, blocks, final_texts, interrupt_when, run, value
 from tests.support.keys import CANARY_KEY
-from tests.support.shown import answer_outputs, is_status, status, status_lines
+from tests.support.shown import answer_outputs, is_status, notes, shown_order, status, status_lines
 
 PROMPT = "one two three four five six"
 ANSWER = "Echo: six five four three two one"
@@ -495,8 +495,8 @@ def test_status_line(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
     html = cap.outputs[-1].data["text/html"]
     assert "font-size:85%" in html and "var(--jp-ui-font-color2" in html and html.endswith(f">{status(cap)}</div>")
     cap = run(shell, f"%%complete -m davinci-002 --max-tokens 3\n{PROMPT}")
-    assert re.fullmatch(r"davinci-002 · 6 in / 3 out tokens · \d+\.\d\d s · \d+\.\d tok/s · finish: length",
-                        status(cap))
+    assert re.fullmatch(r"davinci-002 · 6 in / 3 out tokens · \d+\.\d\d s · \d+\.\d tok/s · "
+                        r"stopped at max tokens 3 \(as asked\): raise it with --max-tokens 1024", status(cap))
 
 
 def test_status_line_estimates_tokens_when_a_stream_has_no_usage(shell: InteractiveShell,
@@ -505,8 +505,8 @@ def test_status_line_estimates_tokens_when_a_stream_has_no_usage(shell: Interact
     rate; the log's server-reported token columns stay None."""
     server.add_fault(reject_stream_options=True)  # the client retries without include_usage
     cap = run(shell, f"%%complete\n{PROMPT}")
-    assert re.fullmatch(r"fake-chat · \? in / ~7 out tokens \(estimated from the stream\) · \d+\.\d\d s · "
-                        r"~\d+\.\d tok/s · finish: stop", status(cap)), status(cap)
+    assert re.fullmatch(r"fake-chat · ~7 out tokens \(estimated from the stream; in: not reported by the server\) · "
+                        r"\d+\.\d\d s · ~\d+\.\d tok/s · finish: stop", status(cap)), status(cap)
     record = session_log[-1]
     assert (record["prompt_tokens"], record["completion_tokens"], record["total_tokens"]) == (None, None, None)
     cap = run(shell, f"%%complete --no-stream\n{PROMPT}")  # the server counted: no estimate
@@ -705,7 +705,7 @@ def test_fault_through_the_magic(
     assert len([r for r in server.requests if r.method == "POST"]) == requests  # a 404 may list models once
     assert "Traceback" not in cap.stdout + cap.stderr
     (shown_status,) = status_lines(cap)  # one status line, and nothing on stdout
-    assert cap.stdout == "" and "finish:" in shown_status
+    assert cap.stdout == "" and ("finish:" in shown_status if status == "ok" else shown_status.endswith(status))
     if status == "ok":
         assert cap.stderr == ""
     else:
@@ -776,8 +776,9 @@ def test_ctrl_c_mid_stream(shell: InteractiveShell, server: FakeOpenAIServer) ->
     full = "".join(SLOW_WORDS)
     assert record["completion"] and full.startswith(record["completion"]) and record["completion"] != full
     assert final_texts(cap) == [record["completion"]]  # the partial text stays on screen
-    assert one_line(cap.stderr) and cap.stderr.startswith("Interrupted")
-    assert "Traceback" not in cap.stdout + cap.stderr and "interrupted" in status(cap)
+    assert cap.stderr == "" and [n[:12] for n in notes(cap)] == ["Interrupted:"]  # a note: muted, not red
+    assert "Traceback" not in cap.stdout and status(cap).endswith(" · interrupted") and "finish" not in status(cap)
+    assert shown_order(cap)[-2:] == ["status", "note"]  # the answer, the status line, then the note
     assert streaming, "no stream connection was seen on the server"
     assert wait_closed(server, streaming), "the stream's connection was left open"
     cap = run(shell, f"%%complete\n{PROMPT}")  # the kernel stays usable
@@ -794,8 +795,8 @@ def test_ctrl_c_while_waiting_for_the_first_byte(shell: InteractiveShell, server
     fired.join()
     assert time.monotonic() - started < 30  # not the 30 s wait for the first byte
     assert session_log[-1]["status"] == "interrupted"
-    assert answer_outputs(cap) == [] and one_line(cap.stderr) and cap.stderr.startswith("Interrupted")
-    assert "interrupted" in status(cap)
+    assert answer_outputs(cap) == [] and cap.stderr == "" and notes(cap)[0].startswith("Interrupted")
+    assert status(cap).endswith(" · interrupted") and shown_order(cap) == ["status", "note"]
     cap = run(shell, f"%%complete\n{PROMPT}")
     assert final_texts(cap) == [ANSWER]
 
@@ -936,9 +937,9 @@ def test_dollar_name_that_is_not_defined_is_a_usage_error(shell: InteractiveShel
 def test_fewer_choices_than_asked_is_noted(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
     server.add_fault(path="/chat", ignore_n=True)  # one choice whatever n says, as llama.cpp
     cap = run(shell, f"%%complete -n 3\n{PROMPT}")
-    assert "Note: asked for 3 choices, the server returned 1" in cap.stderr
+    assert notes(cap) == ["Note: asked for 3 choices, the server returned 1"] and cap.stderr == ""
     cap = run(shell, f"%%complete -n 3\n{PROMPT}")
-    assert "Note" not in cap.stderr
+    assert notes(cap) == []
 
 
 def test_a_prompt_naming_a_variable_without_i_gets_a_hint(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
@@ -946,8 +947,48 @@ def test_a_prompt_naming_a_variable_without_i_gets_a_hint(shell: InteractiveShel
     shell.user_ns["topic"] = "owls"
     cap = run(shell, "%%complete\nTell me about {topic}.")
     assert last_body(server)["messages"][-1]["content"] == "Tell me about {topic}."
-    assert "Note: {topic} sent as written; add -i to fill it from your variables" in cap.stderr
+    assert notes(cap) == ["Note: {topic} sent as written; add -i to fill it from your variables"]
+    assert shown_order(cap)[-2:] == ["status", "note"] and cap.stderr == ""  # after the status line, muted
     cap = run(shell, "%%complete -i\nTell me about {topic}.")
-    assert last_body(server)["messages"][-1]["content"] == "Tell me about owls." and "Note:" not in cap.stderr
+    assert last_body(server)["messages"][-1]["content"] == "Tell me about owls." and notes(cap) == []
     cap = run(shell, "%%complete\nTell me about {nothing_defined}.")
-    assert "Note:" not in cap.stderr
+    assert notes(cap) == []
+
+
+# -- issue 22: the length limit named, notes muted and after the status line ------------------------------
+LONG_PROMPT = " ".join(f"w{i}" for i in range(300))  # the fake server answers 301 words: cut at 256
+
+
+def test_an_answer_cut_at_the_default_limit_says_which_and_how_to_raise_it(make_shell, server) -> None:
+    from traitlets.config import Config
+
+    shell = make_shell()
+    raise_it = "raise it with --max-tokens 1024 or %config CompleteMagics.max_tokens = 1024"
+    cap = run(shell, f"%%complete -m fake-chat\n{LONG_PROMPT}")
+    assert status(cap).endswith(f" · stopped at max tokens 256 (the default): {raise_it}")
+    assert "finish: length" not in status(cap) and notes(cap) == [] and cap.stderr == ""
+    shell.run_line_magic("config", "CompleteMagics.max_tokens = 5")
+    assert status(run(shell, f"%%complete -m fake-chat\n{PROMPT} a b c")).endswith(
+        f" · stopped at max tokens 5 (set by %config): {raise_it}")
+    assert status(run(shell, f"%%complete -m fake-chat --max-tokens 2\n{PROMPT}")).endswith(
+        " · stopped at max tokens 2 (as asked): raise it with --max-tokens 1024")
+    start = Config()
+    start.CompleteMagics.max_tokens = 4  # as ipython_config.py would set it
+    assert status(run(make_shell(start), f"%%complete -m fake-chat\n{PROMPT} a b c")).endswith(
+        f" · stopped at max tokens 4 (from the config file): {raise_it}")
+
+
+def test_notes_are_muted_displays_after_the_status_line_and_errors_red(shell, server) -> None:
+    server.add_fault(path="/chat", ignore_n=True)
+    shell.user_ns["topic"] = "owls"
+    cap = run(shell, "%%complete -n 3\nTell me about {topic}.")
+    order = shown_order(cap)  # the answers' displays and their updates, then the status line, then the notes
+    assert order[-3:] == ["status", "note", "note"] and set(order[:-3]) == {"answer"}
+    assert notes(cap) == ["Note: {topic} sent as written; add -i to fill it from your variables",
+                          "Note: asked for 3 choices, the server returned 1"]
+    html = cap.outputs[-1].data["text/html"]
+    assert html.startswith('<div class="jo-note"') and "var(--jp-ui-font-color2" in html  # the status line's style
+    assert cap.stderr == ""
+    server.add_fault(drop_after=4)
+    cap = run(shell, f"%%complete\n{PROMPT}")
+    assert notes(cap) == [] and one_line(cap.stderr) and "partial text kept" in cap.stderr  # errors: red, stderr

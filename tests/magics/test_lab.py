@@ -3,6 +3,8 @@ interactive view's continuation as a real call, and the lab magics' load and unl
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
@@ -12,6 +14,7 @@ from jupyter_openai.calls.run import Origin, run_call
 from jupyter_openai.magics.lab import NO_PROBS, complete_magics, probs_view
 from jupyter_openai.session.log import session_log
 from tests.servers.fake import TEST_KEY
+from tests.support.shown import notes, shown_order
 
 
 @pytest.mark.parametrize("stream", ["", "--no-stream"])
@@ -41,7 +44,8 @@ def test_a_server_that_sends_none_says_so_in_one_line(make_shell: object, body_s
     ip = make_shell(env={"OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": body_server.url})  # type: ignore
     with capture_output() as cap:
         ip.run_cell("%%complete --show-probs --no-stream -m m\nhi")
-    assert cap.stderr.strip() == NO_PROBS.format(endpoint="chat")
+    assert notes(cap) == [NO_PROBS.format(endpoint="chat")] and cap.stderr == ""  # a note, after the status line
+    assert shown_order(cap)[-2:] == ["status", "note"]
     assert session_log[-1]["completion"] == "hello"
 
 
@@ -76,3 +80,61 @@ def test_the_options_are_in_the_help(shell: object) -> None:
     doc = shell.magics_manager.magics["cell"]["complete"].__doc__  # type: ignore[attr-defined]
     assert "--show-probs" in doc and "--compare" in doc
     assert "complete_replay" in shell.magics_manager.magics["line"]  # type: ignore[attr-defined]
+
+
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _probability_views(cap: object) -> list[dict]:
+    """The bundles of a cell's displays that show token probabilities (the static strip or the widget)."""
+    return [o.data for o in cap.outputs  # type: ignore[attr-defined]
+            if 'class="jo-tok"' in o.data.get("text/html", "") or WIDGET in o.data]
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_in_a_kernel_the_view_is_one_output_the_widget_with_its_html_fallback(
+        shell: object, server: object, monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    """ipykernel sets ``shell.kernel``: the widget path is taken. One display, whose bundle holds the
+    widget for live front ends and the static view for nbviewer and GitHub, never the strip twice."""
+    monkeypatch.setattr(shell, "kernel", SimpleNamespace(session=None), raising=False)
+    with capture_output() as cap:
+        shell.run_cell(f"%%complete --show-probs -e {endpoint}\none two three")  # type: ignore[attr-defined]
+    views = _probability_views(cap)
+    assert len(views) == 1, [sorted(v) for v in views]
+    assert set(views[0]) == {WIDGET, "text/html", "text/plain"}
+    assert views[0]["text/html"].count(' title="') == 4 and views[0]["text/plain"] == "Echo: three two one"
+    assert not cap.stderr
+
+
+def test_in_a_terminal_the_view_is_the_html_alone(shell: object, server: object) -> None:
+    with capture_output() as cap:
+        shell.run_cell("%%complete --show-probs\none two three")  # type: ignore[attr-defined]
+    views = _probability_views(cap)
+    assert len(views) == 1 and WIDGET not in views[0]
+
+
+def test_a_logprob_of_1000_shows_as_certain_never_raises(make_shell: object, body_server: object,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    body_server.answer({"id": "x", "object": "chat.completion", "model": "m",  # type: ignore[attr-defined]
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi there"},
+                                     "logprobs": {"content": [
+                                         {"token": "hi", "logprob": 1000, "top_logprobs": [
+                                             {"token": "hi", "logprob": 1000}, {"token": "yo", "logprob": 1e308}]},
+                                         {"token": " there", "logprob": float("inf"), "top_logprobs": []}]},
+                                     "finish_reason": "stop"}]})
+    ip = make_shell(env={"OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": body_server.url})  # type: ignore
+    for kernel in (None, SimpleNamespace(session=None)):  # the HTML view, then the widget's
+        monkeypatch.setattr(ip, "kernel", kernel, raising=False)
+        with capture_output() as cap:
+            ip.run_cell("%%complete --show-probs --no-stream -m m\nhi")
+        page = _probability_views(cap)[0]["text/html"]
+        assert "hi: 100.0%\n  hi  100.0%\n  yo  100.0%" in page and "␣there: 100.0%" in page
+        assert session_log[-1]["completion"] == "hi there" and not cap.stderr
+
+
+def test_the_grid_is_never_read_as_mathematics(shell: object, server: object) -> None:
+    """Issue 22: JupyterLab typesets ``$…$`` in HTML outputs too; the grid's cells (answers, costs) are text."""
+    with capture_output() as cap:
+        shell.run_cell("%%complete --compare -t 0,1\nit costs $5 and $6")  # type: ignore[attr-defined]
+    page = next(o.data["text/html"] for o in cap.outputs if "jo-grid" in o.data.get("text/html", ""))
+    assert page.startswith('<table class="jo-grid tex2jax_ignore mathjax_ignore">') and "$6 and $5" in page

@@ -46,7 +46,7 @@ def test_complete_config_shows_a_table_with_the_key_masked(make_shell, server) -
     text, page = repr(table), table._repr_html_()
     assert text.splitlines()[0].split() == ["setting", "value", "source"]
     assert "base_url" in text and server.url in text and TEST_KEY not in text + page + cap.stdout
-    assert "<table>" in page and "environment (OPENAI_API_KEY)" in page
+    assert "<table " in page and "environment (OPENAI_API_KEY)" in page
 
 
 def test_report_without_the_extension_is_one_clear_error() -> None:
@@ -56,3 +56,46 @@ def test_report_without_the_extension_is_one_clear_error() -> None:
 
     with pytest.raises(RuntimeError, match="%load_ext jupyter_openai"):
         settings_report(Bare())
+
+
+def test_the_call_defaults_are_reported_with_their_sources(make_shell, server) -> None:
+    """Issue 22: max tokens, temperature, endpoint, output format, reasoning, the chat caps and the
+    budget, not only the connection, each with where it comes from."""
+    start = Config()
+    start.CompleteMagics.temperature = 0.3  # as ipython_config.py would set it
+    shell = make_shell(start)
+    shell.run_line_magic("config", "CompleteMagics.max_cost_usd = 0.5")
+    rows = _by_setting(settings_report(shell))
+    assert rows["max_tokens"] == {"setting": "max_tokens", "value": 256, "source": "default"}
+    assert rows["temperature"] == {"setting": "temperature", "value": 0.3, "source": "config file"}
+    assert rows["max_cost_usd"] == {"setting": "max_cost_usd", "value": 0.5, "source": "%config"}
+    assert rows["top_p"] == {"setting": "top_p", "value": "the server's default", "source": "default"}
+    assert rows["output_format"]["value"] == "auto" and rows["endpoint"]["value"] == "auto"
+    assert rows["reasoning_effort"] == {"setting": "reasoning_effort", "value": "the model's default",
+                                        "source": "default"}
+    assert rows["show_reasoning"]["value"] is True
+    assert rows["chat_max_turns"]["value"] == rows["chat_max_tokens"]["value"] == "no cap"
+    settings = [row["setting"] for row in settings_report(shell)]
+    assert settings.index("max_retries") < settings.index("max_tokens")  # the connection first, then the calls
+    shell.run_line_magic("config", "CompleteMagics.max_tokens = 1024")
+    table = shell.run_line_magic("complete_config", "")
+    line = next(row for row in repr(table).splitlines() if row.startswith("max_tokens "))
+    assert line.split() == ["max_tokens", "1024", "%config"]
+
+
+def test_the_offline_chat_budget_is_reported_as_the_offline_models(make_shell, monkeypatch) -> None:
+    from jupyter_openai.magics import configurable
+
+    shell = make_shell(env={})
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    magics = shell.magics_manager.registry["CompleteMagics"]
+    monkeypatch.setattr(type(magics), "offline", lambda self, settings=None: True)
+    monkeypatch.setattr(type(magics), "settings", lambda self: configurable.Settings(api_key="x", base_url="http://h/v1"))
+    monkeypatch.setattr(type(magics), "default_model", lambda self, **kw: "smollm2")
+    rows = _by_setting(settings_report(shell))
+    assert rows["chat_max_tokens"] == {"setting": "chat_max_tokens", "value": 1536, "source": "offline model"}
+    assert rows["temperature"] == {"setting": "temperature", "value": 0.2, "source": "offline model"}  # measured
+    shell.run_line_magic("config", "CompleteMagics.temperature = 0.7")
+    assert _by_setting(settings_report(shell))["temperature"] == {"setting": "temperature", "value": 0.7,
+                                                                  "source": "%config"}

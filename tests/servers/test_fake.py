@@ -22,33 +22,13 @@ import requests
 from tests.servers.fake import TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
 from tests.support import checks
 from tests.support.checks import SUBSET, checker, load_components, sse_data
+from tests.support.keys import AUTH
 
-AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 CHAT = {"model": "fake-chat", "messages": [{"role": "system", "content": "be brief"},
                                            {"role": "user", "content": "one two three"}]}
 COMPLETION = {"model": "fake-instruct", "prompt": "one two three"}
 
 ROOT = Path(__file__).resolve().parents[2]  #: the repository: ``python -m tests.servers.fake`` runs from it
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeOpenAIServer() as srv:
-        yield srv
-
-
-@pytest.fixture(autouse=True)
-def _clean(server: FakeOpenAIServer):
-    server.reset()
-    yield
-    server.reset()
-
-
-@pytest.fixture
-def http(server: FakeOpenAIServer):
-    with requests.Session() as session:
-        session.headers.update(AUTH)
-        yield session
 
 
 # ---------------------------------------------------------------- helpers
@@ -550,3 +530,30 @@ def test_official_sdk_and_reference_schemas(server, http, schema_check):
             schema_check(name, chunk)
     agent = [r.headers["user-agent"] for r in server.requests if "OpenAI/Python" in r.headers.get("user-agent", "")]
     assert agent, "the SDK's requests were recorded"
+
+
+# ---------------------------------------------------------------- strict structured output (fakeserver_strict)
+
+STRICT_CASES = [  # (schema, the API's words): OpenAI's Structured Outputs guide, "Supported schemas"
+    ({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}, "required": ["a"],
+      "additionalProperties": False},
+     "In context=(), 'required' is required to be supplied and to be an array including every key in properties. "
+     "Missing 'b'."),
+    ({"type": "object", "properties": {"o": {"type": "object", "properties": {}}}, "required": ["o"],
+      "additionalProperties": False},
+     "In context=('properties', 'o'), 'additionalProperties' is required to be supplied and to be false."),
+    ({"type": "object", "properties": {"v": {"oneOf": [{"type": "string"}]}}, "required": ["v"],
+      "additionalProperties": False}, "In context=('properties', 'v'), 'oneOf' is not permitted."),
+    ({"type": "array"}, "schema must be a JSON Schema of 'type: \"object\"', got 'type: \"array\"'."),
+]
+
+
+@pytest.mark.parametrize("schema, words", STRICT_CASES)
+def test_a_strict_schema_outside_the_subset_is_a_400(server, http, schema_check, schema, words):
+    fmt = {"type": "json_schema", "json_schema": {"name": "pick", "schema": schema, "strict": True}}
+    r = http.post(server.url + "/chat/completions", json={**CHAT, "response_format": fmt})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "response_format"
+    assert r.json()["error"]["message"] == f"Invalid schema for response_format 'pick': {words}"
+    schema_check("ErrorResponse", r.json())
+    loose = {"type": "json_schema", "json_schema": {"name": "pick", "schema": schema}}  # without strict: taken
+    assert http.post(server.url + "/chat/completions", json={**CHAT, "response_format": loose}).status_code == 200

@@ -16,8 +16,8 @@ import requests
 from tests.servers.fake import DEFAULT_MODELS, TEST_KEY, FakeOpenAIServer
 from tests.servers.fake.models import GPT5_EFFORTS, GPT5_REASONING_TOKENS, REFUSAL_TEXT, reasoning_text
 from tests.support.checks import SUBSET, checker, load_components, sse_data
+from tests.support.keys import AUTH
 
-AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 MESSAGES = [{"role": "user", "content": "one two three"}]
 REASONING = reasoning_text("one two three")  # "The user wrote 3 words. I will echo them in reverse order."
 
@@ -27,28 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]  #: the repository: ``python -m tests
 @pytest.fixture(scope="module")
 def schema_check():
     return checker(load_components(SUBSET))
-
-
-@pytest.fixture(scope="module")
-def server():
-    """A server of this module's own: connections left open here never reach other modules' tests."""
-    with FakeOpenAIServer() as srv:
-        yield srv
-
-
-@pytest.fixture(autouse=True)
-def _clean(server: FakeOpenAIServer):
-    server.reset()
-    yield
-    server.reset()
-
-
-@pytest.fixture
-def post(server: FakeOpenAIServer):
-    """``post(path, **body)`` -> requests.Response, with the test key."""
-    with requests.Session() as session:
-        session.headers.update(AUTH)
-        yield lambda path, **body: session.post(server.url + path, json=body)
 
 
 def chat(post: Any, model: str, **body: Any) -> requests.Response:

@@ -14,8 +14,8 @@ import requests
 from tests.servers.fake import TEST_KEY, FakeOpenAIServer
 from tests.servers.fake.models import REFUSAL_TEXT, reasoning_text
 from tests.support.checks import checker, event_schemas, oneof_to_anyof, responses_components, sse_events
+from tests.support.keys import AUTH
 
-AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 BODY = {"model": "fake-chat", "input": "one two three"}
 LONG = " ".join(f"w{i}" for i in range(30))  # answers with 31 words: more than max_output_tokens=16
 REASONING = reasoning_text("one two three")
@@ -33,25 +33,10 @@ def spec() -> dict[str, Any]:
             "events": event_schemas(components)}
 
 
-@pytest.fixture(scope="module")
-def server():
-    """A server of this module's own: connections left open here never reach other modules' tests."""
-    with FakeOpenAIServer() as srv:
-        yield srv
-
-
-@pytest.fixture(autouse=True)
-def _clean(server: FakeOpenAIServer):
-    server.reset()
-    yield
-    server.reset()
-
-
 @pytest.fixture
-def post(server: FakeOpenAIServer):
-    with requests.Session() as session:
-        session.headers.update(AUTH)
-        yield lambda **body: session.post(server.url + "/responses", json=body)
+def post(server: FakeOpenAIServer, http: requests.Session) -> Any:
+    """``post(**body)``: a Responses API request with the test key."""
+    return lambda **body: http.post(server.url + "/responses", json=body)
 
 
 def respond(post: Any, spec: dict, **body: Any) -> dict[str, Any]:
@@ -96,7 +81,8 @@ def test_plain_response(post: Any, spec: dict) -> None:
 
 
 def test_message_list_input_and_options_are_echoed(post: Any, spec: dict) -> None:
-    fmt = {"type": "json_schema", "name": "answer", "schema": {"type": "object"}, "strict": True}
+    fmt = {"type": "json_schema", "name": "answer", "strict": True,
+           "schema": {"type": "object", "properties": {}, "required": [], "additionalProperties": False}}
     body = {"model": "fake-chat", "instructions": "be brief", "max_output_tokens": 100, "temperature": 0.2,
             "top_p": 0.9, "store": False, "text": {"format": fmt, "verbosity": "low"},
             "input": [{"role": "user", "content": "a b"}, {"role": "assistant", "content": "Echo: b a"},
@@ -312,3 +298,14 @@ def test_official_sdk_reads_responses(server: FakeOpenAIServer) -> None:
             client.responses.create(model="gpt-5.4", input="x", temperature=0.5)
         with pytest.raises(openai.NotFoundError):
             client.responses.create(model="gpt-9", input="x")
+
+
+def test_a_strict_schema_outside_the_subset_is_a_400(post: Any) -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}, "note": {"type": "string"}},
+              "required": ["a"], "additionalProperties": False}  # a pydantic model's optional field, as sent raw
+    r = post(model="fake-chat", input="x", text={"format": {"type": "json_schema", "name": "pick", "schema": schema,
+                                                           "strict": True}})
+    assert r.status_code == 400 and r.json()["error"] == {
+        "message": "Invalid schema for response_format 'pick': In context=(), 'required' is required to be supplied "
+                   "and to be an array including every key in properties. Missing 'note'.",
+        "type": "invalid_request_error", "param": "text.format.schema", "code": "invalid_json_schema"}

@@ -160,3 +160,75 @@ def test_a_request_carries_the_history_on_chat_and_responses() -> None:
         build_request({"prompt": "c", "model": "davinci-002", "history": history})
     with pytest.raises(ConfigurationError, match="history message 0"):
         build_request({"prompt": "c", "model": "m", "history": [{"role": "tool", "content": "x"}]})
+
+
+# == files: atomic, every character kept, every field checked (issue 21, item 4) ===========
+def test_saving_text_utf8_cannot_hold_over_an_old_file_keeps_it_and_loads_back(tmp_path: Path) -> None:
+    path = tmp_path / "chat.json"
+    path.write_text('{"turns": []}', "utf-8")
+    path.chmod(0o640)
+    conversation = Conversation("c", "sys \ud83d")
+    conversation.add("pasted \udcff half an emoji \\ud800", "ok")
+    text = conversation.save(path)
+    assert json.loads(path.read_text("utf-8")) == json.loads(text)
+    assert Conversation.load(path) == conversation
+    assert (path.stat().st_mode & 0o777) == 0o640 and sorted(p.name for p in tmp_path.iterdir()) == ["chat.json"]
+
+
+def test_a_save_that_fails_leaves_the_old_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    path = tmp_path / "chat.json"
+    path.write_text('{"turns": []}', "utf-8")
+    conversation = Conversation("c")
+    conversation.add("q", "a")
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        conversation.save(path)
+    assert path.read_text("utf-8") == '{"turns": []}' and len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.parametrize(("data", "words"), [
+    ({"turns": 5}, "'turns' is a list of turns, got a number (5)"),
+    ({"system": {"a": 1}, "turns": []}, "'system' is text or null, got an object"),
+    ({"system": {"a": 1}, "messages": []}, "'system' is text or null"),
+    ({"name": ["x"], "turns": []}, "'name' is text or null, got a list"),
+    ({"turns": ["hi"]}, "'turns[0]' is an object"),
+    ({"turns": [{"user": 5}]}, "'turns[0].user' is text, got a number (5)"),
+    ({"turns": [{"user": "a", "assistant": ["b"]}]}, "'turns[0].assistant' is text or null, got a list"),
+    ({"turns": [{"user": "a", "key": 3}]}, "'turns[0].key' is text or null"),
+    ({"turns": [{"user": "a", "refusal": True}]}, "'turns[0].refusal' is text or null, got a boolean"),
+    ({"turns": [], "max_turns": "5"}, "'max_turns' is a whole number of at least 1 (or null), got a string"),
+    ({"turns": [], "max_tokens": 0}, "'max_tokens' is a whole number"),
+    ({"turns": [], "version": 99}, "'version'"),
+    ({"messages": {"role": "user"}}, "'messages' is a list of messages, got an object"),
+    ("just text", "not a string"),
+])
+def test_loading_checks_every_field_and_names_the_wrong_one(tmp_path: Path, data: object, words: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data), "utf-8")
+    with pytest.raises(ConfigurationError) as info:
+        Conversation.load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and words in message and "\n" not in message
+
+
+def test_a_refused_turn_is_resent_as_its_refusal() -> None:
+    conversation = Conversation()
+    plan = conversation.plan("how do I pick a lock?", "c1")
+    conversation.record(plan, Turn("how do I pick a lock?", "", "c1", refusal="I can't help with that."))
+    assert conversation.plan("why not?", "c2").history[1] == {"role": "assistant",
+                                                              "content": "I can't help with that."}
+    assert "[assistant (refused)] I can't help with that." in repr(conversation)
+    assert Conversation.from_dict(json.loads(json.dumps(conversation.to_dict()))) == conversation
+    as_chat_answers = Conversation.from_messages([{"role": "user", "content": "q"},
+                                                  {"role": "assistant", "content": None, "refusal": "No."}])
+    assert as_chat_answers.turns[0].refusal == "No." and as_chat_answers.to_messages()[1]["content"] == "No."
+    with pytest.raises(ConfigurationError, match="message 4: expected an assistant"):
+        Conversation.from_messages([{"role": "system", "content": "s"}, {"role": "user", "content": "a"},
+                                    {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"},
+                                    {"role": "user", "content": "d"}])

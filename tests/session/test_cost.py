@@ -10,7 +10,7 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from jupyter_openai.errors import ConfigurationError
-from jupyter_openai.local_server import MODEL_ALIAS
+from jupyter_openai.offline.server import MODEL_ALIAS
 from jupyter_openai.session import cost
 from jupyter_openai.session.cost import Pricing, check_table, money, session_total
 from jupyter_openai.session.log import COLUMNS
@@ -69,6 +69,44 @@ def test_budget_and_total_read_the_log() -> None:
     Pricing().check_budget(log)  # no budget: never refused
 
 
+@pytest.mark.parametrize("value", [-1, 0, float("nan"), float("inf"), "1", True, [1]])
+def test_a_budget_that_is_not_a_positive_number_is_refused(value: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"^max_cost_usd must be a number of US dollars > 0, or None"):
+        Pricing(max_cost_usd=value)  # type: ignore[arg-type]
+    pricing = Pricing(max_cost_usd=2)
+    with pytest.raises(ConfigurationError, match="max_cost_usd must be"):
+        pricing.max_cost_usd = value  # type: ignore[assignment]
+    assert pricing.max_cost_usd == 2.0
+
+
+def test_an_estimate_is_the_prompt_at_four_characters_a_token_and_the_most_output() -> None:
+    pricing = Pricing({"m": (1e6, 2e6)})  # $1 an input token, $2 an output token
+    assert pricing.estimate("m", ["abcdefgh", None, "x"], {"max_tokens": 10, "n": 2}) == 3 + 2 * 10 * 2
+    assert pricing.estimate("m", ["abcd"], {"max_output_tokens": 16}) == 1 + 16 * 2
+    assert pricing.estimate("m", [], {"max_tokens": 5, "best_of": 3, "n": 2}) == 5 * 3 * 2
+    assert pricing.estimate("m", [], {}) == cost.UNBOUNDED_OUTPUT * 2
+    assert pricing.estimate("unknown", ["abcd"], {"max_tokens": 5}) is None
+
+
+def test_running_calls_hold_their_estimate_against_the_budget() -> None:
+    pricing, log = Pricing(max_cost_usd=1.0), [{"cost_usd": 0.25}]
+    with pricing.reserve(log, 0.5):
+        with pricing.reserve(log, lambda: 0.5):  # 0.75 < 1: sent
+            with pytest.raises(ConfigurationError, match=r"cost \$0\.25 \(and \$1\.00 reserved by 2 call\(s\) still "
+                                                          r"running\) of max_cost_usd \$1\.00"):
+                pricing.check_budget(log)
+        pricing.check_budget(log)  # the second one's estimate is released
+        pricing.check_budget([])  # another log: its own budget
+        with pricing.reserve(log, None):  # unknown: holds nothing
+            pass
+    with pytest.raises(ConfigurationError), pricing.reserve(log, 0.1):
+        raise ConfigurationError("a failing call releases its estimate too")
+    assert pricing.reserved(log) == 0 and not pricing._reserved
+    Pricing().check_budget(log)  # no budget: nothing reserved, nothing asked
+    with Pricing().reserve(log, lambda: pytest.fail("no budget: no estimate")):
+        pass
+
+
 def test_money() -> None:
     assert [money(v) for v in (None, 0, 0.000123, 0.5, 12.345)] == ["?", "$0", "$0.000123", "$0.50", "$12.35"]
 
@@ -116,6 +154,34 @@ def test_the_budget_refuses_calls_in_one_line_and_sends_nothing(make_shell: obje
     with capture_output():
         ip.run_cell("%complete again")
     assert len(server.requests) == sent + 1  # type: ignore[attr-defined]
+
+
+def test_a_budget_below_zero_is_a_trait_error_and_calls_still_go(make_shell: object, server: object,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    ip = _shell(make_shell)
+    magics = ip.magics_manager.registry["CompleteMagics"]  # type: ignore[attr-defined]
+    with pytest.raises(TraitError, match=r"max_cost_usd must be a number of US dollars > 0"):
+        magics.max_cost_usd = -1
+    ip.run_line_magic("config", "CompleteMagics.max_cost_usd = -1")  # type: ignore[attr-defined]
+    assert [r.getMessage() for r in caplog.records] == [  # %config reports a trait's error as one line
+        "max_cost_usd must be a number of US dollars > 0, or None for no limit; got -1.0"]
+    assert magics.max_cost_usd is None and cost.pricing.max_cost_usd is None
+    with capture_output():
+        ip.run_cell("%complete hello")  # type: ignore[attr-defined]
+    assert len(server.requests) == 1  # type: ignore[attr-defined]
+
+
+def test_calls_running_at_once_cannot_pass_the_budget_together(make_shell: object, server: object) -> None:
+    """--compare sends 4 calls at once; each reserves its most (2 prompt tokens and 10 output tokens at
+    $0.01 a token: $0.12) before it is sent, so against $0.15 two go and the others are refused
+    (sent at once, each would have passed a check of the spent total alone: $0 until one ends)."""
+    ip = _shell(make_shell, prices={"fake-chat": (1e4, 1e4)}, max_cost_usd=0.15)
+    server.add_fault(path="/chat", delay=1.0, times=None)  # type: ignore[attr-defined]  # all in flight at once
+    with capture_output() as cap:
+        ip.run_cell("%%complete --compare -t 0,0.5,1,1.5 --max-tokens 10\nhello")  # type: ignore[attr-defined]
+    assert len(server.requests) == 2, cap.stderr  # type: ignore[attr-defined]
+    assert cap.stderr.startswith("2 call(s) not sent: budget spent: this session's calls cost $0")
+    assert "reserved by" in cap.stderr and cost.pricing.reserved(ip.magics_manager.registry["CompleteMagics"].log) == 0  # type: ignore
 
 
 def test_a_malformed_price_table_is_a_trait_error(make_shell: object) -> None:

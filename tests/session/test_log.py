@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -89,7 +90,7 @@ def test_tokens_are_none_when_the_server_sends_no_usage(shell, server: FakeOpenA
     record = session_log[-1]
     assert record["status"] == "ok" and record["completion"] == ANSWER
     assert (record["prompt_tokens"], record["completion_tokens"], record["total_tokens"]) == (None, None, None)
-    assert "(estimated from the stream)" in status(cap)  # the screen estimates; the log keeps None
+    assert "(estimated from the stream; " in status(cap)  # the screen estimates; the log keeps None
 
 
 def test_error_record(shell, server: FakeOpenAIServer) -> None:
@@ -115,7 +116,7 @@ def test_error_record(shell, server: FakeOpenAIServer) -> None:
         "params": {"max_completion_tokens": 256, "reasoning_effort": "low", "stream": True}}),  # sent, not asked
     ("-m gpt-5.4 -e responses --verbosity low", {
         "reasoning": None, "reasoning_tokens": 8, "refusal": None, "completion": ANSWER, "completion_tokens": 15,
-        "params": {"max_output_tokens": 256, "stream": True, "text": {"verbosity": "low"}}}),
+        "params": {"max_output_tokens": 256, "store": False, "stream": True, "text": {"verbosity": "low"}}}),
 ], ids=["reasoning", "refusal", "gpt5-adapted", "responses"])
 def test_reasoning_refusal_and_sent_params_columns(shell, server: FakeOpenAIServer, cell: str,
                                                    expected: dict) -> None:
@@ -277,7 +278,7 @@ def test_complete_log_shows_the_latest_calls(shell, server: FakeOpenAIServer) ->
     assert table.columns == list(LOG_COLUMNS)
     assert [row["prompt"] for row in table.rows] == ["beta", "gamma"]
     assert "Echo: gamma" in cap.stdout and "alpha" not in cap.stdout
-    assert "<td>Echo: beta</td>" in table._repr_html_()
+    assert '<td style="white-space:nowrap;padding:0.25em 0.35em">Echo: beta</td>' in table._repr_html_()
     default = result(shell, "%complete_log")
     assert [row["prompt"] for row in default.rows] == ["alpha", "beta", "gamma"]
 
@@ -410,3 +411,22 @@ def test_complete_log_is_readable_in_100_columns(shell, server: FakeOpenAIServer
     assert "in" not in sparse and "s" not in sparse and "prompt" in sparse
     full = repr(result(shell, "%complete_log -n 2 --full"))
     assert long_prompt in full and "in" in full.splitlines()[0].split()
+
+
+def test_complete_log_says_how_many_calls_it_leaves_out(shell, server: FakeOpenAIServer) -> None:
+    """Issue 22: the table showed the last 10 of 18 calls with no word of the 8 others. Its HTML keeps
+    each call on one line (JupyterLab's table style wraps cells) with a short completion column."""
+    for i in range(12):
+        session_log.append({"source": "magic", "model": "m", "status": "ok", "prompt": f"p{i}",
+                            "completion": "a long answer " * 10})
+    table = result(shell, "%complete_log")
+    assert len(table.rows) == 10 and table.hidden == 2
+    assert repr(table).splitlines()[-1] == "last 10 of 12 calls; %complete_log -n 12 for all"
+    page = table._repr_html_()
+    assert page.endswith(">last 10 of 12 calls; %complete_log -n 12 for all</div>")
+    assert page.count("white-space:nowrap") == page.count("<td ") + page.count("<th ")
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", page)
+    assert "a long answer a long…" in cells or any(c.startswith("a long") and c.endswith("…") for c in cells)
+    assert max(len(c) for c in cells) <= 20
+    assert "last" not in repr(result(shell, "%complete_log -n 12"))  # all shown: no line
+    assert "last" not in repr(result(shell, "%complete_log -n 50"))

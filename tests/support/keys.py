@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tests.servers.fake import TEST_KEY
+
 #: A fake key planted by the leak tests; it must never show up anywhere.
 CANARY_KEY = "sk-canary-" + "C4N4RY" * 6
 
@@ -25,3 +27,7 @@ def json_texts(*values: Any) -> list[str]:
             pass
         texts += [json.dumps(value, default=str), json.dumps(value, default=repr)]
     return texts
+
+
+#: The header that sends the test server's key (``tests.servers.fake.TEST_KEY``).
+AUTH = {"Authorization": "Bearer " + TEST_KEY}

@@ -1,7 +1,9 @@
-"""What a cell showed, read from IPython's ``capture_output``: the answer's displays, the status line.
+"""What a cell showed, read from IPython's ``capture_output``: the answer's displays, the status line,
+the notes.
 
 The magic shows the status line as a display of its own (HTML with a ``jo-status`` class and a
-text/plain fallback), apart from the answer's displays, which are updated in place by display id.
+text/plain fallback), apart from the answer's displays, which are updated in place by display id;
+each note is a muted display too (class ``jo-note``); errors are lines on stderr.
 """
 
 from __future__ import annotations
@@ -26,9 +28,24 @@ def status(cap: Any) -> str:
     return lines[0] if lines else ""
 
 
+def is_note(output: Any) -> bool:
+    """True for a note's display (muted, informational)."""
+    return 'class="jo-note"' in output.data.get("text/html", "")
+
+
+def notes(cap: Any) -> list[str]:
+    """The notes a cell showed, as text."""
+    return [output.data["text/plain"] for output in cap.outputs if is_note(output)]
+
+
+def shown_order(cap: Any) -> list[str]:
+    """What kind each display was, in order: ``answer``, ``status`` or ``note``."""
+    return ["status" if is_status(o) else "note" if is_note(o) else "answer" for o in cap.outputs]
+
+
 def answer_outputs(cap: Any) -> list[Any]:
-    """The displays that are not the status line (the answer's, the reasoning's)."""
-    return [output for output in cap.outputs if not is_status(output)]
+    """The displays that are neither the status line nor a note (the answer's, the reasoning's)."""
+    return [output for output in cap.outputs if not is_status(output) and not is_note(output)]
 
 
 def all_text(cap: Any) -> str:

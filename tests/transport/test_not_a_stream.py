@@ -66,9 +66,11 @@ def test_the_call_is_an_error_not_a_truncated_stream(body_server: BodyServer, pl
     log = SessionLog()
     outcome = run_call(plain_client, CallRequest("hi", "m", "chat"), log=log)
     assert outcome.status == "error" and isinstance(outcome.error, APIConnectionError)
-    notes = summarize(outcome).notes
-    assert len(notes) == 1 and notes[0].startswith("Expected an event stream but the server sent application/x-ndjson")
-    assert "without [DONE]" not in " ".join(notes) and log[-1]["status"] == "error"
+    summary = summarize(outcome)
+    errors = summary.errors  # an error (red), not a note
+    assert len(errors) == 1
+    assert errors[0].startswith("Expected an event stream but the server sent application/x-ndjson")
+    assert "without [DONE]" not in " ".join(errors + summary.notes) and log[-1]["status"] == "error"
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/octet-stream"])

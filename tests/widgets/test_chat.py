@@ -113,6 +113,25 @@ def test_the_responses_endpoint_and_the_caps(client: OpenAIClient, server: FakeO
         form.close()
 
 
+def test_a_refused_send_keeps_the_refusal_for_the_next_send(client: OpenAIClient, server: FakeOpenAIServer,
+                                                             registry: Conversations) -> None:
+    from tests.servers.fake.models import REFUSAL_TEXT
+
+    form = ChatForm(client, log=SessionLog(), defaults={**DEFAULTS, "model": "fake-refuser"}, name="n",
+                    registry=registry)
+    try:
+        assert form.wait_models(10)
+        send(form, "tell me a secret")
+        assert registry["n"].turns[0].refusal == REFUSAL_TEXT and REFUSAL_TEXT.replace("'", "&#x27;") in form.transcript
+        form._model.value = "fake-chat"
+        send(form, "why not?")
+        messages = server.requests[-1].body["messages"]
+        assert messages[-2:] == [{"role": "assistant", "content": REFUSAL_TEXT},
+                                 {"role": "user", "content": "why not?"}]
+    finally:
+        form.close()
+
+
 def test_transcript_html_escapes_text() -> None:
     conversation = Conversation("x<y>")
     conversation.add("<script>", "a & b")
@@ -135,3 +154,25 @@ def test_complete_form_chat_shares_the_conversation_with_chat_cells(shell: Inter
         assert "And again?" in form.transcript
     finally:
         form.close()
+
+
+def test_dropped_turns_are_a_muted_note_after_the_status_line(client: OpenAIClient, server: FakeOpenAIServer,
+                                                              registry: Conversations) -> None:
+    made = ChatForm(client, log=SessionLog(), defaults=DEFAULTS, name="capped", registry=registry, max_turns=2)
+    try:
+        assert made.wait_models(10)
+        for text in ("t1", "t2"):
+            send(made, text)
+            assert made.note_text == ""
+        send(made, "t3")
+        assert made.note_text == "Note: dropped the 1 oldest turn(s) of conversation 'capped' to send at most 2 turn(s)"
+        assert made.error_text == "" and made.status_text.endswith(" · finish: stop")
+        assert [m["content"] for m in server.requests[-1].body["messages"] if m["role"] == "user"] == ["t2", "t3"]
+    finally:
+        made.close()
+
+
+def test_the_transcript_is_never_typeset_as_mathematics(form: ChatForm) -> None:
+    send(form, "Is $5 more than $4?")
+    assert form.transcript.startswith('<div class="tex2jax_ignore mathjax_ignore">')
+    assert "Is $5 more than $4?" in form.transcript

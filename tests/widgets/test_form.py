@@ -15,6 +15,7 @@ import pytest
 import jupyter_openai
 from jupyter_openai.client import OpenAIClient
 from jupyter_openai.session.log import SessionLog, session_log
+from jupyter_openai.widgets.controls import STOP_INK
 from jupyter_openai.widgets.form import CompletionForm
 from tests.servers.fake import DEFAULT_MODELS, TEST_KEY, closed_port
 from tests.servers.fake.payloads import numbered_pieces
@@ -237,9 +238,9 @@ def test_a_typed_model_the_server_does_not_list_stays(make_form, server):
 
 
 def test_a_stalled_model_list_times_out_with_a_note_and_no_retry(make_form, server, monkeypatch):
-    import jupyter_openai.widgets.form as widgets
+    import jupyter_openai.widgets.controls as controls
 
-    monkeypatch.setattr(widgets, "MODELS_TIMEOUTS", (1.0, 0.3))  # the form's own short timeouts
+    monkeypatch.setattr(controls, "MODELS_TIMEOUTS", (1.0, 0.3))  # the form's own short timeouts
     server.add_fault(path="/models", delay=2, times=None)
     slow = OpenAIClient(api_key=TEST_KEY, base_url=server.url, read_timeout=30, max_retries=2)
     form = make_form(client=slow, wait_models=False)  # not waiting for the list: the tests above
@@ -302,7 +303,8 @@ def test_stop_mid_stream_keeps_partial_text_and_closes_the_connection(make_form,
     streaming = len(server._connections)  # the stream's own, plus idle keep-alive ones
     form.stop()
     assert form.wait(2)
-    assert "interrupted" in form.status_text and form.error_text.startswith("Interrupted: the request was stopped")
+    assert form.status_text.endswith(" · interrupted") and "finish" not in form.status_text
+    assert form.note_text.startswith("Interrupted: the request was stopped") and form.error_text == ""
     assert 20 < len(form.text) < len(" w".join(numbered_pieces(2000))) and form.output_text == form.text
     assert not form._submit.disabled and form._stop.disabled
     record = log[-1]
@@ -490,7 +492,8 @@ def test_form_colours_come_from_the_theme(make_form):
     assert ".jupyter-openai-form .jo-output { border: 1px solid var(--jp-border-color2" in css
     assert ".jupyter-openai-form .jo-error { color: var(--jp-error-color1" in css
     assert sheet.layout.display == "none"
-    assert not re.search(r"(?<!, )#[0-9a-fA-F]{3,6}\b", css), "a colour outside a var() fallback"
+    assert STOP_INK in css and "mod-warning" in STOP_INK  # the one fixed colour: dark text on the orange Stop
+    assert not re.search(r"(?<!, )#[0-9a-fA-F]{3,6}\b", css.replace(STOP_INK, "")), "a colour outside a var() fallback"
     assert form._output.layout.border is None
 
 
@@ -517,3 +520,42 @@ def test_the_probabilities_checkbox_shows_the_probability_view(make_form, server
     form._show_probs.value = False
     run(form)
     assert "logprobs" not in server.requests[-1].body and len(form._output.outputs) == 1
+
+
+# ---------------------------------------------------------------- issue 22: notes, order, the length limit
+def test_notes_are_muted_under_the_status_line_and_errors_red_below(make_form, server):
+    from jupyter_openai.widgets.controls import FORM_STYLE
+
+    form = make_form()
+    children = list(form.children)
+    assert children.index(form._status) + 1 == children.index(form._notes) == children.index(form._error) - 1
+    assert form._output in children[:children.index(form._status)]  # the answer, then the lines about it
+    assert "jo-note" in form._notes._dom_classes and "jo-error" in form._error._dom_classes
+    muted = re.search(r"([^}]*)\{([^}]*)\}", FORM_STYLE[FORM_STYLE.index(".jupyter-openai-form .jo-status"):])
+    assert ".jo-note" in muted.group(1) and "--jp-ui-font-color2" in muted.group(2)  # the status line's style
+    server.add_fault(path="/chat", ignore_n=True)
+    form._n.value = 3
+    run(form)
+    assert form.note_text == "Note: asked for 3 choices, the server returned 1" and form.error_text == ""
+    server.add_fault(path="/chat", drop_after=1)
+    form._n.value = 1
+    run(form)
+    assert form.note_text == "" and form.error_text.startswith("The stream was cut off")
+    assert form.status_text.endswith(" · error")
+
+
+def test_an_answer_cut_at_max_tokens_says_how_to_raise_it_in_the_form(make_form, server):
+    form = make_form(prompt=" ".join(f"w{i}" for i in range(300)))
+    run(form)
+    assert form.status_text.endswith(" · stopped at max tokens 256 (the default): raise max tokens above "
+                                     "(to 1024, say) or %config CompleteMagics.max_tokens = 1024")
+    form._max_tokens.value = 3
+    run(form)
+    assert form.status_text.endswith(" · stopped at max tokens 3 (as asked): raise max tokens above (to 1024, say)")
+
+
+def test_the_status_notes_and_error_lines_are_never_typeset_as_mathematics(make_form):
+    """Widgets typeset ``$…$`` as TeX in JupyterLab; the classes MathJax skips keep "$0.51 of $0.50" text."""
+    form = make_form()
+    for label in (form._status, form._notes, form._error):
+        assert {"tex2jax_ignore", "mathjax_ignore"} <= set(label._dom_classes)

@@ -91,8 +91,17 @@ def test_the_responses_endpoint_nests_them_and_sends_the_system_message(make_for
     assert record.path == "/v1/responses"
     assert {k: v for k, v in record.body.items() if k != "stream"} == {
         "model": "gpt-5.4-mini", "input": PROMPT, "instructions": "Be brief.", "max_output_tokens": 256,
-        "reasoning": {"effort": "minimal"}, "text": {"verbosity": "low"}}
+        "reasoning": {"effort": "minimal"}, "text": {"verbosity": "low"}, "store": False}  # GUIDE 18: not kept
     assert form.text == ANSWER and form.status_text.startswith("gpt-5.4-mini · 5 in / 6 out tokens (2 reasoning)")
+
+
+def test_the_store_setting_reaches_the_form(make_form: Callable[..., CompletionForm],
+                                            server: FakeOpenAIServer) -> None:
+    """The magics' ``store`` trait comes to the form as a default: stored only when it says so."""
+    form = make_form({"store": True, "endpoint": "responses"})
+    run(form)
+    assert server.requests[-1].body["store"] is True and "--store" not in form.preview
+    assert server.stored != []
 
 
 def test_configured_defaults_show_in_the_dropdowns_and_apply(make_form: Callable[..., CompletionForm],
@@ -154,6 +163,6 @@ def test_gpt5_temperature_is_dropped_with_a_note(make_form: Callable[..., Comple
     run(form)
     # two tries of the call (the form lists the models in the background, in any order with them)
     assert form.text == ANSWER and [r.method for r in server.requests if r.method == "POST"] == ["POST", "POST"]
-    assert form.error_text == ("Note: gpt-5.4-mini does not accept temperature=0.2: sent without it "
-                               "(remembered for this session)")
+    assert form.note_text == ("Note: gpt-5.4-mini does not accept temperature=0.2: sent without it "
+                              "(remembered for this session)") and form.error_text == ""  # muted, not red
     assert "temperature" not in log[-1]["params"]

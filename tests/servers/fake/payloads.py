@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import models
+from . import models, strict
 from .errors import ApiError, check_enum, check_range, check_type, dumps, missing
 
 CREATED = models.CREATED
@@ -106,6 +106,10 @@ def validate(kind: str, body: Any) -> None:
                            "stream_options")
         check_type(body, "stream_options", (dict,), "an object")
     if kind == "chat":
+        fmt = body.get("response_format")
+        spec = fmt.get("json_schema") if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
+        if isinstance(spec, dict) and spec.get("strict") is True:  # the strict subset (fakeserver_strict)
+            strict.check(str(spec.get("name")), spec.get("schema"), "response_format", None)
         if models.is_gpt5(body["model"]):
             models.check_gpt5_chat(body)  # GUIDE §10
         else:

@@ -8,8 +8,12 @@ string). Output items: for ``gpt-5*`` with reasoning effort other than ``none`` 
 ``reasoning`` item with ``reasoning_text`` content; then the ``message`` item (``output_text``, or a
 ``refusal`` part for ``fake-refuser*``). ``max_output_tokens`` (minimum 16, per the schema) counts
 reasoning and visible tokens; when the answer does not fit, ``status`` is ``incomplete`` with
-``incomplete_details.reason = "max_output_tokens"``. ``previous_response_id`` and ``store`` are echoed,
-not acted on (this server keeps no state); ``text.format`` is echoed, the text is not reshaped.
+``incomplete_details.reason = "max_output_tokens"``. ``previous_response_id`` is echoed, not acted on;
+``text.format`` is echoed, the text is not reshaped. ``store`` is echoed, true when absent (CreateResponse:
+"default: true"; GUIDE §18), and the server notes the ids of the responses it would keep
+(``FakeOpenAIServer.stored``): with ``include: ["reasoning.encrypted_content"]`` a reasoning item comes with
+``encrypted_content``, and a reasoning item sent back in ``input`` needs it unless its response was stored
+(OpenAI answers "Items are not persisted when `store` is set to false", GUIDE §15).
 
 Stream: ``event: NAME`` + ``data: {"type": NAME, "sequence_number": n, ...}`` per event, from
 ``response.created`` to ``response.completed`` / ``response.incomplete``, and no ``[DONE]``.
@@ -20,14 +24,19 @@ Fault keys handled here: ``failed_after`` / ``error_event_after`` (N text deltas
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import models, payloads
+from . import models, payloads, strict
 from .errors import ApiError, check_enum, check_range, check_type, dumps, missing
 
 INPUT_ROLES = ("user", "assistant", "system", "developer")  # EasyInputMessage.role
 FORMATS = ("text", "json_schema", "json_object")  # TextResponseFormatConfiguration
+ENCRYPTED = "reasoning.encrypted_content"  # an IncludeEnum value
+NOT_PERSISTED = ("Item with id '{}' not found. Items are not persisted when `store` is set to false. Try again with "
+                 "`store` set to true, or remove this item from your input.")
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 FAILED_MESSAGE = "The model failed to generate a response."  # the ResponseFailedEvent example
 ERROR_MESSAGE = "The server had an error while processing your request. Sorry about that!"
@@ -43,7 +52,7 @@ def _sub(body: dict, name: str) -> dict:
     return value or {}
 
 
-def _validate_input(value: Any) -> None:
+def _validate_input(value: Any, stored: Collection[str]) -> None:
     if isinstance(value, str):
         return
     if not isinstance(value, list):
@@ -53,6 +62,9 @@ def _validate_input(value: Any) -> None:
         if not isinstance(item, dict):
             raise ApiError(400, f"Invalid type for 'input[{i}]': expected an object.", f"input[{i}]",
                            "invalid_type")
+        if item.get("type") in ("reasoning", "item_reference") and not item.get("encrypted_content") and \
+                "resp_" + str(item.get("id"))[3:] not in stored:  # rs_X came with resp_X: kept only if stored
+            raise ApiError(404, NOT_PERSISTED.format(item.get("id")), "input")
         if item.get("type", "message") != "message":
             continue  # other items (function_call_output, reasoning, ...) carry no prompt text here
         if "role" not in item:
@@ -62,8 +74,9 @@ def _validate_input(value: Any) -> None:
             raise missing(f"input[{i}].content")
 
 
-def validate(body: Any) -> None:
-    """Raise ApiError(400) for a bad ``POST /v1/responses`` body (CreateResponse)."""
+def validate(body: Any, stored: Collection[str] = ()) -> None:
+    """Raise ApiError(400) for a bad ``POST /v1/responses`` body (CreateResponse); ``stored``: the ids of the
+    responses this server keeps (a reasoning item of any other must come back with its encrypted content)."""
     if not isinstance(body, dict):
         raise ApiError(400, payloads.NOT_JSON)
     if not body.get("model"):
@@ -71,7 +84,10 @@ def validate(body: Any) -> None:
     check_type(body, "model", (str,), "a string")
     if "input" not in body:
         raise missing("input")
-    _validate_input(body["input"])
+    _validate_input(body["input"], stored)
+    include = body.get("include")
+    if include is not None and not (isinstance(include, list) and all(isinstance(i, str) for i in include)):
+        raise ApiError(400, "Invalid type for 'include': expected an array of strings.", "include", "invalid_type")
     check_type(body, "instructions", (str,), "a string")
     check_range(body, "max_output_tokens", 16, None, integer=True)  # CreateResponse: "minimum": 16
     check_range(body, "temperature", 0, 2)
@@ -89,6 +105,8 @@ def validate(body: Any) -> None:
             for name in ("name", "schema"):
                 if name not in fmt:
                     raise missing(f"text.format.{name}")
+            if fmt.get("strict") is True:  # the strict subset (fakeserver_strict)
+                strict.check(str(fmt["name"]), fmt["schema"], "text.format.schema", "invalid_json_schema")
     if models.is_gpt5(body["model"]):
         models.check_gpt5_responses(body)  # GUIDE §10/§11
     else:
@@ -174,6 +192,8 @@ def _reasoning_item(p: Plan, rs_id: str, done: bool) -> dict[str, Any]:
         item["summary"] = [{"type": "summary_text", "text": text}]
     if p.reasoning_kind == "text":  # open servers put the reasoning text in content (llama.cpp, vLLM)
         item["content"] = [{"type": "reasoning_text", "text": text}] if done else []
+    if done and ENCRYPTED in (p.body.get("include") or ()):
+        item["encrypted_content"] = "gAAAA" + base64.b64encode(f"{rs_id}:{text}".encode()).decode()
     return item
 
 
@@ -206,7 +226,7 @@ def response_object(p: Plan, response_id: str, status: str | None = None, output
         "parallel_tool_calls": True, "previous_response_id": body.get("previous_response_id"),
         "reasoning": {"effort": reasoning.get("effort", models.GPT5_DEFAULT_EFFORT if models.is_gpt5(p.model)
                                               else None), "summary": reasoning.get("summary")},
-        "service_tier": "default", "store": body.get("store", True),
+        "service_tier": "default", "store": body.get("store", True),  # CreateResponse.store: "default: true"
         "temperature": body.get("temperature", 1.0),
         "text": {"format": text.get("format") or {"type": "text"}, "verbosity": text.get("verbosity", "medium")},
         "tool_choice": "auto", "tools": [], "top_logprobs": 0, "top_p": body.get("top_p", 1.0),

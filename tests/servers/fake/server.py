@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import socket
 import threading
 import traceback
@@ -70,11 +71,16 @@ FAULT_KEYS = frozenset({
     "failed_after", "error_event_after", "error_code",  # Responses stream endings (fakeserver_responses)
     "huge", "reject_stream_options", "chunks", "words", "ignore_n",  # content
 })
+#: A gateway that routes by path puts its route before the API's own path; the test server serves any
+#: ``/p/<route>/v1/…`` as ``/v1/…`` (Cloudflare AI Gateway's base URL is ``…/v1/{account_id}/{gateway_id}/openai``,
+#: developers.cloudflare.com/ai-gateway/providers/openai/; LiteLLM proxies mount routes the same way).
+_GATEWAY_ROUTE = re.compile(r"^/p/[^/]+(?=/v1/)")
 _KINDS = {"/v1/completions": "completions", "/v1/chat/completions": "chat", "/v1/responses": "responses"}
 
 
 class FakeOpenAIServer:
-    """See the module docstring. Attributes: ``url``, ``port``, ``requests`` (list of RecordedRequest)."""
+    """See the module docstring. Attributes: ``url``, ``port``, ``requests`` (list of RecordedRequest), ``stored``
+    (the ids of the responses created without ``store: false``, which OpenAI would keep)."""
 
     def __init__(self, api_key: str | None = TEST_KEY, host: str = "127.0.0.1", port: int = 0,
                  models: tuple[str, ...] | list[str] | None = None, profile: str = "openai",
@@ -87,6 +93,7 @@ class FakeOpenAIServer:
         self.models = tuple(models if models is not None else LOCAL_MODELS if local else DEFAULT_MODELS)
         self.strict_models = (not local) if strict_models is None else strict_models
         self.requests: list[RecordedRequest] = []
+        self.stored: list[str] = []  # the ids of the responses OpenAI would keep (store true or absent)
         self.latency, self.rate_limit, self.batches = latency, rate_limit, batches.BatchStore()
         self._faults: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -152,6 +159,7 @@ class FakeOpenAIServer:
         with self._lock:
             self._faults.clear()
             self.requests.clear()
+            self.stored.clear()
         self.batches.reset()
 
     def _take_fault(self, path: str, body: Any) -> dict[str, Any] | None:
@@ -185,7 +193,7 @@ class _Handler(wire.BaseHandler):
     def _dispatch(self) -> None:
         fake = self.server.fake
         self.request_id, self.headers_sent = f"req_{next(fake._ids)}", False
-        path = urlsplit(self.path).path
+        path = _GATEWAY_ROUTE.sub("", urlsplit(self.path).path)
         try:
             raw = self.read_body()
             try:
@@ -278,7 +286,7 @@ class _Handler(wire.BaseHandler):
         if body is None and raw:
             raise errors.ApiError(400, payloads.NOT_JSON)
         if kind == "responses":
-            responses.validate(body)
+            responses.validate(body, fake.stored)
         else:
             payloads.validate(kind, body)
         self._known_model(body["model"])
@@ -292,6 +300,8 @@ class _Handler(wire.BaseHandler):
         if not stream:
             return self.send_json(200, payloads.response_body(plan, response_id), extra)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if fake.profile == "llama-cpp-python":  # llama_cpp/llama.py streams no usage; stream_options is ignored
+            include_usage = False
         events = payloads.stream_events(plan, response_id, include_usage, bool(fault.get("empty_choices_first")),
                                         not fault.get("no_done"))
         self._stream(events, fault, extra, _chat_error)
@@ -300,6 +310,8 @@ class _Handler(wire.BaseHandler):
         """POST /v1/responses (GUIDE §11): a Response, or its typed events (no [DONE])."""
         plan = responses.plan(body, fault, stream)
         response_id = f"resp_fake{self.request_id[4:]}"
+        if body.get("store", True) is not False:  # GUIDE §18: kept unless store is false
+            self.server.fake.stored.append(response_id)
         if not stream:
             return self.send_json(200, responses.response_object(plan, response_id), extra)
         events: list[Event] = list(responses.stream_events(plan, response_id, fault))

@@ -120,6 +120,14 @@ class BaseHandler(BaseHTTPRequestHandler):
         pass
 
     def read_body(self) -> bytes:
+        # Acknowledge the headers at once: a client that writes headers and body in two pieces without
+        # TCP_NODELAY (http.client does) holds the body back until this ACK (Nagle's algorithm), and
+        # Linux would delay it up to 40 ms (tcp(7), TCP_QUICKACK).
+        if hasattr(socket, "TCP_QUICKACK"):
+            try:
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+            except OSError:
+                pass
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             parts = []
             while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
