@@ -129,7 +129,10 @@ def test_client_settings_and_headers_never_show_the_key(canary_client: OpenAICli
     assert_no_canary(CANARY_KEY, objects=(canary_client,))  # ...and shows nowhere
 
 
-def test_successful_calls_never_show_the_key(canary_client: OpenAIClient, canary_server: FakeOpenAIServer) -> None:
+def test_successful_calls_never_show_the_key(canary_server: FakeOpenAIServer, delays: Recorder) -> None:
+    # Its own client: the fixture's 0.15 s read timeout is for the fault cases (a busy machine can take
+    # longer than that to answer, and these calls must succeed).
+    canary_client = OpenAIClient(api_key=CANARY_KEY, base_url=canary_server.url, read_timeout=10, sleep=delays)
     results = [canary_client.list_models(), canary_client.retrieve_model("fake-chat"),
                canary_client.chat("fake-chat", MESSAGES), canary_client.completion("davinci-002", "a b")]
     stream = canary_client.chat("fake-chat", MESSAGES, stream=True)
@@ -140,6 +143,7 @@ def test_successful_calls_never_show_the_key(canary_client: OpenAIClient, canary
     sent = stream._response.request  # what requests keeps of the request: the header shows masked
     for text in (repr(sent.headers), repr(vars(sent)), repr(dict(sent.headers))):
         assert CANARY_KEY not in text and "C4N4RYC4N4RY" not in text
+    canary_client.close()
 
 
 STATUS_FAULTS = [  # every status, and every body style (on a 4xx and a 5xx)

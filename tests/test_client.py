@@ -56,10 +56,25 @@ MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content
 TEXT = "Echo: three two one"
 
 
+# Read timeouts: a test waits for an answer as long as its work can take on a busy machine (building
+# 30,000 events or 3 MB, then a garbage collection, took over 0.5 s under load; a timeout then retries
+# and the retry finds the fault spent). Only tests that wait out a stall or a delay use IMPATIENT,
+# against stalls and delays several times longer, while the work before them is a few small events.
+PATIENT, IMPATIENT = 10.0, 0.5
+
+
 @pytest.fixture
 def fast(server: FakeOpenAIServer, delays: Recorder) -> Iterator[OpenAIClient]:
-    """A client with short timeouts whose backoff sleeps are recorded, not slept."""
-    with OpenAIClient(api_key=TEST_KEY, base_url=server.url, connect_timeout=1, read_timeout=0.5,
+    """A client whose backoff sleeps are recorded, not slept."""
+    with OpenAIClient(api_key=TEST_KEY, base_url=server.url, connect_timeout=PATIENT, read_timeout=PATIENT,
+                      sleep=delays) as client:
+        yield client
+
+
+@pytest.fixture
+def impatient(server: FakeOpenAIServer, delays: Recorder) -> Iterator[OpenAIClient]:
+    """Like ``fast``, with a read timeout of IMPATIENT seconds, for tests that wait out a stall."""
+    with OpenAIClient(api_key=TEST_KEY, base_url=server.url, connect_timeout=PATIENT, read_timeout=IMPATIENT,
                       sleep=delays) as client:
         yield client
 
@@ -351,11 +366,12 @@ def test_retry_after_beyond_the_cap_fails_at_once_saying_when(server: FakeOpenAI
     started = time.monotonic()
     with pytest.raises(RateLimitError) as info:
         ask(client)
-    assert time.monotonic() - started < 2 and delays == [] and len(server.requests) == 1
+    took = time.monotonic() - started  # an HTTP date counts down meanwhile (a busy machine: seconds)
+    assert delays == [] and len(server.requests) == 1  # at once: no wait, no retry
     err = info.value
-    assert seconds - 2 <= err.retry_after <= seconds
+    assert seconds - 2 - took <= err.retry_after <= seconds
     text = one_line(err)
-    assert "wait" in text and (f"{seconds} s" in text or f"{seconds - 1} s" in text)
+    assert "wait" in text and any(f"{s} s" in text for s in range(int(seconds - 2 - took), seconds + 1))
     assert text.startswith("429 Rate limited: Rate limit reached") and err.args == (text,)
 
 
@@ -528,27 +544,27 @@ def test_connect_timeout(delays: Recorder) -> None:
         client.list_models()
     elapsed = time.monotonic() - started
     assert one_line(info.value) == f"Timed out connecting to {host}:{port} after 0.2 s"
-    assert 0.35 <= elapsed < 3  # two attempts of 0.2 s each, not the 5 s read timeout
+    assert 0.35 <= elapsed < 5  # two attempts of 0.2 s each, not the 5 s read timeout
     assert len(delays) == 1
 
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_read_timeout_before_headers_without_retries(server: FakeOpenAIServer, stream: bool) -> None:
-    server.add_fault(delay=1.5)
+    server.add_fault(delay=30)
     client = OpenAIClient(api_key=TEST_KEY, base_url=server.url, read_timeout=0.3, max_retries=0)
     started = time.monotonic()
     with pytest.raises(APITimeoutError) as info:
         ask(client, stream=stream)
-    assert time.monotonic() - started < 1.2
+    assert time.monotonic() - started < 30  # the read timeout, not the 30 s delay
     assert one_line(info.value) == f"No answer from 127.0.0.1:{server.port} within 0.3 s"
     assert len(server.requests) == 1
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_read_timeout_before_headers_is_retried(fast: OpenAIClient, server: FakeOpenAIServer, delays: Recorder,
-                                                stream: bool) -> None:
+def test_read_timeout_before_headers_is_retried(impatient: OpenAIClient, server: FakeOpenAIServer,
+                                                delays: Recorder, stream: bool) -> None:
     server.add_fault(delay=1.5)
-    result = ask(fast, stream=stream)
+    result = ask(impatient, stream=stream)
     assert (result.read() if stream else result).text == TEXT
     assert len(server.requests) == 2 and len(delays) == 1
 
@@ -574,12 +590,12 @@ STREAM_FAULTS = [
 
 @pytest.mark.parametrize("fault, cls, pattern, partial", STREAM_FAULTS,
                          ids=["+".join(f"{k}={v}" for k, v in f[0].items()) for f in STREAM_FAULTS])
-def test_stream_faults_keep_partial_text_and_release(fast: OpenAIClient, server: FakeOpenAIServer,
+def test_stream_faults_keep_partial_text_and_release(impatient: OpenAIClient, server: FakeOpenAIServer,
                                                      delays: Recorder, fault: dict, cls: type, pattern: str,
                                                      partial: str) -> None:
     """Events: 0 = role chunk, 1 = "Echo:", 2 = " three", 3 = " two", 4 = " one", ..."""
     server.add_fault(**fault)
-    stream = ask(fast, stream=True)
+    stream = ask(impatient, stream=True)
     received: list[str] = []
     with pytest.raises(cls) as info:
         for delta in stream:
@@ -641,12 +657,14 @@ def test_huge_non_streamed_answer(fast: OpenAIClient, server: FakeOpenAIServer) 
     server.add_fault(huge=3_000_000)
     result = ask(fast, "completions")
     assert len(result.text) == 3_000_000 and result.finish_reason == "length"
+    assert len(server.requests) == 1  # answered the first time, not retried after a timeout
 
 
 def test_huge_streamed_answer(fast: OpenAIClient, server: FakeOpenAIServer) -> None:
     server.add_fault(huge=30_000)
     stream = ask(fast, stream=True).read()
     assert stream.status == "ok" and stream.text.count(" w") == 29_999 and stream.text.endswith(" w29999")
+    assert len(server.requests) == 1  # answered the first time, not retried after a timeout
 
 
 def test_many_byte_by_byte_events_in_crlf(fast: OpenAIClient, server: FakeOpenAIServer) -> None:
@@ -663,7 +681,7 @@ def own_server() -> Iterator[FakeOpenAIServer]:
         yield srv
 
 
-def server_connections_close(srv: FakeOpenAIServer, timeout: float = 3.0) -> bool:
+def server_connections_close(srv: FakeOpenAIServer, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with srv._lock:
@@ -690,7 +708,7 @@ def test_keyboard_interrupt_in_loop_body_inside_with(own_server: FakeOpenAIServe
     assert stream.status == "interrupted" and stream.text == "w0 w1 w2 w3" and stream.error is None
     assert released(stream)
     assert server_connections_close(own_server), "the server still sees the connection open"
-    assert time.monotonic() - started < 3  # did not wait for the 15 s stream to end
+    assert time.monotonic() - started < 15  # did not wait for the 15 s stream to end
     client.close()
 
 
@@ -710,7 +728,7 @@ def test_keyboard_interrupt_in_loop_body_then_close(own_server: FakeOpenAIServer
 def test_sigint_while_waiting_for_data(own_server: FakeOpenAIServer) -> None:
     """A real Ctrl-C (SIGINT, as a kernel interrupt sends) arrives while the stream waits in a read:
     the stream marks itself interrupted and closes, with no ``with`` block or ``close()`` by the caller."""
-    own_server.add_fault(chunks=50, chunk_delay=0.4)
+    own_server.add_fault(chunks=50, chunk_delay=1.0)
     client = OpenAIClient(api_key=TEST_KEY, base_url=own_server.url, read_timeout=5)
     stream = client.completion("davinci-002", "x", stream=True)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -718,7 +736,7 @@ def test_sigint_while_waiting_for_data(own_server: FakeOpenAIServer) -> None:
     try:
         with pytest.raises(KeyboardInterrupt):
             for delta in stream:
-                if delta.text == " w1" and timer is None:  # now blocked ~0.4 s until the next chunk
+                if delta.text == " w1" and timer is None:  # now blocked ~1 s until the next chunk
                     timer = threading.Timer(0.1, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
                     timer.start()
     finally:
@@ -767,7 +785,7 @@ def test_slow_end_of_body_after_done_does_not_hang(raw_server: Any) -> None:
     stream = client.completion("m", "x", stream=True)
     started = time.monotonic()
     assert stream.read().text == "all"
-    assert time.monotonic() - started < 1.5 and stream.status == "ok" and released(stream)  # no wait for the end
+    assert time.monotonic() - started < 3.0 and stream.status == "ok" and released(stream)  # not the 3 s pause
 
 
 # ================================================================ shapes the test server cannot make

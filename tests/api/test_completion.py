@@ -236,7 +236,7 @@ def own_server() -> Any:
         yield srv
 
 
-def open_connections(srv: FakeOpenAIServer, want: int, timeout: float = 2.0) -> int:
+def open_connections(srv: FakeOpenAIServer, want: int, timeout: float = 30.0) -> int:
     """The server's count of open connections, once it reaches ``want`` (or after ``timeout``)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -161,6 +161,9 @@ def test_ctrl_c_stops_cleanly_keeps_finished_rows_and_a_rerun_sends_the_rest(mak
 
     def interrupt() -> None:
         _until(lambda: len(server.requests) >= 8)
+        # The rows after these wait at the server until Ctrl-C is taken (its sleeps end when it stops):
+        # however busy the machine, the batch does not finish before the interrupt lands (32 s of waits).
+        server.add_fault(delay=1, times=None)
         _thread.interrupt_main()
 
     log = SessionLog()
@@ -227,14 +230,28 @@ def test_the_connection_pool_holds_the_concurrency(make_server: Any) -> None:
 
 
 def test_concurrency_runs_rows_at_once(make_server: Any) -> None:
-    server = make_server(latency=0.2)
+    """Rows in flight together, seen on the server (not timed: a busy machine makes any run slower)."""
+    server = make_server(latency=0.5)
     rows = [{"n": f"row {i}"} for i in range(16)]
-    with _client(server) as client:
-        started = time.monotonic()
-        run_batch(rows, "{n}", model="fake-chat", client=client, cache=None, concurrency=16, progress=False,
-                  log=SessionLog())
-        took = time.monotonic() - started
-    assert took < 16 * 0.2 / 2, took  # a loop would take 3.2 s
+    open_at_once: list[int] = [0]
+    done = threading.Event()
+
+    def watch() -> None:  # the most connections the server held open at once
+        while not done.is_set():
+            with server._lock:
+                open_at_once[0] = max(open_at_once[0], len(server._connections))
+            done.wait(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with _client(server) as client:
+            run_batch(rows, "{n}", model="fake-chat", client=client, cache=None, concurrency=16, progress=False,
+                      log=SessionLog())
+    finally:
+        done.set()
+        watcher.join()
+    assert open_at_once[0] >= 4, open_at_once  # a loop would use one kept-alive connection
 
 
 # == structured output ===================================================================

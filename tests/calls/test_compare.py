@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pandas as pd
@@ -50,12 +49,14 @@ def test_mistakes(words: list[str], message: str) -> None:
 
 def test_run_all_keeps_the_order_and_bounds_the_calls_in_flight() -> None:
     lock, running, peak = threading.Lock(), [0], [0]
+    first_three = threading.Barrier(3)  # an event, not a sleep: a busy machine starts threads late
 
     def call(number: int) -> int:
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
-        time.sleep(0.02)  # long enough for the pool to fill up (this measures concurrency, not time)
+        if number < 3:  # the first three calls meet: three in flight at once (fewer workers: broken)
+            first_three.wait(timeout=30)
         with lock:
             running[0] -= 1
         return number

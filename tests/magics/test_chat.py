@@ -26,7 +26,7 @@ from jupyter_openai.magics.chat import ChatMagics
 from jupyter_openai.session.conversation import Conversation, conversations
 from jupyter_openai.session.log import session_log
 from tests.servers.fake import TEST_KEY, FakeOpenAIServer
-from tests.support.cells import SLOW_WORDS, final_texts, interrupt_later, run, value
+from tests.support.cells import SLOW_WORDS, final_texts, interrupt_when, run, value
 from tests.support.shown import notes, shown_order, status
 
 
@@ -213,14 +213,15 @@ def test_a_failed_turn_is_not_added(shell: InteractiveShell, server: FakeOpenAIS
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="needs the main thread")
 def test_an_interrupted_turn_is_kept_with_its_partial_text(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
     chat(shell, "before", "a")
-    server.add_fault(words=SLOW_WORDS, chunk_delay=0.02)
-    timer = interrupt_later(0.4)
+    server.add_fault(words=SLOW_WORDS, chunk_delay=0.15)  # 200 words: a 30 s stream
+    asked = len(server.requests)
+    fired = interrupt_when(lambda: len(server.requests) > asked, after=1.0)  # Ctrl-C mid-stream
     try:
         chat(shell, "long answer please", "b")
     except KeyboardInterrupt:
         pytest.fail("KeyboardInterrupt escaped %%chat")
     finally:
-        timer.cancel()
+        fired.join()
     last = conversations["default"].turns[-1]
     assert last.status == "interrupted" and last.assistant and "".join(SLOW_WORDS).startswith(last.assistant)
     assert "(interrupted)" in repr(conversations["default"])

@@ -31,7 +31,7 @@ from jupyter_openai.config import DEFAULT_BASE_URL
 from jupyter_openai.magics.complete import CompleteMagics
 from jupyter_openai.session.log import session_log
 from tests.servers.fake import DEFAULT_MODELS, TEST_KEY, FakeOpenAIServer, closed_port, unaccepting_address
-from tests.support.cells import SLOW_WORDS, blocks, final_texts, interrupt_later, run, value
+from tests.support.cells import SLOW_WORDS, blocks, final_texts, interrupt_when, run, value
 from tests.support.keys import CANARY_KEY
 from tests.support.shown import answer_outputs, is_status, notes, shown_order, status, status_lines
 
@@ -74,7 +74,7 @@ def _served(server: FakeOpenAIServer) -> set:
         return set(server._connections)
 
 
-def wait_closed(server: FakeOpenAIServer, sockets: set, timeout: float = 3.0) -> bool:
+def wait_closed(server: FakeOpenAIServer, sockets: set, timeout: float = 30.0) -> bool:
     """True once the server no longer serves any of ``sockets`` (the client closed them)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -761,16 +761,16 @@ def run_interrupted(shell: InteractiveShell, cell: str) -> capture_output:
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="needs the main thread")
 def test_ctrl_c_mid_stream(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
-    server.add_fault(words=SLOW_WORDS, chunk_delay=0.02)
-    before = _served(server)
+    server.add_fault(words=SLOW_WORDS, chunk_delay=0.15)  # 200 words: a 30 s stream
+    before, asked = _served(server), len(server.requests)
     streaming: set = set()
-    timer = interrupt_later(0.4, lambda: streaming.update(_served(server) - before))
+    # Once the request is in, and a second of words has come: Ctrl-C mid-stream.
+    fired = interrupt_when(lambda: len(server.requests) > asked, after=1.0,
+                           before=lambda: streaming.update(_served(server) - before))
     started = time.monotonic()
-    try:
-        cap = run_interrupted(shell, "%%complete\nx")
-    finally:
-        timer.cancel()
-    assert time.monotonic() - started < 2.0  # the 4 s stream was stopped
+    cap = run_interrupted(shell, "%%complete\nx")
+    fired.join()
+    assert time.monotonic() - started < 30  # the stream was stopped, not waited out
     record = session_log[-1]
     assert record["status"] == "interrupted"
     full = "".join(SLOW_WORDS)
@@ -787,14 +787,13 @@ def test_ctrl_c_mid_stream(shell: InteractiveShell, server: FakeOpenAIServer) ->
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="needs the main thread")
 def test_ctrl_c_while_waiting_for_the_first_byte(shell: InteractiveShell, server: FakeOpenAIServer) -> None:
-    server.add_fault(delay=3)
-    timer = interrupt_later(0.3)
+    server.add_fault(delay=30)
+    asked = len(server.requests)
+    fired = interrupt_when(lambda: len(server.requests) > asked)  # the request is in, waiting out its delay
     started = time.monotonic()
-    try:
-        cap = run_interrupted(shell, f"%%complete\n{PROMPT}")
-    finally:
-        timer.cancel()
-    assert time.monotonic() - started < 2.0
+    cap = run_interrupted(shell, f"%%complete\n{PROMPT}")
+    fired.join()
+    assert time.monotonic() - started < 30  # not the 30 s wait for the first byte
     assert session_log[-1]["status"] == "interrupted"
     assert answer_outputs(cap) == [] and cap.stderr == "" and notes(cap)[0].startswith("Interrupted")
     assert status(cap).endswith(" · interrupted") and shown_order(cap) == ["status", "note"]

@@ -388,11 +388,10 @@ def test_huge_responses(server, http):
     assert len(events) == 5000 + 2
 
 
-def test_chunks_mode_is_fast(server, http):
+def test_chunks_mode_streams_every_chunk(server, http):
+    # How fast the server sends them is measured, not tested: benchmarks/bench_stream.py ("drain").
     server.add_fault(chunks=20_000)
-    t0 = time.monotonic()
     _, raw, events = stream(http, server, "/chat/completions", CHAT)
-    assert time.monotonic() - t0 < 1.0
     assert len(events) == 20_000 + 3  # role chunk, 20,000 content chunks, finish chunk, [DONE]
     assert json.loads(events[20_000])["choices"][0]["delta"]["content"] == " w19999"
     _, _, events = stream(http, server, "/completions", {**COMPLETION, "fake_chunks": 10})  # body option
@@ -468,16 +467,17 @@ def test_stop_wakes_a_delayed_request():
 
     def call() -> None:
         try:
-            requests.get(srv.url + "/models", headers=AUTH, timeout=10)
+            requests.get(srv.url + "/models", headers=AUTH, timeout=60)
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
     t = threading.Thread(target=call)
     t.start()
-    time.sleep(0.2)
-    t0 = time.monotonic()
+    deadline = time.monotonic() + 20
+    while not srv.requests and time.monotonic() < deadline:  # the request is in, waiting out its delay
+        time.sleep(0.01)
     srv.stop()
-    t.join(5)
-    assert not t.is_alive() and time.monotonic() - t0 < 3
+    t.join(20)
+    assert not t.is_alive()  # stop() ended the 30 s delay: the call returned before it was over
 
 
 def test_connect_timeout_and_refused():
@@ -485,7 +485,7 @@ def test_connect_timeout_and_refused():
     t0 = time.monotonic()
     with pytest.raises(requests.exceptions.ConnectTimeout):
         requests.get(f"http://{host}:{port}/v1/models", timeout=(0.5, 5))
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 5  # the connect timeout, not the 5 s read timeout
     with pytest.raises(requests.exceptions.ConnectionError) as exc:
         requests.get(f"http://127.0.0.1:{closed_port()}/v1/models", timeout=2)
     assert not isinstance(exc.value, requests.exceptions.ConnectTimeout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -54,3 +55,23 @@ def interrupt_later(seconds: float, before: Callable[[], None] = lambda: None) -
     timer = threading.Timer(seconds, fire)
     timer.start()
     return timer
+
+
+def interrupt_when(condition: Callable[[], object], after: float = 0.0,
+                   before: Callable[[], None] = lambda: None) -> threading.Thread:
+    """Send SIGINT to the main thread (as :func:`interrupt_later`) once ``condition()`` holds (polled for
+    up to 30 s), ``after`` seconds later: an event, so that a busy machine cannot make it land before the
+    moment it is meant for (a timer started with the cell can fire before the request is even sent)."""
+
+    def fire() -> None:
+        deadline = time.monotonic() + 30
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if after:
+            time.sleep(after)
+        before()
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    thread = threading.Thread(target=fire, daemon=True)
+    thread.start()
+    return thread

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -19,3 +21,18 @@ def cancel_after(token: Any, seconds: float) -> threading.Timer:
     timer = threading.Timer(seconds, token.cancel)
     timer.start()
     return timer
+
+
+def cancel_when(token: Any, condition: Callable[[], object]) -> threading.Thread:
+    """Cancel ``token`` from another thread once ``condition()`` holds (polled for up to 30 s): an event,
+    where a timer could fire before the moment it is meant for on a busy machine."""
+
+    def fire() -> None:
+        deadline = time.monotonic() + 30
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        token.cancel()
+
+    thread = threading.Thread(target=fire, daemon=True)
+    thread.start()
+    return thread

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -10,7 +11,7 @@ from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import Cancelled
 from jupyter_openai.transport.cancel import CancelToken
 from tests.servers.fake import FakeOpenAIServer
-from tests.support.clock import cancel_after
+from tests.support.clock import cancel_after, cancel_when
 
 CHAT = [{"role": "user", "content": "one two three four five six seven eight"}]
 
@@ -24,16 +25,21 @@ def test_a_cancelled_token_sends_nothing(client: OpenAIClient, server: FakeOpenA
 
 
 def test_cancel_ends_a_stalled_read_at_once(client: OpenAIClient, server: FakeOpenAIServer) -> None:
-    server.add_fault(path="/chat", stall_after=3, stall=5)
+    server.add_fault(path="/chat", stall_after=3, stall=30)
     token = CancelToken()
     stream = client.chat("fake-chat", CHAT, stream=True, cancel=token)
-    timer = cancel_after(token, 0.3)
+    timers: list[threading.Timer] = []
     started = time.monotonic()
     try:
-        deltas = list(stream)
+        deltas = []
+        for delta in stream:
+            deltas.append(delta)
+            if delta.text == " eight":  # the last event before the stall: the next read waits in it
+                timers.append(cancel_after(token, 0.3))
     finally:
-        timer.cancel()
-    assert time.monotonic() - started < 2.0  # not the 5 s stall
+        for timer in timers:
+            timer.cancel()
+    assert timers and time.monotonic() - started < 30  # not the 30 s stall
     assert stream.status == "interrupted"
     assert stream.error is None
     assert [d.text for d in deltas] == ["Echo:", " eight"]  # what arrived before the stall is kept
@@ -42,28 +48,24 @@ def test_cancel_ends_a_stalled_read_at_once(client: OpenAIClient, server: FakeOp
 
 
 def test_cancel_ends_a_wait_between_retries(client: OpenAIClient, server: FakeOpenAIServer) -> None:
-    server.add_fault(path="/chat", status=503, retry_after="5", times=3)
+    server.add_fault(path="/chat", status=503, retry_after="30", times=3)
     token = CancelToken()
-    timer = cancel_after(token, 0.3)
+    fired = cancel_when(token, lambda: server.requests)  # the 503 is on its way: the client then waits
     started = time.monotonic()
-    try:
-        with pytest.raises(Cancelled):
-            client.chat("fake-chat", CHAT, cancel=token)
-    finally:
-        timer.cancel()
-    assert time.monotonic() - started < 2.0
+    with pytest.raises(Cancelled):
+        client.chat("fake-chat", CHAT, cancel=token)
+    fired.join()
+    assert time.monotonic() - started < 30  # not the 30 s wait
     assert len(server.requests) == 1  # no retry after the cancel
 
 
 def test_cancel_before_the_headers_stops_when_they_arrive(client: OpenAIClient, server: FakeOpenAIServer) -> None:
     server.add_fault(path="/chat", delay=0.6)
     token = CancelToken()
-    timer = cancel_after(token, 0.1)
-    try:
-        with pytest.raises(Cancelled):
-            client.chat("fake-chat", CHAT, stream=True, cancel=token)
-    finally:
-        timer.cancel()
+    fired = cancel_when(token, lambda: server.requests)  # the request is in, its headers 0.6 s away
+    with pytest.raises(Cancelled):
+        client.chat("fake-chat", CHAT, stream=True, cancel=token)
+    fired.join()
     assert len(server.requests) == 1
 
 

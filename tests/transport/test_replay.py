@@ -274,17 +274,23 @@ def test_cancel_ends_a_stalled_recorded_stream_at_once(tmp_path: Path) -> None:
 
     path = tmp_path / "stalled.jsonl"
     with FakeOpenAIServer() as srv:
-        srv.add_fault(path="/chat", stall_after=3, stall=5)
+        srv.add_fault(path="/chat", stall_after=3, stall=30)
         with _client(srv.url, Recorder(path, base_url=srv.url)) as client:
             token = CancelToken()
             stream = client.chat("fake-chat", [{"role": "user", "content": PROMPT}], stream=True, cancel=token)
-            timer = cancel_after(token, 0.3)
+            timers = []
             started = time.monotonic()
             try:
-                deltas = list(stream)
+                deltas = []
+                for delta in stream:
+                    deltas.append(delta)
+                    if delta.text == " three":  # the last event before the stall: the next read waits in it
+                        timers.append(cancel_after(token, 0.3))
             finally:
-                timer.cancel()
-    assert time.monotonic() - started < 2.0  # not the 5 s stall
+                for timer in timers:
+                    timer.cancel()
+            took = time.monotonic() - started
+    assert timers and took < 30  # not the 30 s stall
     assert stream.status == "interrupted" and "".join(d.text for d in deltas) == "Echo: three"
     entry = json.loads(path.read_text("utf-8").splitlines()[-1])
     assert "[DONE]" not in "".join(entry["chunks"])  # what arrived is recorded, and no more
