@@ -238,20 +238,13 @@ def _conversation(name: str | None) -> Conversation:
 
 def load(ipython: Any) -> None:
     """Register the conversation magics and the cell-id events (from :func:`jupyter_openai.magics.complete.load`)."""
-    chat = ChatMagics(ipython)
-    ipython.register_magics(chat)
-    ipython.events.register("pre_run_cell", chat.pre_run_cell)
-    ipython.events.register("post_run_cell", chat.post_run_cell)
+    from .configurable import register_following_cells
+
+    register_following_cells(ipython, ChatMagics(ipython))
 
 
 def unload(ipython: Any) -> None:
     """Undo :func:`load`."""
-    from .configurable import remove_magics
+    from .configurable import remove_following_cells
 
-    instance = remove_magics(ipython, ChatMagics)
-    if instance is not None:
-        for event, callback in (("pre_run_cell", instance.pre_run_cell), ("post_run_cell", instance.post_run_cell)):
-            try:
-                ipython.events.unregister(event, callback)
-            except ValueError:
-                pass
+    remove_following_cells(ipython, ChatMagics)

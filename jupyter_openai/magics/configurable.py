@@ -328,3 +328,25 @@ def remove_magics(ipython: Any, magics_class: type) -> Any:
         for name in names:
             manager.magics[kind].pop(name, None)
     return instance
+
+
+#: The cell events a magics instance with ``pre_run_cell``/``post_run_cell`` methods follows.
+CELL_EVENTS = ("pre_run_cell", "post_run_cell")
+
+
+def register_following_cells(ipython: Any, magics: Any) -> None:
+    """Register ``magics`` and its ``pre_run_cell``/``post_run_cell`` methods on the shell's cell events."""
+    ipython.register_magics(magics)
+    for event in CELL_EVENTS:
+        ipython.events.register(event, getattr(magics, event))
+
+
+def remove_following_cells(ipython: Any, magics_class: type) -> None:
+    """Undo :func:`register_following_cells` for the instance of ``magics_class``."""
+    instance = remove_magics(ipython, magics_class)
+    if instance is not None:
+        for event in CELL_EVENTS:
+            try:
+                ipython.events.unregister(event, getattr(instance, event))
+            except ValueError:
+                pass

@@ -123,23 +123,16 @@ class KeyMagics(Magics):
 
 def load(ipython: Any) -> None:
     """Register ``%complete_key`` and the watch for keys set from cells (from the extension's load)."""
-    magics = KeyMagics(ipython)
-    ipython.register_magics(magics)
-    ipython.events.register("pre_run_cell", magics.pre_run_cell)
-    ipython.events.register("post_run_cell", magics.post_run_cell)
+    from .configurable import register_following_cells
+
+    register_following_cells(ipython, KeyMagics(ipython))
 
 
 def unload(ipython: Any) -> None:
     """Undo :func:`load`."""
-    from .configurable import remove_magics
+    from .configurable import remove_following_cells
 
-    instance = remove_magics(ipython, KeyMagics)
-    if instance is not None:
-        for event, callback in (("pre_run_cell", instance.pre_run_cell), ("post_run_cell", instance.post_run_cell)):
-            try:
-                ipython.events.unregister(event, callback)
-            except ValueError:
-                pass
+    remove_following_cells(ipython, KeyMagics)
 
 
 __all__ = ["FROM_CELL", "KEY_IN_SOURCE", "KEY_PATTERN", "KeyMagics", "key_in_source", "load", "unload"]
