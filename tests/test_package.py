@@ -32,7 +32,7 @@ FLOORS: list[set[str]] = [
     {"widgets"},
     {"magics"},
 ]
-BASE = {"errors", "secret", "config", "version", "lazy"}
+BASE = {"errors", "secret", "config", "version", "lazy", "markdown"}
 FLOOR = {room: number for number, rooms in enumerate(FLOORS) for room in rooms}
 FRONT_ENDS = {"widgets", "magics"}
 #: Third-party packages allowed only in some rooms.

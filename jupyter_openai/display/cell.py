@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.display import DisplayHandle, display
 
-from .maths import NO_MATHS, escape_money
+from ..markdown import NO_MATHS, escape_money
 
 if TYPE_CHECKING:
     from ..calls.run import Progress

@@ -48,6 +48,7 @@ class BatchMagics(Magics):
         """
         from ..batch.run import run_batch
         from ..calls.line import check_out_name, option_value, schema_option, split_options, unescape
+        from ..display.cell import show_note
 
         magics = self.shell.magics_manager.registry.get("CompleteMagics")
         if magics is None:
@@ -77,7 +78,8 @@ class BatchMagics(Magics):
                                schema=schema_option(args.schema, self.shell.user_ns), concurrency=args.concurrency,
                                via=args.via, cache=None if args.no_cache else (args.cache or "default"),
                                client=client, log=magics.log, progress=not args.quiet,
-                               defaults=magics.defaults(), execution_count=magics._cell_number(), **params)
+                               defaults=magics.defaults(), execution_count=magics._cell_number(),
+                               on_line=lambda note: show_note(self.shell, note), **params)
         if args.out:
             self.shell.user_ns[args.out] = result
             return None

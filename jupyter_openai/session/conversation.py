@@ -259,7 +259,9 @@ class Conversation:
         return self.transcript()
 
     def _repr_markdown_(self) -> str:
-        return self.transcript(markdown=True)
+        from ..markdown import escape_money
+
+        return escape_money(self.transcript(markdown=True))  # "$5" is money, not TeX
 
 
 def _field(message: Any, index: int, name: str) -> Any:

@@ -19,8 +19,8 @@ import ipywidgets as W
 from ..calls.request import CallRequest, build_request
 from ..calls.run import CallOutcome, Origin
 from ..calls.summary import dropped_turns
-from ..display.maths import NO_MATHS
 from ..errors import ConfigurationError
+from ..markdown import NO_MATHS
 from ..session.conversation import DEFAULT_NAME, Conversation, Conversations, Plan, Turn, conversations
 from .controls import tag
 from .form import CompletionForm

@@ -37,8 +37,8 @@ from ..calls.run import CallOutcome, Origin, Progress, run_call
 from ..calls.summary import DETACHED, summarize, unexpected
 from ..client import OpenAIClient
 from ..display.cell import output_items
-from ..display.maths import NO_MATHS
 from ..errors import ConfigurationError, one_line
+from ..markdown import NO_MATHS
 from ..session.log import SessionLog, session_log
 from ..transport.cancel import CancelToken
 from .controls import FORM_STYLE, ModelField, list_models_quickly

@@ -113,7 +113,7 @@ def test_no_money_renders_as_mathematics(path: Path) -> None:
     """Issue 22: JupyterLab reads ``$…$`` in Markdown as TeX, so "$0.15 (input) and $0.60" became
     maths. A ``$`` before a digit is written ``\\$`` in Markdown cells, and in the Markdown the
     answers' stored outputs show (outside code, as :func:`escape_money` does)."""
-    from jupyter_openai.display.maths import escape_money
+    from jupyter_openai.markdown import escape_money
 
     for cell in _load(path).cells:
         if cell.cell_type == "markdown":

@@ -232,3 +232,12 @@ def test_a_refused_turn_is_resent_as_its_refusal() -> None:
         Conversation.from_messages([{"role": "system", "content": "s"}, {"role": "user", "content": "a"},
                                     {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"},
                                     {"role": "user", "content": "d"}])
+
+
+def test_the_markdown_transcript_shows_money_not_maths() -> None:
+    """Issue 22: JupyterLab reads ``$…$`` as TeX; a transcript's prices stay prices, its maths maths."""
+    conversation = Conversation("prices")
+    conversation.add("What do $0.15 and $0.60 buy?", "Tokens; and $x^2$ is maths.", key="c1")
+    markdown = conversation._repr_markdown_()
+    assert r"\$0.15" in markdown and r"\$0.60" in markdown and "$x^2$" in markdown
+    assert "$0.15" in repr(conversation)  # the plain transcript is the text as it was

@@ -1,11 +1,11 @@
-"""Tests of ``jupyter_openai.display.maths``: a ``$`` before a digit is money, not TeX (JupyterLab renders
+"""Tests of ``jupyter_openai.markdown``: a ``$`` before a digit is money, not TeX (JupyterLab renders
 ``$…$`` in Markdown as mathematics), outside code spans and code blocks; maths stays maths."""
 
 from __future__ import annotations
 
 import pytest
 
-from jupyter_openai.display.maths import NO_MATHS, escape_money
+from jupyter_openai.markdown import NO_MATHS, escape_money
 
 
 @pytest.mark.parametrize(("markdown", "shown"), [
