@@ -363,7 +363,8 @@ def test_offline_streams_count_the_prompt_with_the_server_tokenizer(offline_shel
     offline_shell.run_cell_magic("chat", "--max-tokens 6", "What is my name?")
     turn = session_log[-1]
     assert turn["messages_sent"] == 3
-    status = [line for line in capsys.readouterr().out.splitlines() if "finish:" in line]
+    # the status lines (cut at 6 tokens, they say so instead of "finish:")
+    status = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"{MODEL_ALIAS} (offline)")]
     server = local.shared_server(start=False)
     with OpenAIClient(api_key=server.api_key, base_url=server.base_url, max_retries=0, direct=True,
                       read_timeout=60) as client:
