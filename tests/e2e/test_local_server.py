@@ -24,7 +24,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +40,7 @@ from jupyter_openai.errors import APIStatusError, NotFoundError
 from jupyter_openai.offline import server as local
 from jupyter_openai.offline.server import MODEL_ALIAS, LocalServer, LocalServerError
 from jupyter_openai.session.log import SessionLog, session_log
+from tests.support.processes import line_reader
 from tests.support.shells import close_shell, new_shell
 
 pytestmark = [
@@ -445,18 +445,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _reader(process: subprocess.Popen[str]) -> queue.Queue[str]:
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return lines
-
-
 def _wait_for_line(lines: queue.Queue[str], needle: str, timeout: float, seen: list[str]) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -518,7 +506,7 @@ def test_cli_serves_and_stops_on_sigint(_timing: dict[str, float]) -> None:
                                text=True, env=_child_env(), preexec_fn=restore)
     try:
         seen: list[str] = []
-        lines = _reader(process)
+        lines = line_reader(process)
         line = _wait_for_line(lines, "OPENAI_API_KEY=", 60, seen)
         _timing["CLI start"] = time.monotonic() - started
         settings = dict(word.split("=", 1) for word in line.split() if word.startswith("OPENAI_"))
@@ -550,7 +538,7 @@ def test_server_dies_with_its_parent() -> None:
     child = None
     try:
         seen: list[str] = []
-        line = _wait_for_line(_reader(parent), " ", 60, seen)
+        line = _wait_for_line(line_reader(parent), " ", 60, seen)
         child, port = (int(word) for word in line.split())
         assert not _dead(child)
         parent.kill()  # SIGKILL: no atexit, no finally

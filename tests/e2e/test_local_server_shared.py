@@ -26,6 +26,7 @@ import requests
 
 from jupyter_openai.offline import registry
 from jupyter_openai.offline import server as local
+from tests.support.processes import line_reader
 
 pytestmark = [
     pytest.mark.local_model,
@@ -61,15 +62,7 @@ def _env(cache: Path) -> dict[str, str]:
 def _kernel(cache: Path) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
     process = subprocess.Popen([sys.executable, "-c", KERNEL], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env=_env(cache))
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return process, lines
+    return process, line_reader(process)
 
 
 def _answer(lines: queue.Queue[str], timeout: float = 180) -> dict[str, object]:
