@@ -36,3 +36,22 @@ def cancel_when(token: Any, condition: Callable[[], object]) -> threading.Thread
     thread = threading.Thread(target=fire, daemon=True)
     thread.start()
     return thread
+
+
+def read_cancelling_at_stall(stream: Any, token: Any, last_text: str, seconds: float = 0.3) -> tuple[list[Any], float]:
+    """Read ``stream`` to its end, cancelling ``token`` ``seconds`` after the delta whose text is
+    ``last_text`` arrived (the last event before a stall: the next read waits in it), as a user pressing
+    Stop would. Returns the deltas read and how long the reading took; fails if ``last_text`` never came."""
+    timers: list[threading.Timer] = []
+    started = time.monotonic()
+    deltas: list[Any] = []
+    try:
+        for delta in stream:
+            deltas.append(delta)
+            if delta.text == last_text:
+                timers.append(cancel_after(token, seconds))
+    finally:
+        for timer in timers:
+            timer.cancel()
+    assert timers, f"no delta {last_text!r} arrived before the stall"
+    return deltas, time.monotonic() - started

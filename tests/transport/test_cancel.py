@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -11,7 +10,7 @@ from jupyter_openai.client import OpenAIClient
 from jupyter_openai.errors import Cancelled
 from jupyter_openai.transport.cancel import CancelToken
 from tests.servers.fake import FakeOpenAIServer
-from tests.support.clock import cancel_after, cancel_when
+from tests.support.clock import cancel_when, read_cancelling_at_stall
 
 CHAT = [{"role": "user", "content": "one two three four five six seven eight"}]
 
@@ -28,18 +27,8 @@ def test_cancel_ends_a_stalled_read_at_once(client: OpenAIClient, server: FakeOp
     server.add_fault(path="/chat", stall_after=3, stall=30)
     token = CancelToken()
     stream = client.chat("fake-chat", CHAT, stream=True, cancel=token)
-    timers: list[threading.Timer] = []
-    started = time.monotonic()
-    try:
-        deltas = []
-        for delta in stream:
-            deltas.append(delta)
-            if delta.text == " eight":  # the last event before the stall: the next read waits in it
-                timers.append(cancel_after(token, 0.3))
-    finally:
-        for timer in timers:
-            timer.cancel()
-    assert timers and time.monotonic() - started < 30  # not the 30 s stall
+    deltas, took = read_cancelling_at_stall(stream, token, " eight")
+    assert took < 30  # not the 30 s stall
     assert stream.status == "interrupted"
     assert stream.error is None
     assert [d.text for d in deltas] == ["Echo:", " eight"]  # what arrived before the stall is kept

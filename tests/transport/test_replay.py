@@ -18,7 +18,7 @@ from jupyter_openai.session.log import session_log
 from jupyter_openai.transport import replay
 from jupyter_openai.transport.replay import Recorder, Replayer, ReplayMiss, canonical, request_key
 from tests.servers.fake import TEST_KEY, FakeOpenAIServer
-from tests.support.clock import cancel_after
+from tests.support.clock import read_cancelling_at_stall
 
 PROMPT = "one two three"
 ANSWER = "Echo: three two one"
@@ -268,7 +268,6 @@ def test_a_recording_of_the_offline_model_replays_without_starting_it(make_shell
 
 
 def test_cancel_ends_a_stalled_recorded_stream_at_once(tmp_path: Path) -> None:
-    import time
 
     from jupyter_openai.transport.cancel import CancelToken
 
@@ -278,19 +277,8 @@ def test_cancel_ends_a_stalled_recorded_stream_at_once(tmp_path: Path) -> None:
         with _client(srv.url, Recorder(path, base_url=srv.url)) as client:
             token = CancelToken()
             stream = client.chat("fake-chat", [{"role": "user", "content": PROMPT}], stream=True, cancel=token)
-            timers = []
-            started = time.monotonic()
-            try:
-                deltas = []
-                for delta in stream:
-                    deltas.append(delta)
-                    if delta.text == " three":  # the last event before the stall: the next read waits in it
-                        timers.append(cancel_after(token, 0.3))
-            finally:
-                for timer in timers:
-                    timer.cancel()
-            took = time.monotonic() - started
-    assert timers and took < 30  # not the 30 s stall
+            deltas, took = read_cancelling_at_stall(stream, token, " three")
+    assert took < 30  # not the 30 s stall
     assert stream.status == "interrupted" and "".join(d.text for d in deltas) == "Echo: three"
     entry = json.loads(path.read_text("utf-8").splitlines()[-1])
     assert "[DONE]" not in "".join(entry["chunks"])  # what arrived is recorded, and no more
